@@ -1,0 +1,14 @@
+export {
+  type ChangeEvent,
+  decodeBatch,
+  decodeDdl,
+  decodeHeartbeat,
+  encodeBatch,
+  encodeDdl,
+  encodeHeartbeat,
+  expandBatch,
+  type OpCode,
+  opCode,
+} from "./batch.js";
+export { binlogFileNumber, Headers, type MessageKind, sortablePosition } from "./position.js";
+export { fromValue, type SqlValue, toValue, ValueKind, valueCase } from "./values.js";

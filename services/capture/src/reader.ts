@@ -1,0 +1,247 @@
+import ZongJi from "@vlasky/zongji";
+import type { Logger } from "@dfs/common";
+import { Op } from "@dfs/proto";
+import type { BinlogHandler, ReadPosition } from "./assembler.js";
+import { parseDdl } from "./ddl.js";
+import type { TableFilter } from "./filter.js";
+import { type TableInfo, type TableMapEvent, tableInfoFromMap } from "./tables.js";
+
+export type StartFrom =
+  | { kind: "position"; file: string; pos: number }
+  | { kind: "gtid"; gtid: string }
+  | { kind: "latest" }
+  | { kind: "earliest"; file: string };
+
+export interface ReaderOptions {
+  connection: { host: string; port: number; user: string; password: string };
+  serverId: number;
+  filter: TableFilter;
+  handler: BinlogHandler;
+  subjectFor(db: string, table: string): string;
+  /** The server sends a heartbeat event after this much idle time; tells us we are caught up. */
+  heartbeatPeriodMs: number;
+  log: Logger;
+  /** Called once when the reader fails; the owner stops it and starts a new one. */
+  onError(err: unknown): void;
+  /** Called after every event the handler saw, so the owner can apply backpressure. */
+  afterEvent(): void;
+}
+
+/** The events capture asks zongji to decode; everything else is skipped unparsed. */
+const EVENTS = [
+  "tablemap",
+  "writerows",
+  "updaterows",
+  "deleterows",
+  "xid",
+  "query",
+  "gtid",
+  "anonymousgtid",
+  "mariadbgtid",
+  "rotate",
+  "heartbeat",
+];
+
+interface ZEvent {
+  getEventName(): string;
+  timestamp: number;
+  gtid?: string;
+  query?: string;
+  schema?: string;
+  tableId?: number;
+  rows?: unknown[];
+}
+
+/**
+ * zongji, subclassed so that the include/exclude rules run where zongji filters TABLE_MAP
+ * events: rows of excluded tables are then skipped without being decoded.
+ */
+class FilteringZongJi extends ZongJi {
+  tableFilter: TableFilter | undefined;
+  _skipSchema(db: string, table: string): boolean {
+    return !this.tableFilter!.includesTable(db, table);
+  }
+}
+
+/** Reads the binlog as a replica and calls the handler once per meaningful event. No reconnect: see service.ts. */
+export class BinlogReader {
+  private readonly o: ReaderOptions;
+  private z: FilteringZongJi | null = null;
+  private readonly tables = new Map<number, { sig: string; info: TableInfo }>();
+  private paused = false;
+  private failed = false;
+
+  constructor(options: ReaderOptions) {
+    this.o = options;
+  }
+
+  start(from: StartFrom): void {
+    const { connection } = this.o;
+    const z = new FilteringZongJi({
+      host: connection.host,
+      port: connection.port,
+      user: connection.user,
+      password: connection.password,
+      // Exact values: temporal types as text (microseconds, zero dates), JSON as text,
+      // TIMESTAMP rendered in UTC so the envelope does not depend on any time zone.
+      dateStrings: true,
+      jsonStrings: true,
+      timezone: "Z",
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      charset: "utf8mb4",
+    } as never);
+    z.tableFilter = this.o.filter;
+    this.z = z;
+    this.failed = false;
+    z.on("binlog", (ev: ZEvent) => this.dispatch(ev));
+    z.on("error", (err: unknown) => this.fail(err));
+    const options: Record<string, unknown> = { serverId: this.o.serverId, includeEvents: EVENTS };
+    if (from.kind === "position") Object.assign(options, { filename: from.file, position: from.pos });
+    else if (from.kind === "gtid") options.gtidSet = from.gtid;
+    else if (from.kind === "earliest") Object.assign(options, { filename: from.file, position: 4 });
+    else options.startAtEnd = true;
+    z.start(options);
+    const conn = (z as unknown as { connection: ConnectionLike }).connection;
+    // Queued before the dump command, so the server sends heartbeats when idle.
+    conn.query(`SET @master_heartbeat_period = ${Math.round(this.o.heartbeatPeriodMs * 1e6)}`, () => {});
+    conn.on("end", () => this.fail(Object.assign(new Error("binlog connection closed by the server"), { code: "PROTOCOL_CONNECTION_LOST" })));
+  }
+
+  /** Current resume point: after the last complete transaction seen. */
+  position(): ReadPosition {
+    const z = this.z;
+    if (!z) return { file: "", pos: 0, gtid: null };
+    return { file: String(z.get("filename") ?? ""), pos: Number(z.get("position") ?? 0), gtid: z.gtidSet ?? null };
+  }
+
+  /** Stops reading from the socket (backpressure); the server's data waits in TCP buffers. */
+  pause(): void {
+    this.paused = true;
+    this.connection()?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.connection()?.resume();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  async stop(): Promise<void> {
+    const z = this.z;
+    this.z = null;
+    if (!z) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000);
+      z.once("stopped", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      z.removeAllListeners("binlog");
+      z.removeAllListeners("error");
+      z.on("error", () => {});
+      z.stop();
+    });
+  }
+
+  private connection(): ConnectionLike | null {
+    return this.z ? (this.z as unknown as { connection: ConnectionLike | null }).connection : null;
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed || !this.z) return;
+    this.failed = true;
+    this.o.onError(err);
+  }
+
+  private tableInfo(ev: ZEvent): TableInfo | undefined {
+    return this.tables.get(ev.tableId!)?.info;
+  }
+
+  private dispatch(ev: ZEvent): void {
+    if (this.failed) return;
+    const h = this.o.handler;
+    switch (ev.getEventName()) {
+      case "tablemap":
+        this.onTableMap(ev as unknown as TableMapEvent);
+        break;
+      case "writerows":
+      case "updaterows":
+      case "deleterows": {
+        const info = this.tableInfo(ev);
+        if (!info) break;
+        const name = ev.getEventName();
+        const op = name === "writerows" ? Op.OP_CREATE : name === "updaterows" ? Op.OP_UPDATE : Op.OP_DELETE;
+        h.onRows(op, info, ev.rows ?? [], ev.timestamp);
+        break;
+      }
+      case "xid":
+        h.onCommit(this.position(), ev.timestamp);
+        break;
+      case "gtid":
+      case "anonymousgtid":
+      case "mariadbgtid":
+        h.onBegin(ev.gtid ?? "", this.position(), ev.timestamp);
+        break;
+      case "query":
+        this.onQuery(ev);
+        break;
+      case "rotate":
+        h.onPosition(this.position());
+        break;
+      case "heartbeat":
+        h.onCaughtUp();
+        break;
+    }
+    if (this.paused) this.connection()?.pause(); // zongji resumes after metadata look-ups; re-assert
+    this.o.afterEvent();
+  }
+
+  private onTableMap(ev: TableMapEvent): void {
+    const entry = ev.tableMap[ev.tableId];
+    const cols = entry?.columns ?? [];
+    let sig = `${ev.schemaName}.${ev.tableName}`;
+    for (let i = 0; i < cols.length; i++) sig += `|${cols[i]!.name}:${cols[i]!.type}:${entry!.columnSchemas[i]?.COLUMN_TYPE}`;
+    const cached = this.tables.get(ev.tableId);
+    if (cached?.sig === sig) return;
+    this.tables.set(ev.tableId, { sig, info: tableInfoFromMap(ev, this.o.filter, this.o.subjectFor) });
+  }
+
+  private onQuery(ev: ZEvent): void {
+    const h = this.o.handler;
+    const sql = (ev.query ?? "").trim();
+    const head = sql.slice(0, 16).toUpperCase();
+    if (head === "BEGIN" || head.startsWith("XA START")) {
+      h.onBegin(ev.gtid ?? "", this.position(), ev.timestamp);
+    } else if (head === "COMMIT" || head === "ROLLBACK" || head.startsWith("XA COMMIT")) {
+      h.onCommit(this.position(), ev.timestamp);
+    } else if (head.startsWith("SAVEPOINT") || head.startsWith("ROLLBACK TO") || head.startsWith("XA ")) {
+      // Inside a transaction; nothing to record.
+    } else {
+      const ddl = parseDdl(sql, ev.schema ?? "");
+      const f = this.o.filter;
+      const relevant =
+        ddl !== null &&
+        (ddl.tables.length > 0
+          ? ddl.tables.some(([db, t]) => f.includesTable(db, t))
+          : ddl.databases.some((db) => f.includesDatabase(db)));
+      if (relevant) {
+        // A table's columns may change: forget cached descriptions (TABLE_MAP rebuilds them).
+        this.tables.clear();
+        h.onDdl(sql, ev.schema ?? "", ddl.tables.map(([db, t]) => `${db}.${t}`), this.position(), ev.timestamp);
+      } else {
+        h.onPosition(this.position());
+      }
+    }
+  }
+}
+
+interface ConnectionLike {
+  pause(): void;
+  resume(): void;
+  query(sql: string, cb: (err: unknown) => void): void;
+  on(event: string, cb: () => void): void;
+}

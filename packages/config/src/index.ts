@@ -1,0 +1,14 @@
+/**
+ * @dfs/config: the one YAML file that configures every dfs service. `loadConfig` reads it, applies
+ * the DFS_* environment overrides and validates it against `configSchema`; every problem is
+ * reported at once, each naming the key. See docs/configuration.md.
+ */
+export {
+  describeConfig,
+  ENV_OVERRIDES,
+  type EnvOverride,
+  loadConfig,
+  parseConfig,
+} from "./load.js";
+export { parseMysqlUrl, type ResolvedMysqlUrl } from "./mysql-url.js";
+export { configSchema, type DfsConfig, type DfsConfigInput, LOG_LEVELS, START_FROM } from "./schema.js";

@@ -1,0 +1,309 @@
+/**
+ * The schema of the one YAML file that configures every dfs service. Every key has a default or is
+ * required, every mapping is strict (an unknown key is an error, so a typo cannot pass silently),
+ * and sizes and durations are converted to plain numbers (bytes, milliseconds).
+ * docs/configuration.md documents each key; a test checks that it names every key defined here.
+ */
+import * as z from "zod";
+import { duration, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+export const START_FROM = ["earliest", "latest", "position", "gtid"] as const;
+
+const SOURCE_ID = /^[A-Za-z0-9_-]{1,32}$/;
+const BINLOG_FILE = /^[^\s/\\]+\.\d+$/;
+const UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+const MYSQL_GTID = `${UUID}(:([A-Za-z_][A-Za-z0-9_]{0,31}|\\d+(-\\d+)?))+`;
+const GTID_SET = new RegExp(`^\\s*${MYSQL_GTID}(\\s*,\\s*${MYSQL_GTID})*\\s*$`);
+const MARIADB_GTID = /^\s*\d+-\d+-\d+(\s*,\s*\d+-\d+-\d+)*\s*$/;
+
+const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, {
+    error: (iss) => `must be one of ${values.map((v) => `"${v}"`).join(", ")} (got ${show(iss.input)})`,
+  });
+
+/** Where a capture with an empty journal starts reading the binlog. */
+const startSchema = z
+  .strictObject({
+    from: enumOf(START_FROM)
+      .default("latest")
+      .describe(
+        "earliest: the oldest binlog the server still has; latest: the current end of the binlog; " +
+          "position: source.start.file + source.start.position; gtid: source.start.gtid",
+      ),
+    file: z
+      .string()
+      .regex(BINLOG_FILE, {
+        error: (iss) => `must be a binlog file name like "mysql-bin.000042" (got ${show(iss.input)})`,
+      })
+      .optional()
+      .describe("Binlog file name to start from; required when from is position"),
+    position: int(4)
+      .optional()
+      .describe("Byte position in that file (4 = its first event); required when from is position"),
+    gtid: z
+      .string()
+      .refine((g) => GTID_SET.test(g) || MARIADB_GTID.test(g), {
+        error: (iss) =>
+          'must be a MySQL GTID set like "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5" or a MariaDB GTID ' +
+          `position like "0-1-100" (got ${show(iss.input)})`,
+      })
+      .optional()
+      .describe("GTID set (MySQL) or GTID position (MariaDB) already applied; required when from is gtid"),
+  })
+  .superRefine((s, ctx) => {
+    const need = (key: "file" | "position" | "gtid") => {
+      if (s[key] !== undefined) return;
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `is required when source.start.from is "${s.from}"`,
+      });
+    };
+    if (s.from === "position") {
+      need("file");
+      need("position");
+    }
+    if (s.from === "gtid") need("gtid");
+  });
+
+const sourceSchema = z.strictObject({
+  id: z
+    .string()
+    .regex(SOURCE_ID, {
+      error: (iss) => `must be 1 to 32 letters, digits, "_" or "-" (got ${show(iss.input)})`,
+    })
+    .describe("Name of the source; used in NATS stream and subject names, so it must stay the same"),
+  url: mysqlUrl().describe("Source server: mysql://user:password@host:3306 (or mariadb://)"),
+  serverId: int(1, 4_294_967_295)
+    .default(4201)
+    .describe(
+      "Replica server id of the binlog connection; must differ from every other replica of the source",
+    ),
+  include: z
+    .strictObject({
+      databases: patterns(1).describe('Database patterns to capture, e.g. "shop", "app_*"; empty = all'),
+      tables: patterns(2).describe('Table patterns to capture, e.g. "shop.orders", "shop.*"; empty = all'),
+    })
+    .prefault({})
+    .describe("What to capture; `*` and `?` are wildcards; both lists empty = everything"),
+  exclude: z
+    .strictObject({
+      databases: patterns(1).describe("Database patterns never captured"),
+      tables: patterns(2).describe('Table patterns never captured, e.g. "shop.sessions"'),
+      columns: patterns(3).describe('Column patterns left out of every event, e.g. "*.users.password"'),
+    })
+    .prefault({})
+    .describe("What to leave out; applied after include"),
+  start: startSchema
+    .prefault({})
+    .describe("Where a capture with an empty journal starts; ignored once the journal has a checkpoint"),
+});
+
+const targetSchema = z.strictObject({
+  url: mysqlUrl().describe("Target server: mysql://user:password@host:3306 (or mariadb://)"),
+  database: z
+    .string()
+    .min(1, "must not be empty")
+    .max(64, "must be at most 64 characters (MySQL limit)")
+    .optional()
+    .describe("Sync only: write into this database instead of the source database's name"),
+});
+
+const streamSchema = z
+  .strictObject({
+    replicas: int(1, 5).default(1).describe("JetStream replicas of the stream (1 to 5)"),
+    maxAge: duration({ min: 0, max: Number.MAX_SAFE_INTEGER })
+      .prefault("7d")
+      .describe("How long the stream keeps messages; 0 = forever"),
+    maxBytes: size({ unlimited: true }).default(-1).describe("Size limit of the stream; -1 = unlimited"),
+    duplicateWindow: duration({ max: Number.MAX_SAFE_INTEGER })
+      .prefault("2m")
+      .describe("Window in which JetStream drops a re-published message with the same id"),
+  })
+  .superRefine((s, ctx) => {
+    if (s.maxAge > 0 && s.duplicateWindow > s.maxAge) {
+      const message = `must not exceed nats.stream.maxAge (${s.duplicateWindow} ms > ${s.maxAge} ms)`;
+      ctx.addIssue({ code: "custom", path: ["duplicateWindow"], message });
+    }
+  });
+
+const natsSchema = z.strictObject({
+  url: natsUrl().default("nats://127.0.0.1:4222").describe("NATS server URL, or several separated by commas"),
+  token: secret().optional().describe("NATS auth token (secret)"),
+  stream: streamSchema.prefault({}).describe("The JetStream stream of a source"),
+});
+
+const captureSchema = z
+  .strictObject({
+    journal: z
+      .strictObject({
+        path: z
+          .string()
+          .min(1, "must not be empty")
+          .optional()
+          .describe(
+            "SQLite journal file; default ./data/<source.id>/journal.db, relative to the working directory",
+          ),
+        maxBytes: size()
+          .prefault("2GiB")
+          .describe("Size of unpublished journal at which reading the binlog pauses"),
+        trimIntervalMs: duration()
+          .prefault("1s")
+          .describe("How often published entries are deleted from the journal"),
+      })
+      .prefault({})
+      .describe("The local SQLite journal between binlog and NATS"),
+    maxBufferBytes: size()
+      .prefault("32MiB")
+      .describe("Bytes of decoded events held in memory before they are flushed to the journal"),
+    batch: z
+      .strictObject({
+        maxRows: int(1, 100_000).default(1000).describe("Most rows of one table in one NATS message"),
+        maxBytes: size().prefault("512KiB").describe("Most bytes in one NATS message"),
+      })
+      .prefault({})
+      .describe("How rows are grouped into NATS messages"),
+    publish: z
+      .strictObject({
+        maxInFlight: int(1, 10_000).default(256).describe("Messages published but not yet acknowledged"),
+        ackTimeoutMs: duration()
+          .prefault("10s")
+          .describe("How long to wait for a JetStream ack before retrying"),
+      })
+      .prefault({})
+      .describe("Publishing to JetStream"),
+    heartbeatIntervalMs: duration().prefault("1s").describe("How often capture reports liveness"),
+    lease: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("Take a lease so that only one capture reads the source"),
+        ttlMs: duration().prefault("15s").describe("Lease lifetime; another capture may take over after it"),
+      })
+      .prefault({})
+      .describe("Single-reader lease of the source"),
+    reconnect: z
+      .strictObject({
+        initialMs: duration().prefault("500ms").describe("First delay before reconnecting to source or NATS"),
+        maxMs: duration().prefault("30s").describe("Largest delay; delays double up to it, with jitter"),
+      })
+      .superRefine((r, ctx) => {
+        if (r.initialMs > r.maxMs) {
+          const message = `must not be greater than capture.reconnect.maxMs (${r.initialMs} ms > ${r.maxMs} ms)`;
+          ctx.addIssue({ code: "custom", path: ["initialMs"], message });
+        }
+      })
+      .prefault({})
+      .describe("Reconnect backoff"),
+    http: z
+      .strictObject({
+        port: int(0, 65535).default(9101).describe("Port of /health and /metrics; 0 = any free port"),
+      })
+      .prefault({})
+      .describe("HTTP endpoint of capture"),
+    grpc: z
+      .strictObject({
+        port: int(0, 65535).default(50101).describe("Port of the gRPC control plane; 0 = any free port"),
+      })
+      .prefault({})
+      .describe("gRPC endpoint of capture"),
+  })
+  .superRefine((c, ctx) => {
+    if (c.http.port !== 0 && c.http.port === c.grpc.port) {
+      const message = `must differ from capture.http.port (both are ${c.grpc.port})`;
+      ctx.addIssue({ code: "custom", path: ["grpc", "port"], message });
+    }
+  });
+
+/** The whole file. Output: defaults applied, sizes in bytes, durations in milliseconds. */
+export const configSchema = z
+  .strictObject({
+    // An absent section is validated as {}, so that each missing required key is named.
+    source: sourceSchema
+      .prefault({} as z.input<typeof sourceSchema>)
+      .describe("The MySQL/MariaDB server whose binlog is captured"),
+    target: targetSchema.optional().describe("The server changes are written to; absent for a backup"),
+    nats: natsSchema.prefault({}).describe("NATS JetStream connection and stream"),
+    capture: captureSchema.prefault({}).describe("The capture service"),
+    log: z
+      .strictObject({ level: enumOf(LOG_LEVELS).default("info").describe("Least severe level written") })
+      .prefault({})
+      .describe("Logging of every service"),
+    control: z
+      .strictObject({
+        token: secret().optional().describe("Token required by the gRPC control plane (secret)"),
+      })
+      .prefault({})
+      .describe("The gRPC control plane"),
+  })
+  .transform((cfg) => {
+    const { journal } = cfg.capture;
+    const path = journal.path ?? defaultJournalPath(cfg.source.id);
+    const resolved = { path, maxBytes: journal.maxBytes, trimIntervalMs: journal.trimIntervalMs };
+    return { ...cfg, capture: { ...cfg.capture, journal: resolved } };
+  });
+
+/** The fully resolved config: defaults applied, sizes in bytes, durations in milliseconds. */
+export type DfsConfig = z.output<typeof configSchema>;
+/** What the YAML file (after environment overrides) may contain. */
+export type DfsConfigInput = z.input<typeof configSchema>;
+
+/** Default journal location of a source. */
+export function defaultJournalPath(sourceId: string): string {
+  return `./data/${sourceId}/journal.db`;
+}
+
+// --- schema introspection: key lists for "did you mean" and the documentation test ---
+
+type Def = {
+  type: string;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  out?: z.ZodType;
+  shape?: Record<string, z.ZodType>;
+};
+const defOf = (s: z.ZodType): Def => s._zod.def as unknown as Def;
+
+/** The mapping behind defaults, optionals and transforms, if the schema is one. */
+function shapeOf(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+  let cur = schema;
+  for (;;) {
+    const d = defOf(cur);
+    if (d.type === "object") return d.shape;
+    if (d.innerType) cur = d.innerType;
+    else if (d.type === "pipe" && d.in && d.out) cur = defOf(d.in).type === "transform" ? d.out : d.in;
+    else return undefined;
+  }
+}
+
+export interface ConfigKey {
+  /** Dotted path, e.g. "capture.batch.maxRows". */
+  path: string;
+  description: string | undefined;
+  /** False for a mapping (section) that holds further keys. */
+  leaf: boolean;
+}
+
+/** Every key of the schema, depth first, in definition order. */
+export function listConfigKeys(): ConfigKey[] {
+  const out: ConfigKey[] = [];
+  const walk = (shape: Record<string, z.ZodType>, prefix: string) => {
+    for (const [key, schema] of Object.entries(shape)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      const inner = shapeOf(schema);
+      out.push({ path, description: schema.description, leaf: inner === undefined });
+      if (inner) walk(inner, path);
+    }
+  };
+  walk(shapeOf(configSchema) ?? {}, "");
+  return out;
+}
+
+/** The keys allowed in the mapping at `path` (e.g. ["capture"]), or undefined. */
+export function knownKeysAt(path: readonly PropertyKey[]): string[] | undefined {
+  let shape = shapeOf(configSchema);
+  for (const seg of path) {
+    const next = shape?.[String(seg)];
+    shape = next ? shapeOf(next) : undefined;
+  }
+  return shape ? Object.keys(shape) : undefined;
+}

@@ -1,0 +1,138 @@
+import { ConfigError, DfsError, ErrorCode, errorMessage, redactUrl, TransientError } from "@dfs/common";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
+
+export type { NatsConnection };
+
+export interface NatsOptions {
+  /** One URL or a comma-separated list (cluster seeds): nats://host:4222, tls://..., host:port. */
+  url: string;
+  token?: string;
+  /** Shown by the server's monitoring pages, so name the service (and source) that connects. */
+  name: string;
+}
+
+/** How long the first connect may take before the caller is told NATS is down. */
+const FIRST_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * Connects to NATS and keeps the connection for the life of the process: after the first connect the
+ * client reconnects forever, because the capture keeps journaling while NATS is away and only needs
+ * the connection back eventually. The first connect is bounded so a wrong URL or a stopped server is
+ * reported (as a TransientError the caller retries with backoff) instead of hanging start-up.
+ */
+export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
+  const servers = parseServers(opts.url);
+  const where = redactUrl(opts.url);
+
+  // With waitOnFirstConnect the client retries the first connect forever and offers no way to cancel
+  // it. The reconnect-to-server hook runs before every dial attempt and, if it throws, makes the
+  // pending connect reject, so after our deadline it stops the background dialing (which would
+  // otherwise keep the process alive) instead of leaking it.
+  let gaveUp = false;
+  const pending = connect({
+    servers,
+    name: opts.name,
+    ...(opts.token ? { token: opts.token } : {}),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    waitOnFirstConnect: true,
+    timeout: FIRST_CONNECT_TIMEOUT_MS,
+    reconnectToServer: () => {
+      if (gaveUp) throw new Error("first connect abandoned");
+      return null;
+    },
+  });
+
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), FIRST_CONNECT_TIMEOUT_MS);
+  });
+  try {
+    const winner = await Promise.race([pending, deadline]);
+    if (winner !== "timeout") return winner;
+  } catch (err) {
+    throw connectError(err, where);
+  } finally {
+    clearTimeout(timer);
+  }
+
+  gaveUp = true;
+  // The dial loop may still succeed in the instant before it checks the flag: close that connection.
+  pending.then((nc) => nc.close()).catch(() => {});
+  throw new TransientError(
+    ErrorCode.BROKER_UNAVAILABLE,
+    `NATS at ${where} is not reachable (no connection within ${FIRST_CONNECT_TIMEOUT_MS} ms)`,
+    { details: { url: where } },
+  );
+}
+
+/** Splits and checks the URL list up front, so a typo is a config error and not an endless retry. */
+function parseServers(url: string): string[] {
+  const servers = url
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const bad = servers.filter((s) => {
+    try {
+      const u = new URL(s.includes("://") ? s : `nats://${s}`);
+      return !["nats:", "tls:"].includes(u.protocol) || u.hostname === "";
+    } catch {
+      return true;
+    }
+  });
+  if (servers.length === 0 || bad.length > 0) {
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [
+      `nats url "${redactUrl(url)}" is not a valid NATS URL (expected nats://host:port[,nats://host:port...])`,
+    ]);
+  }
+  return servers;
+}
+
+function connectError(err: unknown, where: string): DfsError {
+  if (err instanceof errors.AuthorizationError || err instanceof errors.UserAuthenticationExpiredError) {
+    return new ConfigError(
+      ErrorCode.CONFIG_INVALID,
+      [`NATS at ${where} rejected the credentials: ${errorMessage(err)}`],
+      {
+        cause: err,
+      },
+    );
+  }
+  return new TransientError(
+    ErrorCode.BROKER_UNAVAILABLE,
+    `cannot connect to NATS at ${where}: ${errorMessage(err)}`,
+    {
+      cause: err,
+      details: { url: where },
+    },
+  );
+}
+
+/**
+ * True for errors that mean "NATS or JetStream is away or slow right now": retrying later can help.
+ * Decided on error classes (and the API's 503 status), never on message text.
+ */
+export function isBrokerUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err instanceof JetStreamApiError) return err.status === 503;
+  return (
+    err instanceof errors.TimeoutError ||
+    err instanceof errors.RequestError ||
+    err instanceof errors.NoRespondersError ||
+    err instanceof errors.ConnectionError ||
+    err instanceof errors.ClosedConnectionError ||
+    err instanceof errors.DrainingConnectionError ||
+    // Not exported by @nats-io/jetstream: thrown when no JetStream answers (not enabled, or restarting).
+    err.name === "JetStreamNotEnabled"
+  );
+}
+
+/** Wraps an error from a NATS call: unavailability becomes TransientError(BROKER_UNAVAILABLE). */
+export function brokerError(err: unknown, what: string): Error {
+  if (err instanceof DfsError) return err;
+  if (isBrokerUnavailable(err)) {
+    return new TransientError(ErrorCode.BROKER_UNAVAILABLE, `${what}: ${errorMessage(err)}`, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(`${what}: ${String(err)}`);
+}

@@ -1,0 +1,6 @@
+// Public surface of @dfs/stack: the local MariaDB source/target + NATS JetStream test stack.
+export { runStackCli } from "./cli.js";
+export type { ComponentStatus } from "./component.js";
+export type { StackOptions } from "./paths.js";
+export { STACK_DEFAULTS, stackUrls } from "./paths.js";
+export { stackDown, stackStatus, stackUp, startComponent, stopComponent } from "./stack.js";

@@ -58,6 +58,8 @@ interface ZEvent {
  */
 class FilteringZongJi extends ZongJi {
   tableFilter: TableFilter | undefined;
+  /** Read by our patch of zongji (patches/): GEOMETRY as its stored bytes, SRID + WKB. */
+  geometryAsBuffer = true;
   _skipSchema(db: string, table: string): boolean {
     return !this.tableFilter!.includesTable(db, table);
   }

@@ -1,14 +1,5 @@
 // The project's wire contracts, generated from dfs/v1/*.proto by ts-proto (see buf.gen.yaml).
-export {
-  ChangeBatch,
-  Column,
-  DdlEvent,
-  Heartbeat,
-  Op,
-  RowChange,
-  SourcePosition,
-  Value,
-} from "./gen/dfs/v1/envelope.js";
+
 export {
   CaptureClient,
   type CaptureServer,
@@ -31,3 +22,13 @@ export {
   SnapshotResponse,
   StageStatus,
 } from "./gen/dfs/v1/control.js";
+export {
+  ChangeBatch,
+  Column,
+  DdlEvent,
+  Heartbeat,
+  Op,
+  RowChange,
+  SourcePosition,
+  Value,
+} from "./gen/dfs/v1/envelope.js";

@@ -62,7 +62,10 @@ export function decodeHeartbeat(bytes: Uint8Array): Heartbeat {
   return Heartbeat.decode(bytes);
 }
 
-function image(names: string[], values: ChangeBatch["rows"][number]["after"]): Record<string, SqlValue> | null {
+function image(
+  names: string[],
+  values: ChangeBatch["rows"][number]["after"],
+): Record<string, SqlValue> | null {
   if (values.length === 0) return null;
   const out: Record<string, SqlValue> = {};
   for (let i = 0; i < names.length; i++) out[names[i]!] = fromValue(values[i]);

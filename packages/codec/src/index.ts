@@ -11,4 +11,5 @@ export {
   opCode,
 } from "./batch.js";
 export { binlogFileNumber, Headers, type MessageKind, sortablePosition } from "./position.js";
+export { encodeBatchWithRows, RowsWriter } from "./rows-writer.js";
 export { fromValue, type SqlValue, toValue, ValueKind, valueCase } from "./values.js";

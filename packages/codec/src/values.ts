@@ -1,4 +1,4 @@
-import { Value } from "@dfs/proto";
+import type { Value } from "@dfs/proto";
 
 /**
  * How a column's values travel in the envelope. Chosen once per column from its SQL type, so that

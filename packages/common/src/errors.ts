@@ -59,7 +59,11 @@ export class ConfigError extends DfsError {
   /** Each problem found, so that one start-up reports all of them at once. */
   readonly problems: string[];
   constructor(code: ErrorCode, problems: string[], options: DfsErrorOptions = {}) {
-    super(code, problems.length === 1 ? problems[0]! : `${problems.length} problems:\n- ${problems.join("\n- ")}`, options);
+    super(
+      code,
+      problems.length === 1 ? problems[0]! : `${problems.length} problems:\n- ${problems.join("\n- ")}`,
+      options,
+    );
     this.problems = problems;
   }
 }

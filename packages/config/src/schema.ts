@@ -151,6 +151,14 @@ const captureSchema = z
         trimIntervalMs: duration()
           .prefault("1s")
           .describe("How often published entries are deleted from the journal"),
+        groupCommitMs: duration()
+          .prefault("5ms")
+          .describe(
+            "Longest a complete transaction waits in memory so that several share one fsync'd journal commit (0 = commit every event-loop turn)",
+          ),
+        groupCommitBytes: size()
+          .prefault("4MiB")
+          .describe("Pending bytes at which the journal commits at once, without waiting for groupCommitMs"),
       })
       .prefault({})
       .describe("The local SQLite journal between binlog and NATS"),
@@ -238,7 +246,13 @@ export const configSchema = z
   .transform((cfg) => {
     const { journal } = cfg.capture;
     const path = journal.path ?? defaultJournalPath(cfg.source.id);
-    const resolved = { path, maxBytes: journal.maxBytes, trimIntervalMs: journal.trimIntervalMs };
+    const resolved = {
+      path,
+      maxBytes: journal.maxBytes,
+      trimIntervalMs: journal.trimIntervalMs,
+      groupCommitMs: journal.groupCommitMs,
+      groupCommitBytes: journal.groupCommitBytes,
+    };
     return { ...cfg, capture: { ...cfg.capture, journal: resolved } };
   });
 

@@ -1,8 +1,8 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "@dfs/common";
 import { type ChangeEvent, decodeBatch, decodeDdl, decodeHeartbeat, expandBatch, Headers } from "@dfs/codec";
+import { waitFor } from "@dfs/common";
 import { type DfsConfig, parseConfig } from "@dfs/config";
 import { subjects } from "@dfs/nats";
 import type { DdlEvent, Heartbeat } from "@dfs/proto";
@@ -42,11 +42,25 @@ export async function sourceConnection(database?: string): Promise<mysql.Connect
 }
 
 /** A config for one test: its own source id, journal and include rule; deep-merged overrides. */
-export function testConfig(sourceId: string, database: string, overrides: Record<string, unknown> = {}): DfsConfig {
+export function testConfig(
+  sourceId: string,
+  database: string,
+  overrides: Record<string, unknown> = {},
+): DfsConfig {
   const base: Record<string, unknown> = {
-    source: { id: sourceId, url: urls.sourceUrl, serverId: 5000 + Math.floor(Math.random() * 50_000), include: { databases: [database] } },
+    source: {
+      id: sourceId,
+      url: urls.sourceUrl,
+      serverId: 5000 + Math.floor(Math.random() * 50_000),
+      include: { databases: [database] },
+    },
     nats: { url: urls.natsUrl },
-    capture: { journal: { path: join(tempDir(), "journal.db") }, heartbeatIntervalMs: 500, http: { port: 0 }, grpc: { port: 0 } },
+    capture: {
+      journal: { path: join(tempDir(), "journal.db") },
+      heartbeatIntervalMs: 500,
+      http: { port: 0 },
+      grpc: { port: 0 },
+    },
     log: { level: "warn" },
   };
   return parseConfig(merge(base, overrides), {}, "test");
@@ -121,7 +135,9 @@ export async function waitForStream(
     },
     { timeoutMs, intervalMs: 250, what: `stream of ${sourceId} to reach the expected state` },
   ).catch((err: Error) => {
-    throw new Error(`${err.message}; stream has ${last.length} messages, ${changesOf(last).length} row changes`);
+    throw new Error(
+      `${err.message}; stream has ${last.length} messages, ${changesOf(last).length} row changes`,
+    );
   });
   return last;
 }

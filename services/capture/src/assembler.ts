@@ -1,5 +1,5 @@
-import { decodeBatch, encodeBatch, encodeDdl, encodeHeartbeat, sortablePosition, toValue, type ValueKind } from "@dfs/codec";
-import { type ChangeBatch, Op, type RowChange, type SourcePosition, type Value } from "@dfs/proto";
+import { encodeBatchWithRows, encodeDdl, encodeHeartbeat, RowsWriter, sortablePosition } from "@dfs/codec";
+import { Op, type SourcePosition } from "@dfs/proto";
 import type { Checkpoint, JournalEntry } from "./journal.js";
 import type { TableInfo } from "./tables.js";
 
@@ -43,8 +43,7 @@ export interface AssemblerOptions {
 
 interface OpenBatch {
   table: TableInfo;
-  rows: RowChange[];
-  bytes: number;
+  rows: number;
   chunk: number;
 }
 
@@ -64,13 +63,6 @@ interface OpenTxn {
   batch: OpenBatch | null;
 }
 
-/** Approximate encoded size of a value, to cut batches by bytes without encoding twice. */
-function sizeOf(v: unknown): number {
-  if (typeof v === "string") return v.length + 4;
-  if (v instanceof Uint8Array) return v.byteLength + 4;
-  return 10;
-}
-
 /**
  * Turns binlog events into journal entries: this is where a binlog row becomes a journal row.
  * Rows of one table are batched into one message until the table changes, the batch is full, or
@@ -85,6 +77,9 @@ export class Assembler implements BinlogHandler {
   /** Complete transactions not yet written: flushed together by flush(). */
   private pending: JournalEntry[] = [];
   private pendingCheckpoint: Checkpoint | null = null;
+  private pendingBytesValue = 0;
+  /** Encoded rows of the open batch (one batch is open at a time). */
+  private readonly rows = new RowsWriter();
   private lastEventMs = 0;
   private caughtUpMs = 0;
   /** Rows and transactions seen, for metrics and status. */
@@ -99,6 +94,11 @@ export class Assembler implements BinlogHandler {
 
   get inTransaction(): boolean {
     return this.txn !== null;
+  }
+
+  /** Bytes of complete transactions waiting for the next journal commit. */
+  get pendingBytes(): number {
+    return this.pendingBytesValue;
   }
 
   get hasPending(): boolean {
@@ -128,45 +128,32 @@ export class Assembler implements BinlogHandler {
     this.lastEventMs = timestampMs;
     if (txn.batch && txn.batch.table !== table) this.closeBatch(txn, false);
     const { keys, kinds } = table;
-    const n = keys.length;
+    const w = this.rows;
     for (const row of rows) {
-      if (!txn.batch) txn.batch = { table, rows: [], bytes: 0, chunk: this.nextChunk(txn, table) };
-      const batch = txn.batch;
-      let bytes = 8;
-      const image = (obj: Record<string, unknown>): Value[] => {
-        const out = new Array<Value>(n);
-        for (let i = 0; i < n; i++) {
-          const v = obj[keys[i]!];
-          bytes += sizeOf(v);
-          out[i] = toValue(kinds[i] as ValueKind, v);
-        }
-        return out;
-      };
-      const change: RowChange = { op, rowIndex: txn.rowIndex++, before: [], after: [] };
+      // A full batch closes when the next row arrives, so the commit can still mark the open
+      // batch as the transaction's last.
+      if (txn.batch && (txn.batch.rows >= this.o.maxRows || w.length >= this.o.maxBytes))
+        this.closeBatch(txn, false);
+      if (!txn.batch) txn.batch = { table, rows: 0, chunk: this.nextChunk(txn, table) };
+      const rowIndex = txn.rowIndex++;
       if (op === Op.OP_UPDATE) {
         const r = row as { before: Record<string, unknown>; after: Record<string, unknown> };
-        change.before = image(r.before);
-        change.after = image(r.after);
+        w.writeRow(op, rowIndex, kinds, keys, r.before, r.after);
       } else if (op === Op.OP_DELETE) {
-        change.before = image(row as Record<string, unknown>);
+        w.writeRow(op, rowIndex, kinds, keys, row as Record<string, unknown>, null);
       } else {
-        change.after = image(row as Record<string, unknown>);
+        w.writeRow(op, rowIndex, kinds, keys, null, row as Record<string, unknown>);
       }
-      batch.rows.push(change);
-      batch.bytes += bytes;
-      txn.bytes += bytes;
+      txn.batch.rows++;
       this.rowsSeen++;
-      if (batch.rows.length >= this.o.maxRows || batch.bytes >= this.o.maxBytes) this.closeBatch(txn, false);
     }
-    // A large transaction: write what is closed as uncommitted chunks to bound memory. The last
-    // closed entry stays in memory so the commit can still mark it as the transaction's last.
-    if (txn.bytes >= this.o.maxBufferBytes) {
-      this.closeBatch(txn, false);
+    // A large transaction: write its closed batches as uncommitted chunks to bound memory. The
+    // open batch stays in memory, so the commit can mark it as the last.
+    if (txn.bytes + w.length >= this.o.maxBufferBytes && txn.entries.length > 0) {
       this.flush();
-      const keep = txn.entries.pop();
       this.o.write(txn.entries, null);
-      txn.entries = keep ? [keep] : [];
-      txn.bytes = keep ? keep.payload.byteLength : 0;
+      txn.entries = [];
+      txn.bytes = 0;
     }
   }
 
@@ -181,7 +168,7 @@ export class Assembler implements BinlogHandler {
     this.txn = null;
     this.txnOrdinal = txn.ordinal;
     this.txnsSeen++;
-    this.pending.push(...txn.entries);
+    this.queue(txn.entries);
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 
@@ -205,7 +192,7 @@ export class Assembler implements BinlogHandler {
       tables,
     });
     this.txnOrdinal++;
-    this.pending.push({
+    this.queue({
       scn,
       kind: "ddl",
       subject: this.o.ddlSubject,
@@ -239,7 +226,7 @@ export class Assembler implements BinlogHandler {
       sourceTimeMs: BigInt(Math.max(this.lastEventMs, this.caughtUpMs)),
       captureTimeMs: BigInt(now),
     });
-    this.pending.push({
+    this.queue({
       scn,
       kind: "heartbeat",
       subject: this.o.heartbeatSubject,
@@ -258,6 +245,7 @@ export class Assembler implements BinlogHandler {
     const checkpoint = this.pendingCheckpoint;
     this.pending = [];
     this.pendingCheckpoint = null;
+    this.pendingBytesValue = 0;
     this.o.write(entries, checkpoint);
   }
 
@@ -267,10 +255,19 @@ export class Assembler implements BinlogHandler {
    */
   reset(nextScn: number, txnOrdinal: number): void {
     this.txn = null;
+    this.rows.reset();
     this.pending = [];
     this.pendingCheckpoint = null;
+    this.pendingBytesValue = 0;
     this.nextScn = nextScn;
     this.txnOrdinal = txnOrdinal;
+  }
+
+  private queue(entries: JournalEntry | JournalEntry[]): void {
+    for (const e of Array.isArray(entries) ? entries : [entries]) {
+      this.pending.push(e);
+      this.pendingBytesValue += e.payload.byteLength;
+    }
   }
 
   private beginImplicit(timestampMs: number): OpenTxn {
@@ -288,53 +285,40 @@ export class Assembler implements BinlogHandler {
 
   private closeBatch(txn: OpenTxn, last: boolean): void {
     const batch = txn.batch;
-    if (!batch) {
-      if (last && txn.entries.length > 0) this.markLast(txn);
-      return;
-    }
-
+    if (!batch) return;
     txn.batch = null;
     const scn = this.nextScn++;
     const t = batch.table;
-    const position = this.positionOf(txn.start, txn.start, txn.gtid);
-    const msg: ChangeBatch = {
-      sourceId: this.o.sourceId,
-      serverUuid: this.o.serverUuid,
-      db: t.db,
-      table: t.table,
-      schemaVersion: t.schemaVersion,
-      columns: t.columns,
-      primaryKey: t.primaryKey,
-      position,
-      scn: BigInt(scn),
-      txnOrdinal: BigInt(txn.ordinal),
-      chunk: batch.chunk,
-      txnLast: last,
-      commitTime: BigInt(Math.floor(txn.timestampMs / 1000)),
-      captureTimeMs: BigInt(Date.now()),
-      rows: batch.rows,
-    };
+    const payload = encodeBatchWithRows(
+      {
+        sourceId: this.o.sourceId,
+        serverUuid: this.o.serverUuid,
+        db: t.db,
+        table: t.table,
+        schemaVersion: t.schemaVersion,
+        columns: t.columns,
+        primaryKey: t.primaryKey,
+        position: this.positionOf(txn.start, txn.start, txn.gtid),
+        scn: BigInt(scn),
+        txnOrdinal: BigInt(txn.ordinal),
+        chunk: batch.chunk,
+        txnLast: last,
+        commitTime: BigInt(Math.floor(txn.timestampMs / 1000)),
+        captureTimeMs: BigInt(Date.now()),
+      },
+      this.rows.finish(),
+    );
+    this.rows.reset();
+    txn.bytes += payload.byteLength;
     txn.entries.push({
       scn,
       kind: "batch",
       subject: t.subject,
       msgId: `${this.o.sourceId}:${txn.startSortable}:${txn.msgIndex++}`,
-      rows: batch.rows.length,
+      rows: batch.rows,
       pos: txn.startSortable,
-      payload: encodeBatch(msg),
+      payload,
     });
-  }
-
-  /**
-   * Sets txn_last on the transaction's final entry when that batch was closed before the commit
-   * arrived (full batch, or a later table's rows). It is always still in memory (see onRows).
-   */
-  private markLast(txn: OpenTxn): void {
-    const entry = txn.entries[txn.entries.length - 1]!;
-    if (entry.kind !== "batch") return;
-    const msg = decodeBatch(entry.payload);
-    msg.txnLast = true;
-    entry.payload = encodeBatch(msg);
   }
 
   private positionOf(at: ReadPosition, start: ReadPosition, gtid: string): SourcePosition {

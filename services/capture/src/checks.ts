@@ -45,15 +45,21 @@ export async function checkSource(conn: Connection, checkpoint: Checkpoint | nul
   const isMariaDb = /mariadb/i.test(version);
   const logBin = await variable(conn, "log_bin");
   if (logBin !== "1" && logBin?.toUpperCase() !== "ON") {
-    problems.push("log_bin is OFF: start the source with --log-bin (binary logging) so capture has a binlog to read");
+    problems.push(
+      "log_bin is OFF: start the source with --log-bin (binary logging) so capture has a binlog to read",
+    );
   }
   const format = await variable(conn, "binlog_format");
   if (format?.toUpperCase() !== "ROW") {
-    problems.push(`binlog_format is ${format}, must be ROW: SET GLOBAL binlog_format = 'ROW' (and in the server config)`);
+    problems.push(
+      `binlog_format is ${format}, must be ROW: SET GLOBAL binlog_format = 'ROW' (and in the server config)`,
+    );
   }
   const image = await variable(conn, "binlog_row_image");
   if (image !== null && image.toUpperCase() !== "FULL") {
-    problems.push(`binlog_row_image is ${image}, must be FULL: SET GLOBAL binlog_row_image = 'FULL' (and in the server config)`);
+    problems.push(
+      `binlog_row_image is ${image}, must be FULL: SET GLOBAL binlog_row_image = 'FULL' (and in the server config)`,
+    );
   }
   const metadata = await variable(conn, "binlog_row_metadata");
   if (metadata !== null && metadata.toUpperCase() !== "FULL") {
@@ -62,14 +68,18 @@ export async function checkSource(conn: Connection, checkpoint: Checkpoint | nul
     );
   }
   const privileges = await globalPrivileges(conn);
-  const has = (...names: string[]) => privileges.has("ALL PRIVILEGES") || names.some((n) => privileges.has(n));
+  const has = (...names: string[]) =>
+    privileges.has("ALL PRIVILEGES") || names.some((n) => privileges.has(n));
   if (!has("REPLICATION SLAVE", "REPLICATION REPLICA")) {
     problems.push("the source user lacks REPLICATION SLAVE: GRANT REPLICATION SLAVE ON *.* TO <user>");
   }
   if (!has("REPLICATION CLIENT", "BINLOG MONITOR", "SUPER")) {
-    problems.push(`the source user lacks ${isMariaDb ? "BINLOG MONITOR" : "REPLICATION CLIENT"}: GRANT ${isMariaDb ? "BINLOG MONITOR" : "REPLICATION CLIENT"} ON *.* TO <user>`);
+    problems.push(
+      `the source user lacks ${isMariaDb ? "BINLOG MONITOR" : "REPLICATION CLIENT"}: GRANT ${isMariaDb ? "BINLOG MONITOR" : "REPLICATION CLIENT"} ON *.* TO <user>`,
+    );
   }
-  if (!has("SELECT")) problems.push("the source user lacks SELECT on *.* (needed for snapshots and table metadata)");
+  if (!has("SELECT"))
+    problems.push("the source user lacks SELECT on *.* (needed for snapshots and table metadata)");
 
   const serverUuid = (await variable(conn, "server_uuid")) ?? "";
   const identity = serverUuid || `mariadb:${await variable(conn, "server_id")}`;

@@ -4,7 +4,16 @@
  * Not a SQL parser: it reads the statement's head, which is all the binlog form needs.
  */
 export interface DdlInfo {
-  kind: "create_table" | "alter_table" | "drop_table" | "rename_table" | "truncate_table" | "create_database" | "drop_database" | "alter_database" | "other_ddl";
+  kind:
+    | "create_table"
+    | "alter_table"
+    | "drop_table"
+    | "rename_table"
+    | "truncate_table"
+    | "create_database"
+    | "drop_database"
+    | "alter_database"
+    | "other_ddl";
   /** Tables as [db, table]; db defaults to the statement's session database. */
   tables: [string, string][];
   databases: string[];
@@ -35,17 +44,52 @@ function stripLeadingComments(sql: string): string {
 }
 
 const RULES: { re: RegExp; kind: DdlInfo["kind"]; list?: boolean; rename?: boolean; database?: boolean }[] = [
-  { re: new RegExp(String.raw`^CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${QUALIFIED})`, "i"), kind: "create_table" },
-  { re: new RegExp(String.raw`^ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?(${QUALIFIED})`, "i"), kind: "alter_table" },
-  { re: new RegExp(String.raw`^DROP\s+(?:TEMPORARY\s+)?TABLES?\s+(?:IF\s+EXISTS\s+)?((?:${QUALIFIED})(?:\s*,\s*${QUALIFIED})*)`, "i"), kind: "drop_table", list: true },
-  { re: new RegExp(String.raw`^RENAME\s+TABLES?\s+(.+)$`, "is"), kind: "rename_table", rename: true },
+  {
+    re: new RegExp(
+      String.raw`^CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${QUALIFIED})`,
+      "i",
+    ),
+    kind: "create_table",
+  },
+  {
+    re: new RegExp(
+      String.raw`^ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?(${QUALIFIED})`,
+      "i",
+    ),
+    kind: "alter_table",
+  },
+  {
+    re: new RegExp(
+      String.raw`^DROP\s+(?:TEMPORARY\s+)?TABLES?\s+(?:IF\s+EXISTS\s+)?((?:${QUALIFIED})(?:\s*,\s*${QUALIFIED})*)`,
+      "i",
+    ),
+    kind: "drop_table",
+    list: true,
+  },
+  { re: /^RENAME\s+TABLES?\s+(.+)$/is, kind: "rename_table", rename: true },
   { re: new RegExp(String.raw`^TRUNCATE\s+(?:TABLE\s+)?(${QUALIFIED})`, "i"), kind: "truncate_table" },
-  { re: new RegExp(String.raw`^CREATE\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})`, "i"), kind: "create_database", database: true },
-  { re: new RegExp(String.raw`^DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?(${IDENT})`, "i"), kind: "drop_database", database: true },
-  { re: new RegExp(String.raw`^ALTER\s+(?:DATABASE|SCHEMA)\s+(${IDENT})`, "i"), kind: "alter_database", database: true },
+  {
+    re: new RegExp(
+      String.raw`^CREATE\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})`,
+      "i",
+    ),
+    kind: "create_database",
+    database: true,
+  },
+  {
+    re: new RegExp(String.raw`^DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?(${IDENT})`, "i"),
+    kind: "drop_database",
+    database: true,
+  },
+  {
+    re: new RegExp(String.raw`^ALTER\s+(?:DATABASE|SCHEMA)\s+(${IDENT})`, "i"),
+    kind: "alter_database",
+    database: true,
+  },
 ];
 
-const OTHER_DDL = /^(?:CREATE|ALTER|DROP)\s+(?:(?:OR\s+REPLACE|DEFINER\s*=\s*\S+|SQL\s+SECURITY\s+\w+|ALGORITHM\s*=\s*\w+|UNIQUE|FULLTEXT|SPATIAL|ONLINE|OFFLINE)\s+)*(?:INDEX|VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|SEQUENCE)\b/i;
+const OTHER_DDL =
+  /^(?:CREATE|ALTER|DROP)\s+(?:(?:OR\s+REPLACE|DEFINER\s*=\s*\S+|SQL\s+SECURITY\s+\w+|ALGORITHM\s*=\s*\w+|UNIQUE|FULLTEXT|SPATIAL|ONLINE|OFFLINE)\s+)*(?:INDEX|VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|SEQUENCE)\b/i;
 
 /** The DDL described by a Query event's statement, or null when it is not DDL. */
 export function parseDdl(statement: string, sessionDb: string): DdlInfo | null {

@@ -12,7 +12,10 @@ export interface FilterRules {
 export const SYSTEM_DATABASES = new Set(["mysql", "information_schema", "performance_schema", "sys"]);
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${body}$`, "s");
 }
 
@@ -38,7 +41,9 @@ export class TableFilter {
     this.excDb = rules.exclude.databases.map(globToRegExp);
     this.excTable = rules.exclude.tables.map(globToRegExp);
     this.excColumn = rules.exclude.columns.map(globToRegExp);
-    this.incTableDb = rules.include.tables.map((t) => globToRegExp(t.includes(".") ? t.slice(0, t.indexOf(".")) : t));
+    this.incTableDb = rules.include.tables.map((t) =>
+      globToRegExp(t.includes(".") ? t.slice(0, t.indexOf(".")) : t),
+    );
   }
 
   /** Whether any table of this database can be captured. */

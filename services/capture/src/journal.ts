@@ -1,8 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { randomUUID } from "node:crypto";
-import Database from "better-sqlite3";
 import { assert } from "@dfs/common";
+import Database from "better-sqlite3";
 
 /** Kinds of journal entry; the same as the Dfs-Kind header. */
 export type EntryKind = "batch" | "ddl" | "heartbeat";
@@ -98,8 +98,9 @@ export class Journal {
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
     this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?)").run(randomUUID());
-    this.journalId = (this.db.prepare("SELECT value FROM meta WHERE key = 'journal_id'").get() as { value: string })
-      .value;
+    this.journalId = (
+      this.db.prepare("SELECT value FROM meta WHERE key = 'journal_id'").get() as { value: string }
+    ).value;
     this.insertEntry = this.db.prepare(
       "INSERT INTO entries (scn, kind, subject, msg_id, rows, pos, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
@@ -119,7 +120,8 @@ export class Journal {
     );
     this.checkpointValue = this.loadCheckpoint();
     this.publishedValue =
-      (this.db.prepare("SELECT scn FROM published WHERE id = 1").get() as { scn: number } | undefined)?.scn ?? 0;
+      (this.db.prepare("SELECT scn FROM published WHERE id = 1").get() as { scn: number } | undefined)?.scn ??
+      0;
     this.discardIncomplete();
   }
 

@@ -1,5 +1,5 @@
-import { type Logger, backoffMs, errorMessage, sleep } from "@dfs/common";
 import { Headers } from "@dfs/codec";
+import { backoffMs, errorMessage, type Logger, sleep } from "@dfs/common";
 import { lastPublished } from "@dfs/nats";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
@@ -106,7 +106,10 @@ export class Publisher {
         this.failures++;
         this.lastError = errorMessage(err);
         const wait = backoffMs(attempt++, this.o.reconnect.initialMs, this.o.reconnect.maxMs);
-        this.o.log.warn({ err: this.lastError, retryInMs: wait, inFlight: this.inflight.length }, "publish failed; will resync and retry");
+        this.o.log.warn(
+          { err: this.lastError, retryInMs: wait, inFlight: this.inflight.length },
+          "publish failed; will resync and retry",
+        );
         await this.settle();
         await sleep(wait).catch(() => {});
       }
@@ -167,7 +170,13 @@ export class Publisher {
     this.lastMsgId = e.msgId;
     this.sentScn = e.scn;
     this.js
-      .publish(e.subject, e.payload, { msgID: e.msgId, headers: h, timeout: this.o.ackTimeoutMs, expect, retries: 0 })
+      .publish(e.subject, e.payload, {
+        msgID: e.msgId,
+        headers: h,
+        timeout: this.o.ackTimeoutMs,
+        expect,
+        retries: 0,
+      })
       .then(
         () => {
           item.done = true;

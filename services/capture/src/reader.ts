@@ -1,6 +1,6 @@
-import ZongJi from "@vlasky/zongji";
 import type { Logger } from "@dfs/common";
 import { Op } from "@dfs/proto";
+import ZongJi from "@vlasky/zongji";
 import type { BinlogHandler, ReadPosition } from "./assembler.js";
 import { parseDdl } from "./ddl.js";
 import type { TableFilter } from "./filter.js";
@@ -107,14 +107,24 @@ export class BinlogReader {
     const conn = (z as unknown as { connection: ConnectionLike }).connection;
     // Queued before the dump command, so the server sends heartbeats when idle.
     conn.query(`SET @master_heartbeat_period = ${Math.round(this.o.heartbeatPeriodMs * 1e6)}`, () => {});
-    conn.on("end", () => this.fail(Object.assign(new Error("binlog connection closed by the server"), { code: "PROTOCOL_CONNECTION_LOST" })));
+    conn.on("end", () =>
+      this.fail(
+        Object.assign(new Error("binlog connection closed by the server"), {
+          code: "PROTOCOL_CONNECTION_LOST",
+        }),
+      ),
+    );
   }
 
   /** Current resume point: after the last complete transaction seen. */
   position(): ReadPosition {
     const z = this.z;
     if (!z) return { file: "", pos: 0, gtid: null };
-    return { file: String(z.get("filename") ?? ""), pos: Number(z.get("position") ?? 0), gtid: z.gtidSet ?? null };
+    return {
+      file: String(z.get("filename") ?? ""),
+      pos: Number(z.get("position") ?? 0),
+      gtid: z.gtidSet ?? null,
+    };
   }
 
   /** Stops reading from the socket (backpressure); the server's data waits in TCP buffers. */
@@ -206,7 +216,8 @@ export class BinlogReader {
     const entry = ev.tableMap[ev.tableId];
     const cols = entry?.columns ?? [];
     let sig = `${ev.schemaName}.${ev.tableName}`;
-    for (let i = 0; i < cols.length; i++) sig += `|${cols[i]!.name}:${cols[i]!.type}:${entry!.columnSchemas[i]?.COLUMN_TYPE}`;
+    for (let i = 0; i < cols.length; i++)
+      sig += `|${cols[i]!.name}:${cols[i]!.type}:${entry!.columnSchemas[i]?.COLUMN_TYPE}`;
     const cached = this.tables.get(ev.tableId);
     if (cached?.sig === sig) return;
     this.tables.set(ev.tableId, { sig, info: tableInfoFromMap(ev, this.o.filter, this.o.subjectFor) });
@@ -233,7 +244,13 @@ export class BinlogReader {
       if (relevant) {
         // A table's columns may change: forget cached descriptions (TABLE_MAP rebuilds them).
         this.tables.clear();
-        h.onDdl(sql, ev.schema ?? "", ddl.tables.map(([db, t]) => `${db}.${t}`), this.position(), ev.timestamp);
+        h.onDdl(
+          sql,
+          ev.schema ?? "",
+          ddl.tables.map(([db, t]) => `${db}.${t}`),
+          this.position(),
+          ev.timestamp,
+        );
       } else {
         h.onPosition(this.position());
       }

@@ -1,23 +1,23 @@
-import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import {
-  ConfigError,
-  DfsError,
-  ErrorCode,
-  type Logger,
-  TransientError,
   backoffMs,
+  ConfigError,
   createLogger,
+  type DfsError,
+  ErrorCode,
   errorMessage,
+  type Logger,
   mysqlErrorClass,
   sleep,
+  TransientError,
 } from "@dfs/common";
 import { type DfsConfig, parseMysqlUrl } from "@dfs/config";
-import { type Lease, acquireLease, connectNats, ensureStreams, subjects } from "@dfs/nats";
+import { acquireLease, connectNats, ensureStreams, type Lease, subjects } from "@dfs/nats";
 import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
 import { Assembler } from "./assembler.js";
-import { type SourceFacts, checkSource } from "./checks.js";
+import { checkSource, type SourceFacts } from "./checks.js";
 import { TableFilter } from "./filter.js";
 import { type Checkpoint, Journal } from "./journal.js";
 import { Publisher } from "./publisher.js";
@@ -54,7 +54,11 @@ export interface CaptureDeps {
 }
 
 /** Where a journal without a checkpoint starts, resolved to a concrete file+position now. */
-async function initialCheckpoint(cfg: DfsConfig, conn: mysql.Connection, facts: SourceFacts): Promise<Checkpoint> {
+async function initialCheckpoint(
+  cfg: DfsConfig,
+  conn: mysql.Connection,
+  facts: SourceFacts,
+): Promise<Checkpoint> {
   const start = cfg.source.start;
   const base = { committedScn: 0, txnOrdinal: 0, serverIdentity: facts.identity };
   const gtidVar = facts.isMariaDb ? "gtid_binlog_pos" : "gtid_executed";
@@ -67,12 +71,18 @@ async function initialCheckpoint(cfg: DfsConfig, conn: mysql.Connection, facts: 
       return { ...base, file: "", pos: 0, gtid: start.gtid! };
     case "earliest": {
       const first = facts.binlogs[0];
-      if (!first) throw new ConfigError(ErrorCode.SOURCE_SETTINGS, ["the source has no binary logs (SHOW BINARY LOGS is empty)"]);
+      if (!first)
+        throw new ConfigError(ErrorCode.SOURCE_SETTINGS, [
+          "the source has no binary logs (SHOW BINARY LOGS is empty)",
+        ]);
       return { ...base, file: first.name, pos: 4, gtid: null };
     }
     default: {
       const last = facts.binlogs[facts.binlogs.length - 1];
-      if (!last) throw new ConfigError(ErrorCode.SOURCE_SETTINGS, ["the source has no binary logs (SHOW BINARY LOGS is empty)"]);
+      if (!last)
+        throw new ConfigError(ErrorCode.SOURCE_SETTINGS, [
+          "the source has no binary logs (SHOW BINARY LOGS is empty)",
+        ]);
       return { ...base, file: last.name, pos: last.size, gtid: currentGtid };
     }
   }
@@ -87,7 +97,11 @@ function startFrom(cp: Checkpoint): StartFrom {
 async function connectWithRetry(cfg: DfsConfig, log: Logger, signal: AbortSignal): Promise<NatsConnection> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: `dfs-capture-${cfg.source.id}` });
+      return await connectNats({
+        url: cfg.nats.url,
+        token: cfg.nats.token,
+        name: `dfs-capture-${cfg.source.id}`,
+      });
     } catch (err) {
       const wait = backoffMs(attempt, cfg.capture.reconnect.initialMs, cfg.capture.reconnect.maxMs);
       log.warn({ err: errorMessage(err), retryInMs: wait }, "NATS not reachable yet");
@@ -114,9 +128,15 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   const url = parseMysqlUrl(cfg.source.url);
   const connection = { host: url.host, port: url.port, user: url.user, password: url.password };
   try {
-    const conn = await mysql.createConnection({ ...connection, connectTimeout: 10_000 }).catch((err: unknown) => {
-      throw new TransientError(ErrorCode.SOURCE_UNAVAILABLE, `cannot connect to the source ${url.host}:${url.port}: ${errorMessage(err)}`, { cause: err });
-    });
+    const conn = await mysql
+      .createConnection({ ...connection, connectTimeout: 10_000 })
+      .catch((err: unknown) => {
+        throw new TransientError(
+          ErrorCode.SOURCE_UNAVAILABLE,
+          `cannot connect to the source ${url.host}:${url.port}: ${errorMessage(err)}`,
+          { cause: err },
+        );
+      });
     try {
       facts = await checkSource(conn, journal.checkpoint);
       if (!journal.checkpoint) journal.append([], await initialCheckpoint(cfg, conn, facts));
@@ -127,7 +147,16 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     await cleanup();
     throw err;
   }
-  log.info({ sourceId, server: facts.version, identity: facts.identity, checkpoint: journal.checkpoint, journal: journal.path }, "source checked");
+  log.info(
+    {
+      sourceId,
+      server: facts.version,
+      identity: facts.identity,
+      checkpoint: journal.checkpoint,
+      journal: journal.path,
+    },
+    "source checked",
+  );
 
   const nc = await connectWithRetry(cfg, log, stop.signal);
   closers.push(() => nc.close());
@@ -211,9 +240,17 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   const applyBackpressure = () => {
     const full = journal.stats().bytes >= cfg.capture.journal.maxBytes;
     if (full && !reader.isPaused) {
-      log.warn({ bytes: journal.stats().bytes }, "journal full: pausing the binlog reader until publishing catches up");
+      log.warn(
+        { bytes: journal.stats().bytes },
+        "journal full: pausing the binlog reader until publishing catches up",
+      );
       reader.pause();
-    } else if (!full && reader.isPaused && !userPaused && journal.stats().bytes < cfg.capture.journal.maxBytes * 0.8) {
+    } else if (
+      !full &&
+      reader.isPaused &&
+      !userPaused &&
+      journal.stats().bytes < cfg.capture.journal.maxBytes * 0.8
+    ) {
       reader.resume();
     }
   };
@@ -231,10 +268,16 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     onError: (err) => void restart(err),
     afterEvent: () => {
       attempt = 0;
-      if (assembler.hasPending && !flushScheduled) {
-        // Group commit: every transaction that arrived in this turn of the event loop shares one fsync.
+      if (!assembler.hasPending) return;
+      // Group commit: complete transactions share one fsync'd journal commit, at most
+      // groupCommitMs after the first of them, or at once when groupCommitBytes are waiting.
+      if (assembler.pendingBytes >= cfg.capture.journal.groupCommitBytes) {
+        flush();
+      } else if (!flushScheduled) {
         flushScheduled = true;
-        setImmediate(flush);
+        const ms = cfg.capture.journal.groupCommitMs;
+        if (ms > 0) setTimeout(flush, ms);
+        else setImmediate(flush);
       }
     },
   });
@@ -255,9 +298,13 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     try {
       const errno = (err as { errno?: number }).errno;
       if (errno === 1236) {
-        throw new ConfigError(ErrorCode.CHECKPOINT_PURGED, [
-          `the source cannot serve the binlog from ${journal.checkpoint?.file}:${journal.checkpoint?.pos}: ${errorMessage(err)}`,
-        ], { cause: err });
+        throw new ConfigError(
+          ErrorCode.CHECKPOINT_PURGED,
+          [
+            `the source cannot serve the binlog from ${journal.checkpoint?.file}:${journal.checkpoint?.pos}: ${errorMessage(err)}`,
+          ],
+          { cause: err },
+        );
       }
       if (mysqlErrorClass(err) === "fatal" && !(err as { code?: string }).code) throw err;
       lastError = errorMessage(err);
@@ -267,7 +314,10 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
       const c = journal.checkpoint!;
       assembler.reset(journal.nextScn, c.txnOrdinal);
       const wait = backoffMs(attempt++, cfg.capture.reconnect.initialMs, cfg.capture.reconnect.maxMs);
-      log.warn({ err: lastError, retryInMs: wait, from: `${c.file}:${c.pos}` }, "binlog reader failed; restarting from the checkpoint");
+      log.warn(
+        { err: lastError, retryInMs: wait, from: `${c.file}:${c.pos}` },
+        "binlog reader failed; restarting from the checkpoint",
+      );
       await sleep(wait, stop.signal);
       if ((state as CaptureState) === "stopped") return;
       reader.start(startFrom(journal.checkpoint!));
@@ -346,4 +396,3 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     done,
   };
 }
-

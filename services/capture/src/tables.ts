@@ -47,7 +47,12 @@ export interface TableMapEvent {
   tableMap: Record<
     number,
     {
-      columnSchemas: { COLUMN_NAME: string; COLUMN_TYPE: string; UNSIGNED?: boolean; CHARACTER_SET_NAME: string | null }[];
+      columnSchemas: {
+        COLUMN_NAME: string;
+        COLUMN_TYPE: string;
+        UNSIGNED?: boolean;
+        CHARACTER_SET_NAME: string | null;
+      }[];
       columns?: { name: string; charset: string | null; type: number }[];
     }
   >;
@@ -135,12 +140,16 @@ export function tableInfoFromMap(
     if (filter.excludesColumn(ev.schemaName, ev.tableName, c.name)) continue;
     const schema = entry.columnSchemas[i];
     const unsigned = schema?.UNSIGNED ?? schema?.COLUMN_TYPE.includes("unsigned") ?? false;
-    const type = schema?.COLUMN_TYPE ? schema.COLUMN_TYPE + (unsigned && !schema.COLUMN_TYPE.includes("unsigned") ? " unsigned" : "") : "";
+    const type = schema?.COLUMN_TYPE
+      ? schema.COLUMN_TYPE + (unsigned && !schema.COLUMN_TYPE.includes("unsigned") ? " unsigned" : "")
+      : "";
     columns.push({ name: c.name, type, charset: c.charset ?? "" });
     keys.push(c.name);
     kinds.push(kindOf(c.type, unsigned, c.charset));
   }
-  const primaryKey = (ev.primaryKey ?? []).map((i) => all[i]?.name).filter((n): n is string => n !== undefined);
+  const primaryKey = (ev.primaryKey ?? [])
+    .map((i) => all[i]?.name)
+    .filter((n): n is string => n !== undefined);
   const signature = columns.map((c, i) => `${c.name}:${c.type}:${kinds[i]}`).join(",");
   return {
     db: ev.schemaName,

@@ -1,0 +1,186 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Headers, sortablePosition } from "@dfs/codec";
+import { waitFor } from "@dfs/common";
+import { connectNats, lastPublished, subjects } from "@dfs/nats";
+import { stackUp, stackUrls } from "@dfs/stack";
+import { jetstreamManager } from "@nats-io/jetstream";
+import mysql from "mysql2/promise";
+import { BENCH_TABLE, binlogEnd, type WorkloadResult, writeMixedWorkload } from "./workload.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface CaptureBenchResult {
+  scenario: "backlog" | "one transaction";
+  rows: number;
+  rowsInStream: number;
+  messages: number;
+  seconds: number;
+  rowsPerSecond: number;
+  peakRssMb: number;
+  baselineRowsPerSecond: number;
+  workload: WorkloadResult;
+}
+
+/** Peak and current RSS of a process, from /proc (Linux). */
+function rssMb(pid: number): { peak: number; now: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { peak: kb("VmHWM") / 1024, now: kb("VmRSS") / 1024 };
+}
+
+function projectRoot(): string {
+  return join(here, "..", "..", "..");
+}
+
+/** zongji alone over the same range, in its own process, for the within-run ratio. */
+function zongjiBaseline(start: { file: string; pos: number }, end: { file: string; pos: number }): number {
+  const out = execFileSync(
+    process.execPath,
+    [
+      join(here, "zongji-baseline.js"),
+      "127.0.0.1",
+      "13306",
+      start.file,
+      String(start.pos),
+      end.file,
+      String(end.pos),
+    ],
+    { encoding: "utf8", timeout: 600_000 },
+  );
+  const { rows, ms } = JSON.parse(out.trim().split("\n").pop()!) as { rows: number; ms: number };
+  return (rows / ms) * 1000;
+}
+
+async function runScenario(
+  rows: number,
+  scenario: CaptureBenchResult["scenario"],
+  log: (s: string) => void,
+): Promise<CaptureBenchResult> {
+  const urls = stackUrls();
+  const id = `bench${Date.now().toString(36)}`;
+  const db = `dfs_bench_${id}`;
+  const conn = await mysql.createConnection({ host: "127.0.0.1", port: 13306, user: "root" });
+  const nc = await connectNats({ url: urls.natsUrl, name: "dfs-bench" });
+  let child: ChildProcess | null = null;
+  try {
+    await conn.query(`CREATE DATABASE \`${db}\``);
+    await conn.query(`USE \`${db}\``);
+    await conn.query(BENCH_TABLE);
+    const start = await binlogEnd(conn);
+    log(`${scenario}: writing ${rows.toLocaleString()} row changes to the source...`);
+    const workload = await writeMixedWorkload(conn, rows, scenario === "one transaction");
+    const end = await binlogEnd(conn);
+    const endKey = sortablePosition(end.file, end.pos);
+    log(
+      `${scenario}: ${workload.seconds.toFixed(1)} s to write; binlog ${start.file}:${start.pos} -> ${end.file}:${end.pos}`,
+    );
+
+    const dir = execFileSync("mktemp", ["-d"], { encoding: "utf8" }).trim();
+    const cfgFile = join(dir, "bench.yaml");
+    writeFileSync(
+      cfgFile,
+      [
+        "source:",
+        `  id: ${id}`,
+        `  url: ${urls.sourceUrl}`,
+        "  serverId: 4998",
+        `  include: { databases: [${db}] }`,
+        `  start: { from: position, file: ${start.file}, position: ${start.pos} }`,
+        `nats: { url: "${urls.natsUrl}" }`,
+        "capture:",
+        `  journal: { path: ${join(dir, "journal.db")} }`,
+        "  heartbeatIntervalMs: 100ms",
+        "log: { level: warn }",
+        "",
+      ].join("\n"),
+    );
+    const t0 = performance.now();
+    // DFS_BENCH_NODE_ARGS passes flags to the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = (process.env.DFS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    child = spawn(
+      process.execPath,
+      [...nodeArgs, join(projectRoot(), "packages/cli/bin/dfs.js"), "capture", "-c", cfgFile],
+      { stdio: ["ignore", "inherit", "inherit"] },
+    );
+    const pid = child.pid!;
+    let peak = 0;
+    const stream = subjects.streamName(id);
+    await waitFor(
+      async () => {
+        peak = Math.max(peak, rssMb(pid).peak);
+        const last = await lastPublished(nc, stream).catch(() => null);
+        const pos = last?.headers[Headers.position] ?? "";
+        return last?.headers[Headers.kind] === "heartbeat" && pos >= endKey;
+      },
+      { timeoutMs: 1_800_000, intervalMs: 100, what: "capture to publish the whole backlog" },
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    peak = Math.max(peak, rssMb(pid).peak);
+    child.kill("SIGTERM");
+    // Count the rows actually in the stream: the figure only counts if nothing is missing.
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(stream);
+    const { rowsInStream, messages } = await countRows(nc, stream, info.state.first_seq, info.state.last_seq);
+    log(`${scenario}: measuring zongji alone over the same range...`);
+    const baseline = zongjiBaseline(start, end);
+    await jsm.streams.delete(stream).catch(() => {});
+    await jsm.streams.delete(subjects.dlqStreamName(id)).catch(() => {});
+    return {
+      scenario,
+      rows,
+      rowsInStream,
+      messages,
+      seconds,
+      rowsPerSecond: rows / seconds,
+      peakRssMb: peak,
+      baselineRowsPerSecond: baseline,
+      workload,
+    };
+  } finally {
+    child?.kill("SIGKILL");
+    await conn.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => {});
+    await conn.end();
+    await nc.close();
+  }
+}
+
+async function countRows(
+  nc: Awaited<ReturnType<typeof connectNats>>,
+  stream: string,
+  first: number,
+  last: number,
+) {
+  const { jetstream } = await import("@nats-io/jetstream");
+  const consumer = await jetstream(nc).consumers.get(stream, { opt_start_seq: first, headers_only: true });
+  let rowsInStream = 0;
+  let messages = 0;
+  let seq = 0;
+  while (seq < last) {
+    const batch = await consumer.fetch({ max_messages: 5000, expires: 2000 });
+    let got = 0;
+    for await (const m of batch) {
+      got++;
+      seq = m.seq;
+      if (m.headers?.get(Headers.kind) === "batch") {
+        messages++;
+        rowsInStream += Number(m.headers.get(Headers.rows));
+      }
+    }
+    if (got === 0) break;
+  }
+  return { rowsInStream, messages };
+}
+
+export async function benchCapture(
+  rows: number,
+  scenarios: CaptureBenchResult["scenario"][],
+  log: (s: string) => void,
+): Promise<CaptureBenchResult[]> {
+  await stackUp({ log: () => {} });
+  const results: CaptureBenchResult[] = [];
+  for (const s of scenarios) results.push(await runScenario(rows, s, log));
+  return results;
+}

@@ -1,0 +1,59 @@
+import { DfsError } from "@dfs/common";
+import { runStackCli } from "@dfs/stack";
+import { runBench } from "./commands/bench.js";
+import { runCapture } from "./commands/capture.js";
+import { runDemo } from "./commands/demo.js";
+
+const USAGE = `dfs: MySQL/MariaDB change-data-capture and synchronisation
+
+Usage: dfs <command> [options]
+
+Commands:
+  stack up|down|status        the local test stack (source MariaDB :13306, target :13307, NATS :14222)
+  capture -c FILE             read the source's binlog into the journal and publish it to JetStream
+  demo [-c FILE] [--seconds N]  start the stack and capture, write a small load, print the changes as they arrive
+  bench capture [--rows N]    measure binlog -> journal -> JetStream-acked rows/s and capture RSS
+
+Not built yet (each answers with exit code 2): relmgr, dpu, monitor, run, snapshot, verify, ctl, archive.
+
+Environment variables override the config file: DFS_SOURCE_URL, DFS_TARGET_URL, DFS_NATS_URL, ...
+(docs/configuration.md lists them all).`;
+
+const PLANNED = new Set(["relmgr", "dpu", "monitor", "run", "snapshot", "verify", "ctl", "archive", "dlq"]);
+
+/** Runs one dfs command; returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "stack":
+        return await runStackCli(rest);
+      case "capture":
+        return await runCapture(rest);
+      case "bench":
+        return await runBench(rest);
+      case "demo":
+        return await runDemo(rest);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        return 0;
+      default:
+        if (PLANNED.has(command)) {
+          console.error(`dfs ${command}: not built yet in this version of dataflowsync`);
+          return 2;
+        }
+        console.error(`dfs: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    // Errors we raise on purpose already name what is wrong: print the message, not a stack.
+    if (err instanceof DfsError) {
+      console.error(`dfs ${command}: ${err.code}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}

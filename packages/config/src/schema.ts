@@ -175,6 +175,9 @@ const captureSchema = z
     publish: z
       .strictObject({
         maxInFlight: int(1, 10_000).default(256).describe("Messages published but not yet acknowledged"),
+        maxInFlightBytes: size()
+          .prefault("32MiB")
+          .describe("Payload bytes published but not yet acknowledged; bounds the memory the window holds"),
         ackTimeoutMs: duration()
           .prefault("10s")
           .describe("How long to wait for a JetStream ack before retrying"),

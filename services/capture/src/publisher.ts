@@ -10,6 +10,8 @@ export interface PublisherOptions {
   stream: string;
   journal: Journal;
   maxInFlight: number;
+  /** The window is bounded by bytes too, so large messages cannot pile up in memory. */
+  maxInFlightBytes: number;
   ackTimeoutMs: number;
   reconnect: { initialMs: number; maxMs: number };
   log: Logger;
@@ -20,6 +22,7 @@ export interface PublisherOptions {
 interface InFlight {
   scn: number;
   rows: number;
+  bytes: number;
   /** Acknowledged by the stream. */
   done: boolean;
   /** Acknowledged or failed: no longer outstanding. */
@@ -54,6 +57,7 @@ export class Publisher {
   private readonly js: JetStreamClient;
   private readonly signal = new Signal();
   private inflight: InFlight[] = [];
+  private inflightBytes = 0;
   private sentScn = 0;
   private ackedScn = 0;
   private lastMsgId: string | undefined;
@@ -131,6 +135,7 @@ export class Publisher {
     this.lastMsgId = last?.msgId;
     this.failure = null;
     this.inflight = [];
+    this.inflightBytes = 0;
     this.sentScn = acked;
     if (acked > this.ackedScn) {
       this.ackedScn = acked;
@@ -144,7 +149,7 @@ export class Publisher {
     while (!this.stopped) {
       if (this.failure) throw this.failure;
       const room = maxInFlight - this.inflight.length;
-      if (room <= 0) {
+      if (room <= 0 || this.inflightBytes >= this.o.maxInFlightBytes) {
         await this.signal.wait();
         continue;
       }
@@ -153,7 +158,10 @@ export class Publisher {
         await this.signal.wait();
         continue;
       }
-      for (const e of entries) this.send(e);
+      for (const e of entries) {
+        this.send(e);
+        if (this.inflightBytes >= this.o.maxInFlightBytes) break;
+      }
     }
   }
 
@@ -164,8 +172,9 @@ export class Publisher {
     h.set(Headers.journal, this.o.journal.journalId);
     h.set(Headers.position, e.pos);
     h.set(Headers.rows, String(e.rows));
-    const item: InFlight = { scn: e.scn, rows: e.rows, done: false, settled: false };
+    const item: InFlight = { scn: e.scn, rows: e.rows, bytes: e.payload.byteLength, done: false, settled: false };
     this.inflight.push(item);
+    this.inflightBytes += item.bytes;
     const expect = this.lastMsgId ? { lastMsgID: this.lastMsgId } : undefined;
     this.lastMsgId = e.msgId;
     this.sentScn = e.scn;
@@ -197,6 +206,7 @@ export class Publisher {
     let rows = 0;
     while (this.inflight.length > 0 && this.inflight[0]!.done) {
       const head = this.inflight.shift()!;
+      this.inflightBytes -= head.bytes;
       this.ackedScn = head.scn;
       entries++;
       rows += head.rows;

@@ -200,6 +200,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     stream: streamName,
     journal,
     maxInFlight: cfg.capture.publish.maxInFlight,
+    maxInFlightBytes: cfg.capture.publish.maxInFlightBytes,
     ackTimeoutMs: cfg.capture.publish.ackTimeoutMs,
     reconnect: cfg.capture.reconnect,
     log,

@@ -61,7 +61,13 @@ describe("defaults", () => {
     assert.equal(cfg.capture.journal.trimIntervalMs, 1000);
     assert.equal(cfg.capture.maxBufferBytes, 32 * 1024 ** 2);
     assert.deepEqual(cfg.capture.batch, { maxRows: 1000, maxBytes: 512 * 1024 });
-    assert.deepEqual(cfg.capture.publish, { maxInFlight: 256, ackTimeoutMs: 10_000 });
+    assert.deepEqual(cfg.capture.publish, {
+      maxInFlight: 256,
+      maxInFlightBytes: 32 * 1024 ** 2,
+      ackTimeoutMs: 10_000,
+    });
+    assert.equal(cfg.capture.journal.groupCommitMs, 5);
+    assert.equal(cfg.capture.journal.groupCommitBytes, 4 * 1024 ** 2);
     assert.equal(cfg.capture.heartbeatIntervalMs, 1000);
     assert.deepEqual(cfg.capture.lease, { enabled: true, ttlMs: 15_000 });
     assert.deepEqual(cfg.capture.reconnect, { initialMs: 500, maxMs: 30_000 });
@@ -384,6 +390,12 @@ describe("loadConfig", () => {
   });
 });
 
+/** A Markdown table row starting with these cells, whatever the column padding. */
+function tableRow(...cells: string[]): RegExp {
+  const esc = (c: string) => c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^\\|\\s*${cells.map(esc).join("\\s*\\|\\s*")}\\s*\\|`, "m");
+}
+
 describe("documentation", () => {
   const docs = readFileSync(new URL("../../../docs/configuration.md", import.meta.url), "utf8");
 
@@ -391,14 +403,17 @@ describe("documentation", () => {
     for (const key of listConfigKeys()) {
       assert.ok(key.description, `${key.path} has no .describe()`);
       if (key.leaf)
-        assert.ok(docs.includes(`| \`${key.path}\``), `docs/configuration.md lacks a row for ${key.path}`);
+        assert.ok(
+          tableRow(`\`${key.path}\``).test(docs),
+          `docs/configuration.md lacks a row for ${key.path}`,
+        );
     }
   });
 
   test("every environment override is in docs/configuration.md", () => {
     for (const { env, path } of ENV_OVERRIDES) {
       assert.ok(
-        docs.includes(`| \`${env}\` | \`${path}\` |`),
+        tableRow(`\`${env}\``, `\`${path}\``).test(docs),
         `docs/configuration.md lacks ${env} -> ${path}`,
       );
     }

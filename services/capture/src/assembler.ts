@@ -17,8 +17,13 @@ export interface BinlogHandler {
   /** COMMIT, XID, or a ROLLBACK that ended a group of non-transactional changes (which stay done). */
   onCommit(at: ReadPosition, timestampMs: number): void;
   onDdl(statement: string, db: string, tables: string[], at: ReadPosition, timestampMs: number): void;
-  /** A standalone event that moved the position without data (GRANT, FLUSH, filtered DDL...). */
+  /** The position moved between transactions (binlog rotation). */
   onPosition(at: ReadPosition): void;
+  /**
+   * A statement that ends its event group without data for us (GRANT, FLUSH, DDL of excluded
+   * tables): the group its GTID event opened is over.
+   */
+  onStandalone(at: ReadPosition, timestampMs: number): void;
   /** The server said it has nothing newer: the reader is caught up. */
   onCaughtUp(): void;
 }
@@ -206,6 +211,16 @@ export class Assembler implements BinlogHandler {
 
   onPosition(at: ReadPosition): void {
     if (this.txn) return;
+    this.pendingCheckpoint = this.checkpointAt(at);
+  }
+
+  onStandalone(at: ReadPosition, timestampMs: number): void {
+    const txn = this.txn;
+    if (txn && (txn.entries.length > 0 || txn.batch)) {
+      this.onCommit(at, timestampMs); // rows before an implicit commit (not seen in practice)
+      return;
+    }
+    this.txn = null;
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 

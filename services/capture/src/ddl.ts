@@ -37,9 +37,17 @@ function splitQualified(name: string, defaultDb: string): [string, string] {
 function stripLeadingComments(sql: string): string {
   let s = sql.trimStart();
   for (;;) {
-    if (s.startsWith("/*") && !s.startsWith("/*!")) s = s.slice(s.indexOf("*/") + 2).trimStart();
-    else if (s.startsWith("--") || s.startsWith("#")) s = s.slice(s.indexOf("\n") + 1).trimStart();
-    else return s;
+    if (s.startsWith("/*") && !s.startsWith("/*!")) {
+      const end = s.indexOf("*/");
+      if (end < 0) return "";
+      s = s.slice(end + 2).trimStart();
+    } else if (s.startsWith("--") || s.startsWith("#")) {
+      const nl = s.indexOf("\n");
+      if (nl < 0) return "";
+      s = s.slice(nl + 1).trimStart();
+    } else {
+      return s;
+    }
   }
 }
 
@@ -99,11 +107,15 @@ export function parseDdl(statement: string, sessionDb: string): DdlInfo | null {
     if (!m) continue;
     if (rule.database) return { kind: rule.kind, tables: [], databases: [unquote(m[1]!)] };
     if (rule.rename) {
-      const pairs = m[1]!.split(",").flatMap((p) => p.split(/\s+TO\s+/i));
-      const tables = pairs.map((n) => splitQualified(n, sessionDb));
+      // Pairs "a TO b", matched as identifiers so that commas inside `quoted names` are kept.
+      const pair = new RegExp(String.raw`(${QUALIFIED})\s+TO\s+(${QUALIFIED})`, "gi");
+      const tables = [...m[1]!.matchAll(pair)].flatMap((p) => [
+        splitQualified(p[1]!, sessionDb),
+        splitQualified(p[2]!, sessionDb),
+      ]);
       return { kind: rule.kind, tables, databases: [...new Set(tables.map((t) => t[0]))] };
     }
-    const names = rule.list ? m[1]!.split(",") : [m[1]!];
+    const names = rule.list ? [...m[1]!.matchAll(new RegExp(QUALIFIED, "g"))].map((x) => x[0]) : [m[1]!];
     const tables = names.map((n) => splitQualified(n, sessionDb));
     return { kind: rule.kind, tables, databases: [...new Set(tables.map((t) => t[0]))] };
   }

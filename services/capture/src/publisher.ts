@@ -172,7 +172,13 @@ export class Publisher {
     h.set(Headers.journal, this.o.journal.journalId);
     h.set(Headers.position, e.pos);
     h.set(Headers.rows, String(e.rows));
-    const item: InFlight = { scn: e.scn, rows: e.rows, bytes: e.payload.byteLength, done: false, settled: false };
+    const item: InFlight = {
+      scn: e.scn,
+      rows: e.rows,
+      bytes: e.payload.byteLength,
+      done: false,
+      settled: false,
+    };
     this.inflight.push(item);
     this.inflightBytes += item.bytes;
     const expect = this.lastMsgId ? { lastMsgID: this.lastMsgId } : undefined;

@@ -252,7 +252,7 @@ export class BinlogReader {
           ev.timestamp,
         );
       } else {
-        h.onPosition(this.position());
+        h.onStandalone(this.position(), ev.timestamp);
       }
     }
   }

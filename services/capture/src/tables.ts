@@ -140,16 +140,16 @@ export function tableInfoFromMap(
     if (filter.excludesColumn(ev.schemaName, ev.tableName, c.name)) continue;
     const schema = entry.columnSchemas[i];
     const unsigned = schema?.UNSIGNED ?? schema?.COLUMN_TYPE.includes("unsigned") ?? false;
-    const type = schema?.COLUMN_TYPE
-      ? schema.COLUMN_TYPE + (unsigned && !schema.COLUMN_TYPE.includes("unsigned") ? " unsigned" : "")
-      : "";
+    // zongji's COLUMN_TYPE already says "unsigned" where the type has it (and not for YEAR).
+    const type = schema?.COLUMN_TYPE ?? "";
     columns.push({ name: c.name, type, charset: c.charset ?? "" });
     keys.push(c.name);
     kinds.push(kindOf(c.type, unsigned, c.charset));
   }
   const primaryKey = (ev.primaryKey ?? [])
     .map((i) => all[i]?.name)
-    .filter((n): n is string => n !== undefined);
+    // An excluded key column is not in the images, so it cannot be part of the key consumers see.
+    .filter((n): n is string => n !== undefined && keys.includes(n));
   const signature = columns.map((c, i) => `${c.name}:${c.type}:${kinds[i]}`).join(",");
   return {
     db: ev.schemaName,

@@ -1,0 +1,391 @@
+// DDL events in binlog order, include/exclude filters end to end, and unit tests of parseDdl and
+// TableFilter (no servers).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Worker } from "node:worker_threads";
+import { expandBatch, fromValue } from "@dfs/codec";
+import { subjects } from "@dfs/nats";
+import { parseDdl } from "./ddl.js";
+import { type FilterRules, TableFilter } from "./filter.js";
+import { batchesOf, bytesContain, type RawMessage, startHarness, waitForRaw } from "./test-helpers.js";
+
+/** A compact, comparable line per data or DDL message: "ddl <tables>" or "<table> <op><pk>...". */
+function signature(m: RawMessage): string {
+  if (m.ddl) return `ddl ${m.ddl.tables.join(",")}`;
+  const events = expandBatch(m.batch!);
+  return `${m.batch!.table} ${events.map((e) => `${e.op}${String((e.after ?? e.before)!.id)}`).join(" ")}`;
+}
+
+const dataAndDdl = (ms: RawMessage[]) => ms.filter((m) => m.kind === "batch" || m.kind === "ddl");
+
+test("DDL events arrive on _ddl in binlog order with the rows, and the schema version follows", async () => {
+  const h = await startHarness("ddl");
+  const db = h.db;
+  try {
+    const statements = [
+      "CREATE TABLE t1 (id INT PRIMARY KEY, a VARCHAR(10))",
+      "INSERT INTO t1 VALUES (1, 'x')",
+      "ALTER TABLE t1 ADD COLUMN b INT NOT NULL DEFAULT 7",
+      "INSERT INTO t1 VALUES (2, 'y', 8)",
+      "UPDATE t1 SET a = 'z' WHERE id = 1",
+      "RENAME TABLE t1 TO t2",
+      "INSERT INTO t2 VALUES (3, 'w', 9)",
+      "TRUNCATE TABLE t2",
+      "INSERT INTO t2 VALUES (4, 'v', 10)",
+      "CREATE TABLE `we.ird` (id INT PRIMARY KEY)",
+      "INSERT INTO `we.ird` VALUES (1)",
+      "DROP TABLE t2, `we.ird`",
+    ];
+    await h.conn.query(`USE \`${db}\``);
+    for (const s of statements) await h.conn.query(s);
+    const expected = [
+      `ddl ${db}.t1`,
+      "t1 c1",
+      `ddl ${db}.t1`,
+      "t1 c2",
+      "t1 u1",
+      `ddl ${db}.t1,${db}.t2`,
+      "t2 c3",
+      `ddl ${db}.t2`,
+      "t2 c4",
+      `ddl ${db}.we.ird`,
+      "we.ird c1",
+      `ddl ${db}.t2,${db}.we.ird`,
+    ];
+    const messages = dataAndDdl(
+      await waitForRaw(h.nc, h.id, (ms) => dataAndDdl(ms).length >= expected.length),
+    );
+    assert.deepEqual(messages.map(signature), expected);
+
+    const ddls = messages.filter((m) => m.ddl);
+    const kinds = [
+      /^CREATE TABLE t1/,
+      /^ALTER TABLE t1 ADD COLUMN b/,
+      /^RENAME TABLE t1 TO t2/,
+      /^TRUNCATE TABLE t2/,
+      /^CREATE TABLE `we\.ird`/,
+      /^DROP TABLE/,
+    ];
+    for (const [i, m] of ddls.entries()) {
+      assert.equal(m.subject, `dfs.${h.id}._ddl`);
+      assert.match(m.ddl!.statement, kinds[i]!);
+      assert.equal(m.ddl!.db, db, "the statement's session database");
+      assert.equal(m.ddl!.sourceId, h.id);
+    }
+    // Stream order is journal (SCN) order is binlog order.
+    const scns = messages.map((m) => (m.ddl ? m.ddl.scn : m.batch!.scn));
+    assert.ok(
+      scns.every((s, i) => i === 0 || s > scns[i - 1]!),
+      `SCNs increase: ${scns.join(" ")}`,
+    );
+    const positions = messages.map((m) => (m.ddl ? m.ddl.position : m.batch!.position)!.sortable);
+    assert.deepEqual([...positions].sort(), positions, "source positions never go backwards");
+
+    const batches = messages.filter((m) => m.batch).map((m) => m.batch!);
+    const [before, afterAlter, update] = batches as [
+      (typeof batches)[0],
+      (typeof batches)[0],
+      (typeof batches)[0],
+    ];
+    assert.deepEqual(
+      before.columns.map((c) => c.name),
+      ["id", "a"],
+    );
+    assert.deepEqual(
+      afterAlter.columns.map((c) => c.name),
+      ["id", "a", "b"],
+    );
+    assert.notEqual(afterAlter.schemaVersion, before.schemaVersion, "ALTER changes the schema version");
+    assert.equal(update.schemaVersion, afterAlter.schemaVersion);
+    const updated = expandBatch(update)[0]!;
+    assert.deepEqual(updated.before, { id: 1n, a: "x", b: 7n }, "the added column's default in the old row");
+    assert.deepEqual(updated.after, { id: 1n, a: "z", b: 7n });
+    const weird = messages.find((m) => m.batch?.table === "we.ird")!;
+    assert.equal(
+      weird.subject,
+      subjects.data(h.id, db, "we.ird"),
+      "a dotted table name is one subject token",
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+const PASSWORD_COLUMN = "password";
+
+test("include/exclude filters: databases, table globs and columns never reach the stream", async () => {
+  const h = await startHarness("ddlflt", {
+    databases: 2,
+    overrides: ([a]) => ({
+      source: { exclude: { tables: [`${a}.secret*`], columns: [`${a}.users.${PASSWORD_COLUMN}`] } },
+    }),
+  });
+  const [dbA, dbB] = h.dbs as [string, string];
+  const mark = (what: string) => `${what}-${h.id}-marker`;
+  const [pw1, pw2, pw3, secret, inB] = [mark("pw1"), mark("pw2"), mark("pw3"), mark("secret"), mark("dbB")];
+  try {
+    const q = (sql: string, params: unknown[] = []) => h.conn.query(sql, params);
+    await q(
+      `CREATE TABLE \`${dbA}\`.users (id INT PRIMARY KEY, name VARCHAR(50), ${PASSWORD_COLUMN} VARCHAR(100))`,
+    );
+    await q(`CREATE TABLE \`${dbA}\`.secret_x (id INT PRIMARY KEY, v VARCHAR(100))`);
+    await q(`CREATE TABLE \`${dbA}\`.open_t (id INT PRIMARY KEY, v VARCHAR(100))`);
+    await q(`CREATE TABLE \`${dbB}\`.t (id INT PRIMARY KEY, v VARCHAR(100))`);
+    await q(`INSERT INTO \`${dbA}\`.users VALUES (1, 'alice', ?)`, [pw1]);
+    await q(`INSERT INTO \`${dbA}\`.secret_x VALUES (1, ?)`, [secret]);
+    await q(`INSERT INTO \`${dbB}\`.t VALUES (1, ?)`, [inB]);
+    await q("BEGIN");
+    await q(`INSERT INTO \`${dbA}\`.users VALUES (2, 'bob', ?)`, [pw2]);
+    await q(`INSERT INTO \`${dbA}\`.secret_x VALUES (2, ?)`, [secret]);
+    await q(`INSERT INTO \`${dbB}\`.t VALUES (2, ?)`, [inB]);
+    await q(`INSERT INTO \`${dbA}\`.open_t VALUES (1, 'mixed')`);
+    await q("COMMIT");
+    await q(`UPDATE \`${dbA}\`.users SET ${PASSWORD_COLUMN} = ? WHERE id = 1`, [pw3]);
+    await q(`UPDATE \`${dbA}\`.users SET name = 'alice2' WHERE id = 1`);
+    await q(`ALTER TABLE \`${dbB}\`.t ADD COLUMN x INT`);
+    await q(`ALTER TABLE \`${dbA}\`.secret_x ADD COLUMN x INT`);
+    await q(`UPDATE \`${dbA}\`.secret_x SET v = ?`, [`${secret}!`]);
+    await q(`DELETE FROM \`${dbA}\`.users WHERE id = 2`);
+    await q(`INSERT INTO \`${dbA}\`.open_t VALUES (2, 'done')`);
+
+    // Everything written before the sentinel row is in the stream once the sentinel is.
+    const all = await waitForRaw(h.nc, h.id, (ms) =>
+      batchesOf(ms).some(
+        (b) => b.table === "open_t" && b.rows.some((r) => r.after.length > 0 && fromValue(r.after[0]) === 2n),
+      ),
+    );
+    const batches = batchesOf(all);
+    assert.deepEqual([...new Set(batches.map((b) => `${b.db}.${b.table}`))].sort(), [
+      `${dbA}.open_t`,
+      `${dbA}.users`,
+    ]);
+
+    const users = batches.filter((b) => b.table === "users");
+    for (const b of users)
+      assert.deepEqual(
+        b.columns.map((c) => c.name),
+        ["id", "name"],
+        "password is not a column",
+      );
+    const events = users.flatMap(expandBatch);
+    assert.deepEqual(
+      events.map((e) => `${e.op}${String((e.after ?? e.before)!.id)}`),
+      ["c1", "c2", "u1", "u1", "d2"],
+    );
+    for (const e of events) {
+      for (const image of [e.before, e.after])
+        if (image) assert.ok(!(PASSWORD_COLUMN in image), "no password key");
+    }
+    assert.deepEqual(events[3]!.after, { id: 1n, name: "alice2" });
+
+    const ddlTables = all.flatMap((m) => m.ddl?.tables ?? []);
+    assert.deepEqual(ddlTables, [`${dbA}.users`, `${dbA}.open_t`], "only DDL of included tables");
+    for (const m of all) {
+      for (const needle of [pw1, pw2, pw3, secret, inB, dbB]) {
+        assert.ok(!bytesContain(m.data, needle), `message ${m.seq} (${m.subject}) contains ${needle}`);
+      }
+    }
+    assert.ok(
+      all.some((m) => bytesContain(m.data, "alice2")),
+      "control: included values are found in payload bytes",
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+test("a transaction right after a filtered-out DDL carries its own GTID", {}, async () => {
+  const h = await startHarness("ddlgtid", { databases: 2 });
+  const [dbA, dbB] = h.dbs as [string, string];
+  try {
+    await h.conn.query(`CREATE TABLE \`${dbA}\`.t (id INT PRIMARY KEY)`);
+    await h.conn.query(`CREATE TABLE \`${dbB}\`.x (id INT PRIMARY KEY); INSERT INTO \`${dbA}\`.t VALUES (1)`);
+    const [[{ g }]] = (await h.conn.query("SELECT @@last_gtid AS g")) as unknown as [[{ g: string }]];
+    const batch = batchesOf(await waitForRaw(h.nc, h.id, (ms) => batchesOf(ms).length > 0))[0]!;
+    assert.equal(batch.position?.gtid, g);
+  } finally {
+    await h.close();
+  }
+});
+
+describe("parseDdl", () => {
+  const S = "sess";
+  const cases: [string, ReturnType<typeof parseDdl>][] = [
+    [
+      "CREATE TABLE `my.db`.`a.b` (id int)",
+      { kind: "create_table", tables: [["my.db", "a.b"]], databases: ["my.db"] },
+    ],
+    ["create table if not exists t (x int)", { kind: "create_table", tables: [[S, "t"]], databases: [S] }],
+    [
+      "CREATE OR REPLACE TEMPORARY TABLE `a``b` (x int)",
+      { kind: "create_table", tables: [[S, "a`b"]], databases: [S] },
+    ],
+    [
+      "ALTER TABLE shop . `orders` ADD COLUMN x INT",
+      { kind: "alter_table", tables: [["shop", "orders"]], databases: ["shop"] },
+    ],
+    [
+      "ALTER ONLINE IGNORE TABLE IF EXISTS t2 DROP x",
+      { kind: "alter_table", tables: [[S, "t2"]], databases: [S] },
+    ],
+    [
+      "/* hello */ -- line\n# hash\n  DROP TABLE t",
+      { kind: "drop_table", tables: [[S, "t"]], databases: [S] },
+    ],
+    [
+      "RENAME TABLE a TO b, x.c TO `y`.`d`",
+      {
+        kind: "rename_table",
+        tables: [
+          [S, "a"],
+          [S, "b"],
+          ["x", "c"],
+          ["y", "d"],
+        ],
+        databases: [S, "x", "y"],
+      },
+    ],
+    [
+      "DROP TABLE IF EXISTS a, `b.c`, d.e /* generated by server */",
+      {
+        kind: "drop_table",
+        tables: [
+          [S, "a"],
+          [S, "b.c"],
+          ["d", "e"],
+        ],
+        databases: [S, "d"],
+      },
+    ],
+    ["TRUNCATE t", { kind: "truncate_table", tables: [[S, "t"]], databases: [S] }],
+    ["truncate table x.t", { kind: "truncate_table", tables: [["x", "t"]], databases: ["x"] }],
+    [
+      "CREATE DATABASE IF NOT EXISTS `new.db`",
+      { kind: "create_database", tables: [], databases: ["new.db"] },
+    ],
+    ["DROP SCHEMA IF EXISTS old", { kind: "drop_database", tables: [], databases: ["old"] }],
+    ["CREATE UNIQUE INDEX i ON t (x)", { kind: "other_ddl", tables: [], databases: [S] }],
+    [
+      "CREATE OR REPLACE DEFINER=`root`@`%` VIEW v AS SELECT 1",
+      { kind: "other_ddl", tables: [], databases: [S] },
+    ],
+  ];
+  for (const [sql, want] of cases)
+    test(sql.replace(/\n/g, "\\n"), () => assert.deepEqual(parseDdl(sql, S), want));
+
+  test("statements that are not DDL give null", () => {
+    for (const sql of [
+      "INSERT INTO t VALUES (1)",
+      "BEGIN",
+      "COMMIT",
+      "SET @x = 1",
+      "GRANT SELECT ON *.* TO u",
+      "FLUSH PRIVILEGES",
+      "UPDATE `create table` SET x = 1",
+      "",
+    ]) {
+      assert.equal(parseDdl(sql, S), null, sql);
+    }
+  });
+
+  test("names containing commas in DROP and RENAME lists", {}, () => {
+    assert.deepEqual(parseDdl("DROP TABLE `a,b`, c", S)?.tables, [
+      [S, "a,b"],
+      [S, "c"],
+    ]);
+    assert.deepEqual(parseDdl("RENAME TABLE `x,y` TO z", S)?.tables, [
+      [S, "x,y"],
+      [S, "z"],
+    ]);
+  });
+
+  test("a statement that is only a comment returns (null) instead of looping", {}, async () => {
+    for (const sql of ["-- only a comment", "# hash only", "/* c */ -- tail"])
+      assert.equal(await parseInWorker(sql, S), null, sql);
+  });
+});
+
+/** parseDdl in a worker, so that a hang is a test failure after 2 s rather than a stuck process. */
+function parseInWorker(sql: string, sessionDb: string): Promise<unknown> {
+  const url = new URL("./ddl.js", import.meta.url).href;
+  const code = `import(${JSON.stringify(url)}).then((m) => require("node:worker_threads").parentPort.postMessage(m.parseDdl(${JSON.stringify(sql)}, ${JSON.stringify(sessionDb)})));`;
+  const worker = new Worker(code, { eval: true });
+  return new Promise<unknown>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      reject(new Error(`parseDdl(${JSON.stringify(sql)}) did not return within 2 s`));
+    }, 2000);
+    worker.once("message", (result) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      resolve(result);
+    });
+    worker.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+describe("TableFilter", () => {
+  const filter = (rules: {
+    include?: Partial<FilterRules["include"]>;
+    exclude?: Partial<FilterRules["exclude"]>;
+  }) =>
+    new TableFilter({
+      include: { databases: [], tables: [], ...rules.include },
+      exclude: { databases: [], tables: [], columns: [], ...rules.exclude },
+    });
+
+  test("globs: * any run, ? one character, everything else literal", () => {
+    const f = filter({ include: { databases: ["app_*", "shop?"], tables: ["d.t+x", "x.a.b"] } });
+    assert.ok(f.includesDatabase("app_1") && f.includesDatabase("app_") && !f.includesDatabase("app"));
+    assert.ok(f.includesDatabase("shop1") && !f.includesDatabase("shop12") && !f.includesDatabase("shop"));
+    assert.ok(f.includesTable("app_9", "anything") && !f.includesTable("apps", "t"));
+    assert.ok(f.includesTable("d", "t+x") && !f.includesTable("d", "ttx"), "+ is literal");
+    assert.ok(f.includesTable("x", "a.b") && !f.includesTable("x", "aXb"), ". is literal");
+  });
+
+  test("no include rules: every database and table except the system ones", () => {
+    const f = filter({});
+    assert.ok(f.includesDatabase("anything") && f.includesTable("any", "table"));
+    for (const db of ["mysql", "information_schema", "performance_schema", "sys", "MySQL"]) {
+      assert.ok(!f.includesDatabase(db) && !f.includesTable(db, "user"), db);
+    }
+  });
+
+  test("system databases stay excluded even when included by name or glob", () => {
+    const f = filter({ include: { databases: ["mysql", "*"], tables: ["sys.*"] } });
+    assert.ok(
+      !f.includesDatabase("mysql") && !f.includesTable("mysql", "user") && !f.includesTable("sys", "x"),
+    );
+    assert.ok(f.includesTable("shop", "orders"));
+  });
+
+  test("exclude wins over include", () => {
+    const f = filter({
+      include: { databases: ["shop", "hr"], tables: ["crm.customers"] },
+      exclude: { databases: ["hr"], tables: ["shop.secret*", "crm.customers"] },
+    });
+    assert.ok(
+      f.includesTable("shop", "orders") &&
+        !f.includesTable("shop", "secret_x") &&
+        !f.includesTable("shop", "secret"),
+    );
+    assert.ok(!f.includesDatabase("hr") && !f.includesTable("hr", "people"));
+    assert.ok(!f.includesTable("crm", "customers"));
+  });
+
+  test("include.tables makes its databases included, and only those tables", () => {
+    const f = filter({ include: { tables: ["shop.orders*"] } });
+    assert.ok(f.includesDatabase("shop") && !f.includesDatabase("other"));
+    assert.ok(f.includesTable("shop", "orders_2024") && !f.includesTable("shop", "users"));
+  });
+
+  test("column exclusion matches db.table.column globs", () => {
+    const f = filter({ exclude: { columns: ["*.users.password", "shop.cards.c?v"] } });
+    assert.ok(f.excludesColumn("a", "users", "password") && !f.excludesColumn("a", "users", "name"));
+    assert.ok(f.excludesColumn("shop", "cards", "cvv") && !f.excludesColumn("shop", "cards", "pan"));
+    assert.ok(!filter({}).excludesColumn("a", "users", "password"));
+  });
+});

@@ -59,17 +59,17 @@ describe("defaults", () => {
     assert.ok(cfg.capture.journal.path.includes(cfg.source.id));
     assert.equal(cfg.capture.journal.maxBytes, 2 * 1024 ** 3);
     assert.equal(cfg.capture.journal.trimIntervalMs, 1000);
-    assert.equal(cfg.capture.maxBufferBytes, 32 * 1024 ** 2);
+    assert.equal(cfg.capture.maxBufferBytes, 8 * 1024 ** 2);
     assert.deepEqual(cfg.capture.batch, { maxRows: 1000, maxBytes: 512 * 1024 });
     assert.deepEqual(cfg.capture.publish, {
       maxInFlight: 256,
-      maxInFlightBytes: 32 * 1024 ** 2,
+      maxInFlightBytes: 16 * 1024 ** 2,
       ackTimeoutMs: 10_000,
     });
     assert.equal(cfg.capture.journal.groupCommitMs, 5);
     assert.equal(cfg.capture.journal.groupCommitBytes, 4 * 1024 ** 2);
     assert.equal(cfg.capture.heartbeatIntervalMs, 1000);
-    assert.deepEqual(cfg.capture.lease, { enabled: true, ttlMs: 15_000 });
+    assert.deepEqual(cfg.capture.lease, { enabled: true, ttlMs: 15_000, waitMs: 16_000 });
     assert.deepEqual(cfg.capture.reconnect, { initialMs: 500, maxMs: 30_000 });
     assert.equal(cfg.capture.http.port, 9101);
     assert.equal(cfg.capture.grpc.port, 50101);

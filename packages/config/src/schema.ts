@@ -151,7 +151,7 @@ const captureSchema = z
         trimIntervalMs: duration()
           .prefault("1s")
           .describe("How often published entries are deleted from the journal"),
-        groupCommitMs: duration()
+        groupCommitMs: duration({ min: 0 })
           .prefault("5ms")
           .describe(
             "Longest a complete transaction waits in memory so that several share one fsync'd journal commit (0 = commit every event-loop turn)",
@@ -163,7 +163,7 @@ const captureSchema = z
       .prefault({})
       .describe("The local SQLite journal between binlog and NATS"),
     maxBufferBytes: size()
-      .prefault("32MiB")
+      .prefault("8MiB")
       .describe("Bytes of decoded events held in memory before they are flushed to the journal"),
     batch: z
       .strictObject({
@@ -176,7 +176,7 @@ const captureSchema = z
       .strictObject({
         maxInFlight: int(1, 10_000).default(256).describe("Messages published but not yet acknowledged"),
         maxInFlightBytes: size()
-          .prefault("32MiB")
+          .prefault("16MiB")
           .describe("Payload bytes published but not yet acknowledged; bounds the memory the window holds"),
         ackTimeoutMs: duration()
           .prefault("10s")
@@ -189,6 +189,11 @@ const captureSchema = z
       .strictObject({
         enabled: z.boolean().default(true).describe("Take a lease so that only one capture reads the source"),
         ttlMs: duration().prefault("15s").describe("Lease lifetime; another capture may take over after it"),
+        waitMs: duration({ min: 0 })
+          .optional()
+          .describe(
+            "How long a starting capture waits for another holder's lease to end before it gives up; default ttlMs + 1s, so a restart after a crash waits out the dead process's lease",
+          ),
       })
       .prefault({})
       .describe("Single-reader lease of the source"),
@@ -256,7 +261,11 @@ export const configSchema = z
       groupCommitMs: journal.groupCommitMs,
       groupCommitBytes: journal.groupCommitBytes,
     };
-    return { ...cfg, capture: { ...cfg.capture, journal: resolved } };
+    const lease = {
+      ...cfg.capture.lease,
+      waitMs: cfg.capture.lease.waitMs ?? cfg.capture.lease.ttlMs + 1000,
+    };
+    return { ...cfg, capture: { ...cfg.capture, journal: resolved, lease } };
   });
 
 /** The fully resolved config: defaults applied, sizes in bytes, durations in milliseconds. */

@@ -58,6 +58,8 @@ export class Publisher {
   private readonly signal = new Signal();
   private inflight: InFlight[] = [];
   private inflightBytes = 0;
+  /** Entries read from the journal and not yet sent, in SCN order. */
+  private page: JournalEntry[] = [];
   private sentScn = 0;
   private ackedScn = 0;
   private lastMsgId: string | undefined;
@@ -136,6 +138,7 @@ export class Publisher {
     this.failure = null;
     this.inflight = [];
     this.inflightBytes = 0;
+    this.page = [];
     this.sentScn = acked;
     if (acked > this.ackedScn) {
       this.ackedScn = acked;
@@ -145,23 +148,25 @@ export class Publisher {
   }
 
   private async pump(): Promise<void> {
-    const { journal, maxInFlight } = this.o;
+    const { journal, maxInFlight, maxInFlightBytes } = this.o;
     while (!this.stopped) {
       if (this.failure) throw this.failure;
-      const room = maxInFlight - this.inflight.length;
-      if (room <= 0 || this.inflightBytes >= this.o.maxInFlightBytes) {
-        await this.signal.wait();
-        continue;
+      if (this.page.length === 0) {
+        // Small pages, kept until sent: reading bounded by the window, never read twice.
+        this.page = journal.read(this.sentScn, Math.min(Math.max(maxInFlight - this.inflight.length, 1), 32));
+        if (this.page.length === 0) {
+          await this.signal.wait();
+          continue;
+        }
       }
-      const entries = journal.read(this.sentScn, Math.min(room, 512));
-      if (entries.length === 0) {
-        await this.signal.wait();
-        continue;
+      while (
+        this.page.length > 0 &&
+        this.inflight.length < maxInFlight &&
+        this.inflightBytes < maxInFlightBytes
+      ) {
+        this.send(this.page.shift()!);
       }
-      for (const e of entries) {
-        this.send(e);
-        if (this.inflightBytes >= this.o.maxInFlightBytes) break;
-      }
+      if (this.page.length > 0) await this.signal.wait();
     }
   }
 

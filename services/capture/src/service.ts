@@ -174,6 +174,9 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
         key: `capture.${sourceId}`,
         holder: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
         ttlMs: cfg.capture.lease.ttlMs,
+        // A capture restarted right after a crash finds the dead process's lease: wait it out.
+        waitMs: cfg.capture.lease.waitMs,
+        signal: stop.signal,
       });
       closers.push(() => lease?.release());
     }

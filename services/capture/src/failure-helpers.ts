@@ -1,0 +1,188 @@
+// Shared helpers of the capture failure tests (crash, nats-down, startup). Not part of the service's API.
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { waitFor } from "@dfs/common";
+import { subjects } from "@dfs/nats";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import Database from "better-sqlite3";
+import type { CaptureStatus } from "./service.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The compiled capture runner (dist/test-fixtures/run-capture.js). */
+export const RUNNER = join(here, "test-fixtures", "run-capture.js");
+/** The repository root (services/capture/dist -> ../../..). */
+export const REPO_ROOT = join(here, "..", "..", "..");
+
+type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
+
+/** Block-style YAML for plain data (strings double-quoted, so every value keeps its type). */
+export function toYaml(value: { [key: string]: Yaml }, indent = ""): string {
+  let out = "";
+  for (const [key, v] of Object.entries(value)) {
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      out += `${indent}${key}:\n${toYaml(v, `${indent}  `)}`;
+    } else {
+      out += `${indent}${key}: ${JSON.stringify(v)}\n`; // JSON scalars and flow lists are valid YAML
+    }
+  }
+  return out;
+}
+
+/** Writes `config` as YAML to `<dir>/<name>` and returns the path. */
+export function writeConfig(dir: string, config: { [key: string]: Yaml }, name = "config.yaml"): string {
+  const path = join(dir, name);
+  writeFileSync(path, toYaml(config));
+  return path;
+}
+
+/** A capture running as a child process (test-fixtures/run-capture). */
+export interface CaptureChild {
+  child: ChildProcess;
+  /** Resolves with the exit code (or the signal name) when the process has exited. */
+  exited: Promise<number | string>;
+  /** Last STATUS line, if any. */
+  status(): CaptureStatus | null;
+  ready(): boolean;
+  stdout(): string;
+  stderr(): string;
+}
+
+export function spawnCapture(configPath: string): CaptureChild {
+  const child = spawn(process.execPath, [RUNNER, configPath], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  let partial = "";
+  let last: CaptureStatus | null = null;
+  let isReady = false;
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    partial += chunk;
+    const lines = partial.split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (line === "READY") isReady = true;
+      else if (line.startsWith("STATUS ")) last = JSON.parse(line.slice(7)) as CaptureStatus;
+      else out += `${line}\n`;
+    }
+  });
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    err = (err + chunk).slice(-20_000);
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.once("exit", (code, signal) => resolve(code ?? signal ?? -1));
+  });
+  return {
+    child,
+    exited,
+    status: () => last,
+    ready: () => isReady,
+    stdout: () => out,
+    stderr: () => err,
+  };
+}
+
+/** Waits for the child's READY line; fails early with its stderr if it exits first. */
+export async function waitReady(c: CaptureChild, timeoutMs = 30_000): Promise<void> {
+  let code: number | string | undefined;
+  void c.exited.then((x) => {
+    code = x;
+  });
+  await waitFor(
+    () => {
+      if (code !== undefined) throw new Error(`capture exited (${code}) before it was ready: ${c.stderr()}`);
+      return c.ready();
+    },
+    { timeoutMs, intervalMs: 50, what: "the capture child to be ready" },
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}\nstderr: ${c.stderr()}`);
+  });
+}
+
+/** Kills a child (if it still runs) and waits for it to exit; never throws. */
+export async function killChild(c: CaptureChild | null, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+  if (!c || c.child.exitCode !== null || c.child.signalCode !== null) return;
+  c.child.kill(signal);
+  await Promise.race([c.exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+}
+
+/** Number of messages stored on one subject of a source's stream (cheap: no message is read). */
+export async function subjectCount(nc: NatsConnection, sourceId: string, subject: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(subjects.streamName(sourceId), { subjects_filter: subject });
+  return info.state.subjects?.[subject] ?? 0;
+}
+
+/** What a journal file holds, read without the service (the file must not be written meanwhile). */
+export function inspectJournal(path: string): {
+  entries: number;
+  batchEntries: number;
+  publishedScn: number;
+  checkpoint: { file: string; pos: number; committedScn: number } | null;
+} {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const count = db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(kind = 0), 0) AS b FROM entries").get() as {
+      n: number;
+      b: number;
+    };
+    const pub = db.prepare("SELECT scn FROM published WHERE id = 1").get() as { scn: number } | undefined;
+    const cp = db.prepare("SELECT file, pos, committed_scn FROM checkpoint WHERE id = 1").get() as
+      | { file: string; pos: number; committed_scn: number }
+      | undefined;
+    return {
+      entries: count.n,
+      batchEntries: count.b,
+      publishedScn: pub?.scn ?? 0,
+      checkpoint: cp ? { file: cp.file, pos: cp.pos, committedScn: cp.committed_scn } : null,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+/** Counts of each key; returns the keys seen more than once and the expected keys never seen. */
+export function compareMultiset(
+  seen: Iterable<string>,
+  expected: Iterable<string>,
+): { duplicates: string[]; missing: string[]; unexpected: string[]; total: number } {
+  const counts = new Map<string, number>();
+  let total = 0;
+  for (const k of seen) {
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+    total++;
+  }
+  const want = new Set(expected);
+  const duplicates = [...counts].filter(([, n]) => n > 1).map(([k, n]) => `${k} x${n}`);
+  const missing = [...want].filter((k) => !counts.has(k));
+  const unexpected = [...counts.keys()].filter((k) => !want.has(k));
+  return { duplicates, missing, unexpected, total };
+}
+
+/** Message ids that occur more than once. */
+export function duplicateIds(ids: string[]): string[] {
+  const seen = new Set<string>();
+  const dups = new Set<string>();
+  for (const id of ids) {
+    if (seen.has(id)) dups.add(id);
+    seen.add(id);
+  }
+  return [...dups];
+}
+
+/** Whether something accepts TCP connections at the host:port of `url` (e.g. nats://127.0.0.1:14222). */
+export function reachable(url: string, timeoutMs = 500): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: u.hostname, port: Number(u.port) });
+    const done = (up: boolean) => {
+      socket.destroy();
+      resolve(up);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}

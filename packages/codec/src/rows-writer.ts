@@ -53,7 +53,12 @@ export class RowsWriter {
 
   /** The rows written so far, as the repeated field 15 of a ChangeBatch (a copy). */
   finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+    return Buffer.from(this.view());
+  }
+
+  /** The rows written so far, without copying: valid until the next write or reset. */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
   }
 
   reset(): void {

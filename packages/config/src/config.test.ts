@@ -63,7 +63,7 @@ describe("defaults", () => {
     assert.deepEqual(cfg.capture.batch, { maxRows: 1000, maxBytes: 512 * 1024 });
     assert.deepEqual(cfg.capture.publish, {
       maxInFlight: 256,
-      maxInFlightBytes: 16 * 1024 ** 2,
+      maxInFlightBytes: 8 * 1024 ** 2,
       ackTimeoutMs: 10_000,
     });
     assert.equal(cfg.capture.journal.groupCommitMs, 5);

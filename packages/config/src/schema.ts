@@ -176,7 +176,7 @@ const captureSchema = z
       .strictObject({
         maxInFlight: int(1, 10_000).default(256).describe("Messages published but not yet acknowledged"),
         maxInFlightBytes: size()
-          .prefault("16MiB")
+          .prefault("8MiB")
           .describe("Payload bytes published but not yet acknowledged; bounds the memory the window holds"),
         ackTimeoutMs: duration()
           .prefault("10s")

@@ -321,7 +321,7 @@ export class Assembler implements BinlogHandler {
         commitTime: BigInt(Math.floor(txn.timestampMs / 1000)),
         captureTimeMs: BigInt(Date.now()),
       },
-      this.rows.finish(),
+      this.rows.view(), // copied into the payload, so no copy of its own
     );
     this.rows.reset();
     txn.bytes += payload.byteLength;

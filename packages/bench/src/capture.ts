@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Headers, sortablePosition } from "@dfs/codec";
-import { waitFor } from "@dfs/common";
+import { sleep } from "@dfs/common";
 import { connectNats, lastPublished, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -108,15 +108,18 @@ async function runScenario(
     const pid = child.pid!;
     let peak = 0;
     const stream = subjects.streamName(id);
-    await waitFor(
-      async () => {
-        peak = Math.max(peak, rssMb(pid).peak);
-        const last = await lastPublished(nc, stream).catch(() => null);
-        const pos = last?.headers[Headers.position] ?? "";
-        return last?.headers[Headers.kind] === "heartbeat" && pos >= endKey;
-      },
-      { timeoutMs: 1_800_000, intervalMs: 100, what: "capture to publish the whole backlog" },
-    );
+    // Polled by hand (not waitFor): a capture that exits must fail the run at once.
+    const deadline = Date.now() + 1_800_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`the capture process exited (code ${child.exitCode}, signal ${child.signalCode}) before publishing the backlog`);
+      }
+      peak = Math.max(peak, rssMb(pid).peak);
+      const last = await lastPublished(nc, stream).catch(() => null);
+      if (last?.headers[Headers.kind] === "heartbeat" && (last.headers[Headers.position] ?? "") >= endKey) break;
+      if (Date.now() > deadline) throw new Error("capture did not publish the backlog within 30 minutes");
+      await sleep(100);
+    }
     const seconds = (performance.now() - t0) / 1000;
     peak = Math.max(peak, rssMb(pid).peak);
     child.kill("SIGTERM");

@@ -4,6 +4,7 @@ import { sourceDriver, targetDriver } from "./mariadb.js";
 import { natsDriver } from "./nats.js";
 import { type ComponentName, type ComponentPaths, componentAddress } from "./paths.js";
 import {
+  findOtherStackProcesses,
   findProcesses,
   isOurProcess,
   killAndWait,
@@ -13,6 +14,7 @@ import {
   processArgs,
   removeFile,
   spawnDetached,
+  stopForeign,
   tailFile,
   waitUntil,
   writePidFile,
@@ -123,6 +125,16 @@ export async function startOne(
     return { name: paths.name, up: true, address, pid: running, startedByStack: true };
   }
   removeFile(paths.pidFile);
+  if ((await portInUse(paths.host, paths.port)) && process.env.DFS_STACK_TAKEOVER === "1") {
+    // CI sets this: a stack left running by another checkout (an earlier CI run, a dev tree) would
+    // otherwise hold the ports. Only processes that are recognisably a dfs stack server are stopped.
+    for (const pid of findOtherStackProcesses(driver.identity(paths).binary, paths.port)) {
+      log(
+        `${paths.name}: stopping pid ${pid}, a dfs stack server of another checkout on port ${paths.port} (DFS_STACK_TAKEOVER=1)`,
+      );
+      await stopForeign(pid);
+    }
+  }
   if (await portInUse(paths.host, paths.port)) {
     // Name a process that runs on our data dir without a pid file (started by hand), since stopping it
     // is then the likely fix; otherwise suggest moving the stack to another port.

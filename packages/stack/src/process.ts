@@ -201,3 +201,48 @@ export async function killAndWait(pid: number, identity: ProcessIdentity, hard: 
     await waitUntil(gone, { timeoutMs: 10_000, intervalMs: 100, what: `killing pid ${pid}` });
   }
 }
+
+/**
+ * Processes of `binary` that listen on `port` and keep their data under some `.stack/` folder: a
+ * dfs stack started from another checkout of the project (Linux /proc only). The port is matched
+ * in the `--port=P` and `-p P` forms the stack's own drivers use.
+ */
+export function findOtherStackProcesses(binary: string, port: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      const args = processArgs(pid);
+      if (!args || basename(args[0] ?? "") !== binary) return false;
+      const onPort = args.some(
+        (a, i) => a === `--port=${port}` || (a === "-p" && args[i + 1] === String(port)),
+      );
+      return onPort && args.some((a) => a.includes("/.stack/"));
+    });
+}
+
+/** Stops a process we did not start (SIGTERM, then SIGKILL after `graceMs`). */
+export async function stopForeign(pid: number, graceMs = 60_000): Promise<void> {
+  const alive = () => processArgs(pid) !== undefined;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  try {
+    await waitUntil(() => !alive(), { timeoutMs: graceMs, intervalMs: 100, what: `stopping pid ${pid}` });
+  } catch {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+    await waitUntil(() => !alive(), { timeoutMs: 10_000, intervalMs: 100, what: `killing pid ${pid}` });
+  }
+}

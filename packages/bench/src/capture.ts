@@ -112,11 +112,14 @@ async function runScenario(
     const deadline = Date.now() + 1_800_000;
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`the capture process exited (code ${child.exitCode}, signal ${child.signalCode}) before publishing the backlog`);
+        throw new Error(
+          `the capture process exited (code ${child.exitCode}, signal ${child.signalCode}) before publishing the backlog`,
+        );
       }
       peak = Math.max(peak, rssMb(pid).peak);
       const last = await lastPublished(nc, stream).catch(() => null);
-      if (last?.headers[Headers.kind] === "heartbeat" && (last.headers[Headers.position] ?? "") >= endKey) break;
+      if (last?.headers[Headers.kind] === "heartbeat" && (last.headers[Headers.position] ?? "") >= endKey)
+        break;
       if (Date.now() > deadline) throw new Error("capture did not publish the backlog within 30 minutes");
       await sleep(100);
     }

@@ -3,6 +3,13 @@ import { Op, type SourcePosition } from "@dfs/proto";
 import type { Checkpoint, JournalEntry } from "./journal.js";
 import type { TableInfo } from "./tables.js";
 
+/** A schema statement to journal as DDL: executed in database `db`, touching `tables` ("db.table"). */
+export interface SchemaStatement {
+  statement: string;
+  db: string;
+  tables: string[];
+}
+
 /** Where the reader is in the binlog, as zongji reports it after the current event. */
 export interface ReadPosition {
   file: string;
@@ -183,30 +190,50 @@ export class Assembler implements BinlogHandler {
     if (this.txn && (this.txn.entries.length > 0 || this.txn.batch)) this.onCommit(at, timestampMs);
     this.txn = null;
     this.lastEventMs = timestampMs;
+    this.queueDdl({ statement, db, tables }, at, timestampMs, gtid, "ddl");
+    this.pendingCheckpoint = this.checkpointAt(at);
+  }
+
+  /**
+   * The definitions of every captured database and table when a journal starts, as DDL at the
+   * start position: with them the stream is a complete schema history from its first message.
+   */
+  schemaSnapshot(statements: readonly SchemaStatement[], at: ReadPosition): void {
+    const now = Date.now();
+    for (const [i, st] of statements.entries()) this.queueDdl(st, at, now, at.gtid ?? "", `schema:${i}`);
+    this.pendingCheckpoint = this.checkpointAt(at);
+  }
+
+  private queueDdl(
+    st: SchemaStatement,
+    at: ReadPosition,
+    timestampMs: number,
+    gtid: string,
+    idSuffix: string,
+  ): void {
     const scn = this.nextScn++;
     const position = this.positionOf(at, at, gtid);
     const payload = encodeDdl({
       sourceId: this.o.sourceId,
       serverUuid: this.o.serverUuid,
-      db,
-      statement,
+      db: st.db,
+      statement: st.statement,
       position,
       scn: BigInt(scn),
       commitTime: BigInt(Math.floor(timestampMs / 1000)),
       captureTimeMs: BigInt(Date.now()),
-      tables,
+      tables: st.tables,
     });
     this.txnOrdinal++;
     this.queue({
       scn,
       kind: "ddl",
       subject: this.o.ddlSubject,
-      msgId: `${this.o.sourceId}:${position.sortable}:ddl`,
+      msgId: `${this.o.sourceId}:${position.sortable}:${idSuffix}`,
       rows: 0,
       pos: position.sortable,
       payload,
     });
-    this.pendingCheckpoint = this.checkpointAt(at);
   }
 
   onPosition(at: ReadPosition): void {

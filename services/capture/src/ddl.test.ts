@@ -4,9 +4,12 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { expandBatch, fromValue } from "@dfs/codec";
-import { subjects } from "@dfs/nats";
+import { connectNats, subjects } from "@dfs/nats";
+import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
+import mysql from "mysql2/promise";
 import { parseDdl } from "./ddl.js";
 import { type FilterRules, TableFilter } from "./filter.js";
+import { type CaptureService, startCapture } from "./service.js";
 import { batchesOf, bytesContain, type RawMessage, startHarness, waitForRaw } from "./test-helpers.js";
 
 /** A compact, comparable line per data or DDL message: "ddl <tables>" or "<table> <op><pk>...". */
@@ -16,7 +19,9 @@ function signature(m: RawMessage): string {
   return `${m.batch!.table} ${events.map((e) => `${e.op}${String((e.after ?? e.before)!.id)}`).join(" ")}`;
 }
 
-const dataAndDdl = (ms: RawMessage[]) => ms.filter((m) => m.kind === "batch" || m.kind === "ddl");
+/** Row batches and binlog DDL, without the schema snapshot a new journal starts with (tested below). */
+const dataAndDdl = (ms: RawMessage[]) =>
+  ms.filter((m) => (m.kind === "batch" || m.kind === "ddl") && !m.msgId.includes(":schema:"));
 
 test("DDL events arrive on _ddl in binlog order with the rows, and the schema version follows", async () => {
   const h = await startHarness("ddl");
@@ -388,4 +393,63 @@ describe("TableFilter", () => {
     assert.ok(f.excludesColumn("shop", "cards", "cvv") && !f.excludesColumn("shop", "cards", "pan"));
     assert.ok(!filter({}).excludesColumn("a", "users", "password"));
   });
+});
+
+test("a new journal starts with the schema snapshot, which recreates the tables on another server", async () => {
+  await ensureStack();
+  const id = uniqueId("snap");
+  const db = `${id}_db`;
+  const conn = await sourceConnection();
+  const target = await mysql.createConnection({ host: "127.0.0.1", port: 13307, user: "root" });
+  const nc = await connectNats({ url: urls.natsUrl, name: `test-${id}` });
+  let capture: CaptureService | null = null;
+  try {
+    await conn.query(`CREATE DATABASE \`${db}\` CHARACTER SET latin1`);
+    await conn.query(
+      `CREATE TABLE \`${db}\`.parent (id BIGINT UNSIGNED PRIMARY KEY, name VARCHAR(20) NOT NULL DEFAULT 'x', UNIQUE KEY uq (name)) ENGINE=InnoDB`,
+    );
+    await conn.query(
+      `CREATE TABLE \`${db}\`.child (id INT AUTO_INCREMENT PRIMARY KEY, pid BIGINT UNSIGNED, note TEXT CHARACTER SET utf8mb4, KEY k (pid), CONSTRAINT fk FOREIGN KEY (pid) REFERENCES parent (id))`,
+    );
+    capture = await startCapture(testConfig(id, db));
+    await conn.query(`INSERT INTO \`${db}\`.parent VALUES (1, 'a')`);
+    const messages = await waitForRaw(nc, id, (ms) => ms.some((m) => m.kind === "batch"));
+    const snapshot = messages.filter((m) => m.msgId.includes(":schema:"));
+    assert.deepEqual(
+      snapshot.map((m) => m.ddl!.tables.join(",")),
+      ["", `${db}.child`, `${db}.parent`],
+      "the database first, then its tables",
+    );
+    assert.ok(
+      messages.indexOf(snapshot.at(-1)!) < messages.findIndex((m) => m.kind === "batch"),
+      "before any row",
+    );
+    assert.match(snapshot[0]!.ddl!.statement, /^CREATE DATABASE IF NOT EXISTS/);
+    for (const m of snapshot.slice(1)) assert.match(m.ddl!.statement, /^CREATE TABLE IF NOT EXISTS/);
+    // Replayed on the target (parent before child is not guaranteed: FK checks off, as a replica would),
+    // the statements give the source's definitions exactly.
+    await target.query("SET SESSION foreign_key_checks = 0");
+    for (const m of snapshot) {
+      await target.query(`CREATE DATABASE IF NOT EXISTS \`${db}\``);
+      await target.query(`USE \`${m.ddl!.db}\``);
+      await target.query(m.ddl!.statement);
+    }
+    for (const t of ["parent", "child"]) {
+      const [[src]] = (await conn.query(`SHOW CREATE TABLE \`${db}\`.${t}`)) as unknown as [
+        Record<string, string>[],
+      ];
+      const [[dst]] = (await target.query(`SHOW CREATE TABLE \`${db}\`.${t}`)) as unknown as [
+        Record<string, string>[],
+      ];
+      assert.equal(dst!["Create Table"], src!["Create Table"], `${t} recreated exactly`);
+    }
+  } finally {
+    await capture?.stop().catch(() => {});
+    await deleteStreams(nc, id).catch(() => {});
+    await nc.close();
+    await conn.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => {});
+    await target.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => {});
+    await conn.end();
+    await target.end();
+  }
 });

@@ -16,12 +16,13 @@ import { type DfsConfig, parseMysqlUrl } from "@dfs/config";
 import { acquireLease, connectNats, ensureStreams, type Lease, subjects } from "@dfs/nats";
 import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
-import { Assembler } from "./assembler.js";
+import { Assembler, type SchemaStatement } from "./assembler.js";
 import { checkSource, type SourceFacts } from "./checks.js";
 import { TableFilter } from "./filter.js";
 import { type Checkpoint, Journal } from "./journal.js";
 import { Publisher } from "./publisher.js";
 import { BinlogReader, type StartFrom } from "./reader.js";
+import { schemaSnapshot } from "./schema.js";
 
 export type CaptureState = "starting" | "running" | "paused" | "error" | "stopped";
 
@@ -125,6 +126,9 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   };
 
   let facts: SourceFacts;
+  const filter = new TableFilter({ include: cfg.source.include, exclude: cfg.source.exclude });
+  /** Definitions of the captured tables, taken only when the journal is new. */
+  let snapshot: SchemaStatement[] = [];
   const url = parseMysqlUrl(cfg.source.url);
   const connection = { host: url.host, port: url.port, user: url.user, password: url.password };
   try {
@@ -139,7 +143,10 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
       });
     try {
       facts = await checkSource(conn, journal.checkpoint);
-      if (!journal.checkpoint) journal.append([], await initialCheckpoint(cfg, conn, facts));
+      if (!journal.checkpoint) {
+        journal.append([], await initialCheckpoint(cfg, conn, facts));
+        snapshot = await schemaSnapshot(conn, filter);
+      }
     } finally {
       await conn.end().catch(() => {});
     }
@@ -185,7 +192,6 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     throw err;
   }
 
-  const filter = new TableFilter({ include: cfg.source.include, exclude: cfg.source.exclude });
   let state: CaptureState = "running";
   let lastError = "";
   let userPaused = false;
@@ -362,6 +368,10 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     await cleanup();
   }
 
+  if (snapshot.length > 0) {
+    assembler.schemaSnapshot(snapshot, { file: cp.file, pos: cp.pos, gtid: cp.gtid });
+    assembler.flush();
+  }
   publisher.start();
   reader.start(startFrom(cp));
   log.info({ sourceId, from: `${cp.file}:${cp.pos}`, stream: streamName }, "capture running");

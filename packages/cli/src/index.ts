@@ -3,6 +3,7 @@ import { runStackCli } from "@dfs/stack";
 import { runBench } from "./commands/bench.js";
 import { runCapture } from "./commands/capture.js";
 import { runDemo } from "./commands/demo.js";
+import { runAll, runDlq, runDpu } from "./commands/services.js";
 
 const USAGE = `dfs: MySQL/MariaDB change-data-capture and synchronisation
 
@@ -11,15 +12,18 @@ Usage: dfs <command> [options]
 Commands:
   stack up|down|status        the local test stack (source MariaDB :13306, target :13307, NATS :14222)
   capture -c FILE             read the source's binlog into the journal and publish it to JetStream
+  dpu -c FILE                 apply the stream to the target (exactly-once, DDL, dead letters)
+  run -c FILE                 capture and dpu in one process
+  dlq list|replay -c FILE     list dead letters; apply them again (--seq N to pick) and remove them
   demo [-c FILE] [--seconds N]  start the stack and capture, write a small load, print the changes as they arrive
   bench capture [--rows N]    measure binlog -> journal -> JetStream-acked rows/s and capture RSS
 
-Not built yet (each answers with exit code 2): relmgr, dpu, monitor, run, snapshot, verify, ctl, archive.
+Not built yet (each answers with exit code 2): relmgr, monitor, snapshot, verify, ctl, archive.
 
 Environment variables override the config file: DFS_SOURCE_URL, DFS_TARGET_URL, DFS_NATS_URL, ...
 (docs/configuration.md lists them all).`;
 
-const PLANNED = new Set(["relmgr", "dpu", "monitor", "run", "snapshot", "verify", "ctl", "archive", "dlq"]);
+const PLANNED = new Set(["relmgr", "monitor", "snapshot", "verify", "ctl", "archive"]);
 
 /** Runs one dfs command; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -34,6 +38,12 @@ export async function main(argv: string[]): Promise<number> {
         return await runBench(rest);
       case "demo":
         return await runDemo(rest);
+      case "dpu":
+        return await runDpu(rest);
+      case "run":
+        return await runAll(rest);
+      case "dlq":
+        return await runDlq(rest);
       case undefined:
       case "help":
       case "--help":

@@ -110,6 +110,63 @@ const targetSchema = z.strictObject({
     .describe("Sync only: write into this database instead of the source database's name"),
 });
 
+const dpuSchema = z.strictObject({
+  group: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1 to 64 letters, digits, '_' or '-'")
+    .default("default")
+    .describe(
+      "Table group this DPU applies; its durable consumer is dpu-<group> (one default group until relmgr plans groups)",
+    ),
+  metaDatabase: z
+    .string()
+    .min(1, "must not be empty")
+    .max(64, "must be at most 64 characters (MySQL limit)")
+    .default("_dfs")
+    .describe("Target database holding the DPU's checkpoint table (_dfs_checkpoint)"),
+  batch: z
+    .strictObject({
+      maxMessages: int(1, 10_000)
+        .default(64)
+        .describe("Most stream messages applied in one target transaction"),
+      maxRows: int(1, 1_000_000)
+        .default(20_000)
+        .describe("Most row changes applied in one target transaction"),
+      statementRows: int(1, 10_000)
+        .default(1000)
+        .describe("Most rows in one multi-row INSERT or DELETE statement"),
+    })
+    .prefault({})
+    .describe("How changes are grouped into target transactions"),
+  retry: z
+    .strictObject({
+      initialMs: duration()
+        .prefault("200ms")
+        .describe("First delay before retrying a transient target error"),
+      maxMs: duration()
+        .prefault("30s")
+        .describe("Largest delay between retries; delays double up to it, with jitter"),
+    })
+    .prefault({})
+    .describe(
+      "Retries of transient target errors (connection lost, deadlock 1213, lock wait timeout 1205, ...)",
+    ),
+  http: z
+    .strictObject({
+      port: int(0, 65535)
+        .default(9103)
+        .describe("HTTP port for /metrics, /healthz, /readyz (0 = any free port)"),
+    })
+    .prefault({})
+    .describe("The DPU's HTTP endpoints"),
+  grpc: z
+    .strictObject({
+      port: int(0, 65535).default(50103).describe("gRPC control-plane port (0 = any free port)"),
+    })
+    .prefault({})
+    .describe("The DPU's control plane"),
+});
+
 const streamSchema = z
   .strictObject({
     replicas: int(1, 5).default(1).describe("JetStream replicas of the stream (1 to 5)"),
@@ -240,6 +297,7 @@ export const configSchema = z
     target: targetSchema.optional().describe("The server changes are written to; absent for a backup"),
     nats: natsSchema.prefault({}).describe("NATS JetStream connection and stream"),
     capture: captureSchema.prefault({}).describe("The capture service"),
+    dpu: dpuSchema.prefault({}).describe("The DPU service: applies the stream to the target"),
     log: z
       .strictObject({ level: enumOf(LOG_LEVELS).default("info").describe("Least severe level written") })
       .prefault({})

@@ -1,0 +1,76 @@
+import { parseArgs } from "node:util";
+import { startCapture } from "@dfs/capture";
+import { createLogger } from "@dfs/common";
+import { describeConfig, loadConfig } from "@dfs/config";
+import { listDeadLetters, replayDeadLetters, startDpu } from "@dfs/dpu";
+import { connectNats } from "@dfs/nats";
+
+function configArg(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: "string", short: "c" }, seq: { type: "string", multiple: true } },
+  });
+  return { cfg: loadConfig(values.config), positionals, seqs: (values.seq ?? []).map(Number) };
+}
+
+/** Runs until SIGINT/SIGTERM or until one of the services fails. */
+async function runUntilSignal(services: { stop(): Promise<void>; done: Promise<void> }[]): Promise<number> {
+  const stopAll = () => Promise.all(services.map((s) => s.stop().catch(() => {})));
+  process.once("SIGINT", () => void stopAll());
+  process.once("SIGTERM", () => void stopAll());
+  try {
+    await Promise.race(services.map((s) => s.done));
+    await Promise.all(services.map((s) => s.done));
+    return 0;
+  } finally {
+    await stopAll();
+  }
+}
+
+/** `dfs dpu -c FILE`: applies the source's stream to the target. */
+export async function runDpu(argv: string[]): Promise<number> {
+  const { cfg } = configArg(argv);
+  const log = createLogger({ level: cfg.log.level, name: "dpu" });
+  log.info({ config: describeConfig(cfg) }, "starting dpu");
+  return runUntilSignal([await startDpu(cfg, { log })]);
+}
+
+/** `dfs run -c FILE`: every built service in one process (capture, then dpu when a target is set). */
+export async function runAll(argv: string[]): Promise<number> {
+  const { cfg } = configArg(argv);
+  const base = createLogger({ level: cfg.log.level });
+  base.info({ config: describeConfig(cfg) }, "starting dfs run");
+  const services: { stop(): Promise<void>; done: Promise<void> }[] = [];
+  services.push(await startCapture(cfg, { log: base.child({ svc: "capture" }) }));
+  if (cfg.target) services.push(await startDpu(cfg, { log: base.child({ svc: "dpu" }) }));
+  return runUntilSignal(services);
+}
+
+/** `dfs dlq list|replay -c FILE [--seq N ...]`. */
+export async function runDlq(argv: string[]): Promise<number> {
+  const { cfg, positionals, seqs } = configArg(argv);
+  const action = positionals[0];
+  if (action === "list") {
+    const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq" });
+    try {
+      const entries = await listDeadLetters(nc, cfg.source.id);
+      console.log("SEQ\tTABLE\tSTREAM_SEQ\tROW\tERRNO\tERROR");
+      for (const e of entries)
+        console.log(`${e.seq}\t${e.db}.${e.table}\t${e.streamSeq}\t${e.rowIndex}\t${e.errno}\t${e.error}`);
+      console.error(`${entries.length} dead letter(s)`);
+    } finally {
+      await nc.close();
+    }
+    return 0;
+  }
+  if (action === "replay") {
+    const results = await replayDeadLetters(cfg, seqs);
+    for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);
+    const failed = results.filter((r) => !r.ok).length;
+    console.error(`${results.length - failed} replayed, ${failed} failed`);
+    return failed > 0 ? 1 : 0;
+  }
+  console.error("usage: dfs dlq list|replay -c FILE [--seq N ...]");
+  return 2;
+}

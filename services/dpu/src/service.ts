@@ -1,0 +1,256 @@
+import { decodeDdl, Headers } from "@dfs/codec";
+import { ConfigError, createLogger, ErrorCode, errorMessage, type Logger } from "@dfs/common";
+import { type DfsConfig, parseMysqlUrl } from "@dfs/config";
+import { connectNats, ensureStreams, subjects } from "@dfs/nats";
+import { AckPolicy, DeliverPolicy, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import mysql from "mysql2/promise";
+import { Applier, type Rejected } from "./apply.js";
+import { changesOf, decodeBatch } from "./changes.js";
+import { publishDeadLetters } from "./dlq.js";
+import type { Change } from "./plan.js";
+import { TargetCatalog } from "./target.js";
+
+export interface DpuStatus {
+  state: "running" | "paused" | "stopped" | "error";
+  consumer: string;
+  appliedSeq: number;
+  rowsApplied: number;
+  deadLettered: number;
+  retries: number;
+  queued: number;
+  lastError: string;
+}
+
+export interface DpuService {
+  status(): DpuStatus;
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+  /** Settles when the DPU stops; rejects on a fatal error. */
+  readonly done: Promise<void>;
+}
+
+/** Waits for "something happened" (a message arrived, resume, stop). */
+class Signal {
+  private waiters: (() => void)[] = [];
+  wait(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+  fire(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+}
+
+/**
+ * Builds and starts the DPU, in order: target connection and checkpoint, NATS and the durable
+ * consumer, then the apply loop. The one wiring function of this service.
+ */
+export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Promise<DpuService> {
+  const log = deps.log ?? createLogger({ level: cfg.log.level, name: "dpu" });
+  if (!cfg.target)
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, ["target: the DPU needs a target (target.url)"]);
+  const sourceId = cfg.source.id;
+  const consumerName = `dpu-${cfg.dpu.group}`;
+  const stop = new AbortController();
+  const t = parseMysqlUrl(cfg.target.url);
+  const targetDb = cfg.target.database;
+
+  // Sync: a table missing in the target is created from the source's definition.
+  let sourceConn: mysql.Connection | null = null;
+  const sourceDefinition = async (db: string, table: string): Promise<string | null> => {
+    const s = parseMysqlUrl(cfg.source.url);
+    sourceConn ??= await mysql.createConnection({
+      host: s.host,
+      port: s.port,
+      user: s.user,
+      password: s.password,
+    });
+    const [rows] = await sourceConn
+      .query(`SHOW CREATE TABLE \`${db.replace(/`/g, "``")}\`.\`${table.replace(/`/g, "``")}\``)
+      .catch(() => [[]]);
+    const row = (rows as Record<string, string>[])[0];
+    return row ? (row["Create Table"] ?? null) : null;
+  };
+  const catalog = new TargetCatalog({ mapDb: (db) => targetDb ?? db, sourceDefinition, log });
+  const nc = await connectNats({
+    url: cfg.nats.url,
+    token: cfg.nats.token,
+    name: `dfs-${consumerName}-${sourceId}`,
+  });
+  const applier = new Applier({
+    connection: { host: t.host, port: t.port, user: t.user, password: t.password },
+    catalog,
+    consumer: `${sourceId}:${consumerName}`,
+    metaDatabase: cfg.dpu.metaDatabase,
+    statementRows: cfg.dpu.batch.statementRows,
+    retry: cfg.dpu.retry,
+    log,
+    signal: stop.signal,
+    deadLetter: (rejected: Rejected[]) => publishDeadLetters(nc, sourceId, consumerName, rejected),
+  });
+
+  const stream = subjects.streamName(sourceId);
+  await ensureStreams(nc, sourceId, {
+    replicas: cfg.nats.stream.replicas,
+    maxAgeMs: cfg.nats.stream.maxAge,
+    maxBytes: cfg.nats.stream.maxBytes,
+    duplicateWindowMs: cfg.nats.stream.duplicateWindow,
+  });
+  const jsm = await jetstreamManager(nc);
+  await jsm.consumers
+    .add(stream, {
+      durable_name: consumerName,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      max_ack_pending: 20_000,
+      ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
+    })
+    .catch(async (err) => {
+      // An existing consumer with other settings keeps its position: that is what matters.
+      if (!(await jsm.consumers.info(stream, consumerName).catch(() => null))) throw err;
+    });
+  let appliedSeq = await applier.checkpoint();
+  log.info({ consumer: consumerName, stream, checkpoint: appliedSeq }, "dpu starting");
+
+  const consumer = await jetstream(nc).consumers.get(stream, consumerName);
+  const messages = await consumer.consume({ max_messages: 1000 });
+  const queue: JsMsg[] = [];
+  const signal = new Signal();
+  let state: DpuStatus["state"] = "running";
+  let lastError = "";
+  const maxQueue = cfg.dpu.batch.maxMessages * 4;
+
+  const reading = (async () => {
+    for await (const m of messages) {
+      queue.push(m);
+      signal.fire();
+      while (queue.length >= maxQueue && !stop.signal.aborted) await signal.wait();
+    }
+  })();
+
+  async function changesFor(m: JsMsg): Promise<Change[]> {
+    const batch = decodeBatch(m.data);
+    const table = await applier.withRetry("describe the target table", (conn) =>
+      catalog.table(conn, batch.db, batch.table),
+    );
+    if (table) return changesOf(batch, m.seq, table);
+    // No such table in the target and none on the source to copy: these rows cannot be applied.
+    const rejected = changesOf(batch, m.seq, {
+      db: catalog.mapDb(batch.db),
+      table: batch.table,
+      columns: new Set(),
+      key: [],
+      keyKind: "none",
+    }).map((change) => ({
+      change,
+      error: `target table ${catalog.mapDb(batch.db)}.${batch.table} does not exist`,
+      errno: 1146,
+    }));
+    await publishDeadLetters(nc, sourceId, consumerName, rejected);
+    applier.rejectedTotal += rejected.length;
+    return [];
+  }
+
+  /** Takes the next unit off the queue: messages up to a DDL (a barrier) or the batch limits. */
+  async function applyNext(): Promise<void> {
+    const unit: JsMsg[] = [];
+    const changes: Change[] = [];
+    while (queue.length > 0) {
+      const m = queue[0]!;
+      if (m.seq <= appliedSeq) {
+        queue.shift(); // already in the target (a redelivery after a restart)
+        m.ack();
+        continue;
+      }
+      const kind = m.headers?.get(Headers.kind);
+      if (kind === "ddl") {
+        if (unit.length > 0) break;
+        queue.shift();
+        const ddl = decodeDdl(m.data);
+        await applier.applyDdl(ddl.db, ddl.statement, m.seq, ddl.tables);
+        appliedSeq = m.seq;
+        m.ack();
+        continue;
+      }
+      if (unit.length >= cfg.dpu.batch.maxMessages || changes.length >= cfg.dpu.batch.maxRows) break;
+      queue.shift();
+      unit.push(m);
+      if (kind === "batch") changes.push(...(await changesFor(m)));
+    }
+    if (unit.length === 0) return;
+    const last = unit[unit.length - 1]!.seq;
+    if (changes.length > 0) await applier.applyUnit(changes, last);
+    else await applier.advance(last);
+    appliedSeq = last;
+    for (const m of unit) m.ack();
+    signal.fire();
+  }
+
+  let resolveDone!: () => void;
+  let rejectDone!: (e: unknown) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  done.catch(() => {});
+
+  const loop = (async () => {
+    while (!stop.signal.aborted) {
+      if (queue.length === 0 || (state as DpuStatus["state"]) === "paused") {
+        await signal.wait();
+        continue;
+      }
+      try {
+        await applyNext();
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        state = "error";
+        lastError = errorMessage(err);
+        log.error({ err: lastError }, "dpu stopped on an error");
+        rejectDone(err);
+        break;
+      }
+    }
+  })();
+
+  async function shutdown(): Promise<void> {
+    stop.abort();
+    signal.fire();
+    await messages.close().catch(() => {});
+    await loop;
+    await reading.catch(() => {});
+    await applier.close();
+    await sourceConn?.end().catch(() => {});
+    await nc.close().catch(() => {});
+  }
+
+  return {
+    status: () => ({
+      state,
+      consumer: consumerName,
+      appliedSeq,
+      rowsApplied: applier.rowsApplied,
+      deadLettered: applier.rejectedTotal,
+      retries: applier.retries,
+      queued: queue.length,
+      lastError: lastError || applier.lastError,
+    }),
+    pause() {
+      if (state === "running") state = "paused";
+    },
+    resume() {
+      if (state === "paused") state = "running";
+      signal.fire();
+    },
+    async stop() {
+      if (state === "stopped") return;
+      const failed = state === "error";
+      state = "stopped";
+      await shutdown();
+      if (!failed) resolveDone();
+    },
+    done,
+  };
+}

@@ -134,7 +134,12 @@ export class Publisher {
     if (last && last.headers[Headers.journal] === journal.journalId) {
       acked = Math.max(acked, Number(last.headers[Headers.scn] ?? 0));
     }
-    this.lastMsgId = last?.msgId;
+    // The first message after a resync carries no expectation: we have just read what the stream
+    // holds and nothing of ours is in flight (settled first). The server's own "last msg id" can
+    // differ from the last stored message (it is empty after a server restart, and a message
+    // deleted by hand leaves it behind), and expecting it would fail forever. The chain restarts
+    // from the first message sent.
+    this.lastMsgId = undefined;
     this.failure = null;
     this.inflight = [];
     this.inflightBytes = 0;

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { waitFor } from "@dfs/common";
+import { connectNats, subjects } from "@dfs/nats";
 import { Op } from "@dfs/proto";
+import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { type CaptureService, startCapture } from "./service.js";
 import { batchesOf, startHarness, waitForRaw } from "./test-helpers.js";
 
 /** Ids of the source's binlog dump threads (one per reading replica). */
@@ -69,5 +73,48 @@ test("a cut binlog connection is re-opened from the checkpoint: no change lost o
     assert.equal(h.capture.status().state, "running");
   } finally {
     await h.close();
+  }
+});
+
+test("publishing resumes when the server's last message id differs from the stream's last stored message", async () => {
+  await ensureStack();
+  const id = uniqueId("lastid");
+  const db = `${id}_db`;
+  const conn = await sourceConnection();
+  const nc = await connectNats({ url: urls.natsUrl, name: `test-${id}` });
+  const cfg = testConfig(id, db);
+  let capture: CaptureService | null = null;
+  try {
+    await conn.query(`CREATE DATABASE \`${db}\``);
+    await conn.query(`CREATE TABLE \`${db}\`.t (id INT PRIMARY KEY)`);
+    capture = await startCapture(cfg);
+    await conn.query(`INSERT INTO \`${db}\`.t VALUES (1), (2)`);
+    await waitForRaw(nc, id, (ms) => batchesOf(ms).length >= 1);
+    await capture.stop();
+    capture = null;
+    // The server keeps the deleted message's id as "last": a restart's resync must not expect
+    // the stored tail's id, or every publish fails with "wrong last msg ID" forever.
+    const jsm = await jetstreamManager(nc);
+    const stream = subjects.streamName(id);
+    const info = await jsm.streams.info(stream);
+    await jsm.streams.deleteMessage(stream, info.state.last_seq, false);
+    capture = await startCapture(cfg);
+    await conn.query(`INSERT INTO \`${db}\`.t VALUES (3)`);
+    const messages = await waitForRaw(
+      nc,
+      id,
+      (ms) => batchesOf(ms).reduce((n, b) => n + b.rows.length, 0) >= 3,
+      20_000,
+    );
+    assert.equal(
+      batchesOf(messages).reduce((n, b) => n + b.rows.length, 0),
+      3,
+    );
+  } finally {
+    await capture?.stop().catch(() => {});
+    await deleteStreams(nc, id).catch(() => {});
+    await nc.close();
+    await conn.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => {});
+    await conn.end();
   }
 });

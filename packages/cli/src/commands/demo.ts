@@ -1,8 +1,10 @@
+import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { startCapture } from "@dfs/capture";
 import { decodeBatch, expandBatch, Headers, type SqlValue } from "@dfs/codec";
-import { createLogger, waitFor } from "@dfs/common";
+import { createLogger, ErrorCode, waitFor } from "@dfs/common";
 import { loadConfig } from "@dfs/config";
+import { startDpu } from "@dfs/dpu";
 import { connectNats, subjects } from "@dfs/nats";
 import { stackUp } from "@dfs/stack";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
@@ -48,8 +50,31 @@ export async function runDemo(argv: string[]): Promise<number> {
   console.log("starting the local stack (source :13306, target :13307, NATS :14222)...");
   await stackUp({ log: (line) => console.log(`  ${line}`) });
   const cfg = loadConfig(values.config);
-  const capture = await startCapture(cfg, { log: createLogger({ level: "warn", name: "capture" }) });
+  const captureLog = createLogger({ level: "warn", name: "capture" });
+  const capture = await startCapture(cfg, { log: captureLog }).catch(async (err: unknown) => {
+    // A demo journal whose binlogs are gone (purged since the last run) starts over from now.
+    if ((err as { code?: string }).code !== ErrorCode.CHECKPOINT_PURGED) throw err;
+    console.log(`  ${(err as Error).message}\n  the demo starts a new journal from the binlog's end`);
+    rmSync(cfg.capture.journal.path, { force: true });
+    for (const ext of ["-wal", "-shm"]) rmSync(cfg.capture.journal.path + ext, { force: true });
+    return startCapture(cfg, { log: captureLog });
+  });
+  const dpu = cfg.target ? await startDpu(cfg, { log: createLogger({ level: "warn", name: "dpu" }) }) : null;
   const conn = await mysql.createConnection({ uri: cfg.source.url.replace(/^mariadb:/, "mysql:") });
+  const target = cfg.target
+    ? await mysql.createConnection({ uri: cfg.target.url.replace(/^mariadb:/, "mysql:") })
+    : null;
+  const targetDb = cfg.target?.database ?? DEMO_DB;
+  /** Row count and checksum of the orders table on one server, for the "target follows" line. */
+  const summary = async (c: mysql.Connection, db: string) => {
+    const [rows] = await c
+      .query(
+        `SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CRC32(CONCAT_WS('|', id, customer, amount, status, created))), 0) AS sum FROM \`${db}\`.orders`,
+      )
+      .catch(() => [[{ n: 0, sum: "-" }]]);
+    const r = (rows as { n: number; sum: string }[])[0]!;
+    return `${r.n} rows, checksum ${r.sum}`;
+  };
   await conn.query(`CREATE DATABASE IF NOT EXISTS \`${DEMO_DB}\``);
   await conn.query(`USE \`${DEMO_DB}\``);
   await conn.query(
@@ -84,6 +109,13 @@ export async function runDemo(argv: string[]): Promise<number> {
     `capturing ${cfg.source.url.replace(/:[^:@/]*@/, ":***@")} -> stream ${subjects.streamName(cfg.source.id)}; writing orders to ${DEMO_DB}.orders${seconds > 0 ? ` for ${seconds} s` : " (Ctrl-C to stop)"}\n`,
   );
   const load = driveLoad(conn, stop.signal);
+  const follow = target
+    ? setInterval(async () => {
+        console.log(
+          `  -- source ${DEMO_DB}.orders: ${await summary(conn, DEMO_DB)} | target ${targetDb}.orders: ${await summary(target, targetDb)}`,
+        );
+      }, 2000)
+    : null;
   const finish = new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
     if (seconds > 0) setTimeout(resolve, seconds * 1000);
@@ -91,6 +123,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   await finish;
   stop.abort();
   await load;
+  if (follow) clearInterval(follow);
   await waitFor(() => capture.status().journal.entries === 0, {
     timeoutMs: 10_000,
     what: "the journal to drain",
@@ -101,8 +134,24 @@ export async function runDemo(argv: string[]): Promise<number> {
   console.log(
     `\n${changes} changes shown; capture read ${st.rowsCaptured} rows in ${st.txnsCaptured} transactions, position ${st.position}`,
   );
+  let same = true;
+  if (target) {
+    const want = await summary(conn, DEMO_DB);
+    same = await waitFor(async () => (await summary(target, targetDb)) === want, {
+      timeoutMs: 30_000,
+      what: "the target to catch up",
+    })
+      .then(() => true)
+      .catch(() => false);
+    console.log(
+      `source ${DEMO_DB}.orders: ${want}\ntarget ${targetDb}.orders: ${await summary(target, targetDb)}`,
+    );
+    console.log(same ? "the target equals the source" : "the target does NOT equal the source");
+    await target.end();
+  }
+  await dpu?.stop();
   await capture.stop();
   await nc.close();
   await conn.end();
-  return changes > 0 ? 0 : 1;
+  return changes > 0 && same ? 0 : 1;
 }

@@ -99,19 +99,20 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
     duplicateWindowMs: cfg.nats.stream.duplicateWindow,
   });
   const jsm = await jetstreamManager(nc);
-  await jsm.consumers
-    .add(stream, {
-      durable_name: consumerName,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_ack_pending: 20_000,
-      ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
-    })
-    .catch(async (err) => {
-      // An existing consumer with other settings keeps its position: that is what matters.
-      if (!(await jsm.consumers.info(stream, consumerName).catch(() => null))) throw err;
-    });
   let appliedSeq = await applier.checkpoint();
+  // Delivery resumes right after the checkpoint, never at the consumer's old position: messages an
+  // earlier process received but did not acknowledge (its prefetch, the unit it was applying) would
+  // come back only after ack_wait, behind newer ones, and by then the checkpoint would have passed
+  // them (skipped: lost). So the consumer is created afresh at checkpoint + 1.
+  await jsm.consumers.delete(stream, consumerName).catch(() => {}); // none yet: nothing to delete
+  await jsm.consumers.add(stream, {
+    durable_name: consumerName,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: appliedSeq + 1,
+    max_ack_pending: 20_000,
+    ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
+  });
   log.info({ consumer: consumerName, stream, checkpoint: appliedSeq }, "dpu starting");
 
   const consumer = await jetstream(nc).consumers.get(stream, consumerName);

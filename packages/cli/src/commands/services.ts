@@ -1,6 +1,8 @@
 import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
 import { startCapture } from "@dfs/capture";
-import { createLogger } from "@dfs/common";
+import { createLogger, DfsError, ErrorCode } from "@dfs/common";
+import type { DfsConfig } from "@dfs/config";
 import { describeConfig, loadConfig } from "@dfs/config";
 import { listDeadLetters, replayDeadLetters, startDpu } from "@dfs/dpu";
 import { connectNats } from "@dfs/nats";
@@ -36,6 +38,41 @@ export async function runDpu(argv: string[]): Promise<number> {
   return runUntilSignal([await startDpu(cfg, { log })]);
 }
 
+/** The DPU on a worker thread (see dpu-worker.ts), as a service the parent can stop and await. */
+async function startDpuWorker(cfg: DfsConfig): Promise<{ stop(): Promise<void>; done: Promise<void> }> {
+  const worker = new Worker(new URL("./dpu-worker.js", import.meta.url), { workerData: { cfg } });
+  let ready!: () => void;
+  let failed!: (e: Error) => void;
+  const started = new Promise<void>((res, rej) => {
+    ready = res;
+    failed = rej;
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    worker.on("message", (m: { kind: string; message?: string; code?: string }) => {
+      if (m.kind === "ready") ready();
+      if (m.kind === "error") {
+        const err = new DfsError((m.code as ErrorCode) ?? ErrorCode.ASSERTION, `dpu: ${m.message}`);
+        failed(err);
+        reject(err);
+      }
+    });
+    worker.on("error", (e) => {
+      failed(e);
+      reject(e);
+    });
+    worker.on("exit", () => resolve());
+  });
+  done.catch(() => {});
+  await started;
+  return {
+    async stop() {
+      worker.postMessage("stop");
+      await done.catch(() => {});
+    },
+    done,
+  };
+}
+
 /** `dfs run -c FILE`: every built service in one process (capture, then dpu when a target is set). */
 export async function runAll(argv: string[]): Promise<number> {
   const { cfg } = configArg(argv);
@@ -43,7 +80,7 @@ export async function runAll(argv: string[]): Promise<number> {
   base.info({ config: describeConfig(cfg) }, "starting dfs run");
   const services: { stop(): Promise<void>; done: Promise<void> }[] = [];
   services.push(await startCapture(cfg, { log: base.child({ svc: "capture" }) }));
-  if (cfg.target) services.push(await startDpu(cfg, { log: base.child({ svc: "dpu" }) }));
+  if (cfg.target) services.push(await startDpuWorker(cfg));
   return runUntilSignal(services);
 }
 

@@ -2,9 +2,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { benchCapture, type CaptureBenchResult } from "./capture.js";
+import { benchE2e, type E2eResult } from "./e2e.js";
 import { recordBenchmark } from "./report.js";
 
 export { benchCapture, type CaptureBenchResult } from "./capture.js";
+export { benchE2e, type E2eOptions, type E2eResult } from "./e2e.js";
 export { machineLine, recordBenchmark } from "./report.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -22,6 +24,66 @@ function captureTable(results: CaptureBenchResult[]): string {
   return lines.join("\n");
 }
 
+const n = (x: number) => Math.round(x).toLocaleString("en");
+const ms = (x: number) => x.toFixed(1);
+
+function e2eBody(r: E2eResult, rows: number): string {
+  const c = r.catchUp;
+  const l = r.latency;
+  const lines = [
+    "Catch-up (backlog waiting in the binlog, then `dfs run` started):",
+    "",
+    "| row changes | seconds | rows/s | stream complete (capture drained) | DPU checkpoint then | target = source (DPU drained) | `dfs run` peak RSS | MariaDB replication, same range | dfs / replication |",
+    "|---|---|---|---|---|---|---|---|---|",
+    `| ${n(rows)} | ${c.seconds.toFixed(2)} | ${n(c.rowsPerSecond)} | ${c.captureSeconds === null ? "not seen" : `${c.captureSeconds.toFixed(2)} s`} | ${c.dpuAtCapture ? `message ${n(c.dpuAtCapture.applied)} of ${n(c.dpuAtCapture.last)}` : "-"} | ${c.seconds.toFixed(2)} s | ${c.peakRssMb.toFixed(0)} MB | ${r.replica ? `${n(r.replica.rowsPerSecond)} rows/s (${r.replica.seconds.toFixed(2)} s)` : "not measured"} | ${r.replica ? (c.rowsPerSecond / r.replica.rowsPerSecond).toFixed(2) : "-"} |`,
+    "",
+    "Steady latency (pipeline caught up, source commit -> visible in the target):",
+    "",
+    "| rate asked | rate achieved | transactions | p50 | p90 | p99 | max | mean | target poll period |",
+    "|---|---|---|---|---|---|---|---|---|",
+    `| ${n(LATENCY.rate)} rows/s in ${LATENCY.txnRows}-row txns | ${n(l.rowsPerSecond)} rows/s over ${l.seconds.toFixed(1)} s | ${n(l.transactions)} | ${ms(l.p50)} ms | ${ms(l.p90)} ms | ${ms(l.p99)} ms | ${ms(l.max)} ms | ${ms(l.mean)} ms | ${l.pollMs.toFixed(1)} ms |`,
+  ];
+  return lines.join("\n");
+}
+
+/** The steady-latency load: 20-row transactions every 10 ms for 30 s. */
+const LATENCY = { seconds: 30, rate: 2000, txnRows: 20 } as const;
+
+async function runE2e(rows: number, replica: boolean, record: boolean): Promise<number> {
+  const r = await benchE2e({
+    rows,
+    replica,
+    latencySeconds: LATENCY.seconds,
+    latencyRate: LATENCY.rate,
+    latencyTxnRows: LATENCY.txnRows,
+    log: (s) => console.error(s),
+  });
+  const c = r.catchUp;
+  const l = r.latency;
+  const table = e2eBody(r, rows);
+  console.log(table);
+  if (r.replicaNote) console.log(r.replicaNote);
+  if (!record) return 0;
+  const w = c.workload;
+  const met = (ok: boolean) => (ok ? "met" : "NOT met");
+  const body = `${table}
+
+Goals: catch-up >= 40,000 rows/s (${met(c.rowsPerSecond >= 40_000)}); latency p50 < 20 ms (${met(l.p50 < 20)}), p99 < 100 ms (${met(l.p99 < 100)}).
+
+${r.replica ? `MariaDB replication: a temporary mariadbd started by the bench (same flags as the stack's target, binlog on with log-slave-updates, single-threaded SQL thread, replicate-do-db of the bench database), CHANGE MASTER TO the same start position, timed from START SLAVE UNTIL the end position to the sentinel row being visible, checksum verified; run after \`dfs run\` had stopped.` : r.replicaNote}
+
+Method. Catch-up: ${n(w.rows)} row changes (${n(w.inserts)} inserts, ${n(w.updates)} updates, ${n(w.deletes)} deletes, 1,000 rows per autocommit statement) written to a fresh source database, then one sentinel row in a second table; binlog ${c.start.file}:${c.start.pos} -> ${c.end.file}:${c.end.pos}. Then \`dfs run\` (capture + DPU in one process, default settings, log level warn) starts from that position with only the bench database included. Time runs from spawning the process (node start-up included) to the sentinel row being visible in the target (polled every 50 ms; the DPU applies the stream in order, one transaction per unit, so the sentinel is the last row to arrive); then a full checksum (row count, SUM(k), SUM(CRC32) of every column) of the target table matched the source's (${c.tableRows.toLocaleString("en")} rows, ${c.checksum}). "stream complete" is when the stream first held the sentinel's batch or a heartbeat past the end position. Peak RSS is VmHWM of the \`dfs run\` process.
+Latency: with the pipeline caught up, ${n(l.transactions)} autocommit INSERTs of ${LATENCY.txnRows} rows (growing ids) on an absolute schedule every ${(1000 * LATENCY.txnRows) / LATENCY.rate} ms; the client time is taken when each INSERT (its commit) returns. Another connection polls \`SELECT MAX(id)\` on the target every ~2 ms; a transaction counts as visible when the first poll showing its last id returns. Both clocks are the same process's performance.now(), so the figures include up to one poll period plus a round trip of detection delay (they overstate the latency slightly). Every row arrived.`;
+  const file = recordBenchmark(
+    root,
+    "e2e",
+    `dfs bench e2e --rows ${rows}${replica ? "" : " --no-replica"}`,
+    body,
+  );
+  console.error(`recorded in ${file}`);
+  return 0;
+}
+
 /** `dfs bench <what> [--rows N]`. */
 export async function runBench(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -31,6 +93,7 @@ export async function runBench(argv: string[]): Promise<number> {
       rows: { type: "string", default: "1000000" },
       scenario: { type: "string", default: "all" },
       "no-record": { type: "boolean", default: false },
+      "no-replica": { type: "boolean", default: false },
     },
   });
   const what = positionals[0];
@@ -39,8 +102,9 @@ export async function runBench(argv: string[]): Promise<number> {
     console.error(`dfs bench: --rows must be a whole number >= 1000 (got "${values.rows}")`);
     return 2;
   }
+  if (what === "e2e") return runE2e(rows, !values["no-replica"], !values["no-record"]);
   if (what !== "capture") {
-    console.error(`dfs bench: unknown benchmark "${what ?? ""}" (available: capture)`);
+    console.error(`dfs bench: unknown benchmark "${what ?? ""}" (available: capture, e2e)`);
     return 2;
   }
   const scenarios: CaptureBenchResult["scenario"][] =

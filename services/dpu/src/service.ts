@@ -100,36 +100,79 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
   });
   const jsm = await jetstreamManager(nc);
   let appliedSeq = await applier.checkpoint();
-  // Delivery resumes right after the checkpoint, never at the consumer's old position: messages an
-  // earlier process received but did not acknowledge (its prefetch, the unit it was applying) would
-  // come back only after ack_wait, behind newer ones, and by then the checkpoint would have passed
-  // them (skipped: lost). So the consumer is created afresh at checkpoint + 1.
-  await jsm.consumers.delete(stream, consumerName).catch(() => {}); // none yet: nothing to delete
-  await jsm.consumers.add(stream, {
-    durable_name: consumerName,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: appliedSeq + 1,
-    max_ack_pending: 20_000,
-    ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
-  });
-  log.info({ consumer: consumerName, stream, checkpoint: appliedSeq }, "dpu starting");
-
-  const consumer = await jetstream(nc).consumers.get(stream, consumerName);
-  const messages = await consumer.consume({ max_messages: 1000 });
   const queue: JsMsg[] = [];
   const signal = new Signal();
   let state: DpuStatus["state"] = "running";
   let lastError = "";
   const maxQueue = cfg.dpu.batch.maxMessages * 4;
+  let messages: Awaited<
+    ReturnType<Awaited<ReturnType<ReturnType<typeof jetstream>["consumers"]["get"]>>["consume"]>
+  >;
+  let reading: Promise<void> = Promise.resolve();
+  /** Which consumer instance the reader belongs to; bumped when the consumer is replaced. */
+  let generation = 0;
 
-  const reading = (async () => {
-    for await (const m of messages) {
-      queue.push(m);
-      signal.fire();
-      while (queue.length >= maxQueue && !stop.signal.aborted) await signal.wait();
+  /**
+   * (Re)creates the durable consumer at checkpoint + 1 and starts reading it. Delivery never resumes
+   * at the consumer's old position: messages delivered but not acknowledged (a crashed process's
+   * prefetch, or messages lost when NATS cut a slow client off) would come back only after
+   * ack_wait, behind newer ones, and the checkpoint would have passed them.
+   */
+  async function openConsumer(): Promise<void> {
+    await jsm.consumers.delete(stream, consumerName).catch(() => {}); // none yet: nothing to delete
+    await jsm.consumers.add(stream, {
+      durable_name: consumerName,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: appliedSeq + 1,
+      max_ack_pending: 20_000,
+      ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
+    });
+    const consumer = await jetstream(nc).consumers.get(stream, consumerName);
+    // Prefetch bounded by bytes, well under the server's per-client pending limit (64 MiB by
+    // default): past it the server drops the connection as a slow consumer.
+    const current = await consumer.consume({ max_bytes: 16 * 1024 * 1024 });
+    const gen = ++generation;
+    messages = current;
+    queue.length = 0;
+    reading = (async () => {
+      for await (const m of current) {
+        if (gen !== generation) break; // a reader of a replaced consumer: its messages are stale
+        queue.push(m);
+        signal.fire();
+        while (queue.length >= maxQueue && gen === generation && !stop.signal.aborted) await signal.wait();
+      }
+    })();
+  }
+
+  /** Whether the stream still holds any message with a sequence in [from, to). */
+  async function anyStored(from: number, to: number): Promise<boolean> {
+    const info = await jsm.streams.info(stream);
+    const start = Math.max(from, info.state.first_seq);
+    // A long run of missing sequences is read again rather than checked one by one.
+    if (to - start > 1000) return true;
+    for (let seq = start; seq < to; seq++) {
+      if (await jsm.streams.getMessage(stream, { seq }).catch(() => null)) return true;
     }
-  })();
+    return false;
+  }
+
+  /** A message is missing between the checkpoint and what arrived: read again from the checkpoint. */
+  async function reopen(seenSeq: number): Promise<void> {
+    log.warn(
+      { appliedSeq, seenSeq },
+      "stream messages missing from delivery (e.g. the connection was cut): re-reading from the checkpoint",
+    );
+    // The old reader is not awaited (its pending pull may take a while to end); its generation
+    // is stale from here on, so it can no longer add to the queue.
+    generation++;
+    void messages.close().catch(() => {});
+    signal.fire();
+    await openConsumer();
+  }
+
+  await openConsumer();
+  log.info({ consumer: consumerName, stream, checkpoint: appliedSeq }, "dpu starting");
 
   async function changesFor(m: JsMsg): Promise<Change[]> {
     const batch = decodeBatch(m.data);
@@ -164,6 +207,16 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
         queue.shift(); // already in the target (a redelivery after a restart)
         m.ack();
         continue;
+      }
+      // Delivery must be gap-free: the next message is the one after the last taken, unless the
+      // ones in between are gone from the stream (deleted, expired).
+      const expected = (unit.length > 0 ? unit[unit.length - 1]!.seq : appliedSeq) + 1;
+      if (m.seq !== expected) {
+        if (unit.length > 0) break; // apply what is contiguous first
+        if (await anyStored(expected, m.seq)) {
+          await reopen(m.seq);
+          return;
+        }
       }
       const kind = m.headers?.get(Headers.kind);
       if (kind === "ddl") {

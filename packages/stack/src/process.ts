@@ -71,16 +71,18 @@ export function isOurProcess(pid: number, identity: ProcessIdentity): boolean {
 
 /** Live processes matching `identity`, for diagnostics only (Linux /proc; empty elsewhere). */
 export function findProcesses(identity: ProcessIdentity): number[] {
-  let entries: string[];
+  return livePids().filter((pid) => pid !== process.pid && isOurProcess(pid, identity));
+}
+
+/** Pids of every live process (Linux /proc; empty elsewhere). */
+function livePids(): number[] {
   try {
-    entries = readdirSync("/proc");
+    return readdirSync("/proc")
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(Number);
   } catch {
     return [];
   }
-  return entries
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .filter((pid) => pid !== process.pid && isOurProcess(pid, identity));
 }
 
 /**
@@ -208,23 +210,14 @@ export async function killAndWait(pid: number, identity: ProcessIdentity, hard: 
  * in the `--port=P` and `-p P` forms the stack's own drivers use.
  */
 export function findOtherStackProcesses(binary: string, port: number): number[] {
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return [];
-  }
-  return entries
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .filter((pid) => {
-      const args = processArgs(pid);
-      if (!args || basename(args[0] ?? "") !== binary) return false;
-      const onPort = args.some(
-        (a, i) => a === `--port=${port}` || (a === "-p" && args[i + 1] === String(port)),
-      );
-      return onPort && args.some((a) => a.includes("/.stack/"));
-    });
+  return livePids().filter((pid) => {
+    const args = processArgs(pid);
+    if (!args || basename(args[0] ?? "") !== binary) return false;
+    const onPort = args.some(
+      (a, i) => a === `--port=${port}` || (a === "-p" && args[i + 1] === String(port)),
+    );
+    return onPort && args.some((a) => a.includes("/.stack/"));
+  });
 }
 
 /** Stops a process we did not start (SIGTERM, then SIGKILL after `graceMs`). */

@@ -2,7 +2,8 @@
 // schema, a seeded mixed load and per-table checksums. Not part of the service's API.
 import { setTimeout as delay } from "node:timers/promises";
 import { waitFor } from "@dfs/common";
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
+import { targetConnection } from "./data-helpers.js";
 
 /** A PK table with a counter, a composite-PK table, a unique-key-only table and a utf8mb4_bin PK. */
 export const TABLES = ["acct", "line", "tagged", "kv"] as const;
@@ -22,17 +23,7 @@ export interface Queryable {
   query(sql: string, params?: unknown): Promise<[unknown, unknown]>;
 }
 
-export function targetConnection(): Promise<mysql.Connection> {
-  return mysql.createConnection({
-    host: "127.0.0.1",
-    port: 13307,
-    user: "root",
-    multipleStatements: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    dateStrings: true,
-  });
-}
+export { targetConnection };
 
 /** A target connection that reconnects on the next query after an error (the target may restart). */
 export class ReconnectingTarget implements Queryable {

@@ -17,7 +17,7 @@ import { Headers, sortablePosition } from "@dfs/codec";
 import { sleep } from "@dfs/common";
 import { parseMysqlUrl } from "@dfs/config";
 import { connectNats, lastPublished, subjects } from "@dfs/nats";
-import { stackUrls } from "@dfs/stack";
+import { MARIADB_TUNING, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
 import { BENCH_TABLE, binlogEnd, type WorkloadResult, writeMixedWorkload } from "./workload.js";
@@ -308,13 +308,7 @@ async function measureReplica(
         `--replicate-do-db=${db}`,
         `--pid-file=${join(dir, "mariadbd.pid")}`,
         `--log-error=${join(dir, "error.log")}`,
-        "--innodb-flush-log-at-trx-commit=2",
-        "--sync-binlog=0",
-        "--innodb-buffer-pool-size=512M",
-        "--character-set-server=utf8mb4",
-        "--collation-server=utf8mb4_general_ci",
-        "--max-allowed-packet=256M",
-        "--skip-name-resolve",
+        ...MARIADB_TUNING,
       ],
       { stdio: "ignore" },
     );

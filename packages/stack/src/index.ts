@@ -1,6 +1,7 @@
 // Public surface of @dfs/stack: the local MariaDB source/target + NATS JetStream test stack.
 export { runStackCli } from "./cli.js";
 export type { ComponentStatus } from "./component.js";
+export { MARIADB_TUNING } from "./mariadb.js";
 export type { StackOptions } from "./paths.js";
 export { STACK_DEFAULTS, stackUrls } from "./paths.js";
 export { stackDown, stackStatus, stackUp, startComponent, stopComponent } from "./stack.js";

@@ -30,17 +30,25 @@ function serverArgs(paths: ComponentPaths, serverId: number): string[] {
     `--pid-file=${join(paths.dataDir, "mariadbd.pid")}`,
     `--log-error=${paths.errFile}`,
     "--max-connections=500",
-    // Relaxed flushing: a crash of a test server may lose the last second, which tests never rely on.
-    "--innodb-flush-log-at-trx-commit=2",
-    "--sync-binlog=0",
-    "--innodb-buffer-pool-size=512M",
-    "--character-set-server=utf8mb4",
-    "--collation-server=utf8mb4_general_ci",
-    "--max-allowed-packet=256M",
-    // Grants are for root@127.0.0.1, so no DNS lookups are needed (and none can stall a connect).
-    "--skip-name-resolve",
+    ...MARIADB_TUNING,
   ];
 }
+
+/**
+ * Server tuning shared by the stack's servers and any other test server of the project (the e2e
+ * bench's temporary replica), so that figures compare like with like.
+ */
+export const MARIADB_TUNING: readonly string[] = [
+  // Relaxed flushing: a crash of a test server may lose the last second, which tests never rely on.
+  "--innodb-flush-log-at-trx-commit=2",
+  "--sync-binlog=0",
+  "--innodb-buffer-pool-size=512M",
+  "--character-set-server=utf8mb4",
+  "--collation-server=utf8mb4_general_ci",
+  "--max-allowed-packet=256M",
+  // Grants are for root@127.0.0.1, so no DNS lookups are needed (and none can stall a connect).
+  "--skip-name-resolve",
+];
 
 /**
  * Creates the system tables once. It initialises into a scratch directory and renames it into place,

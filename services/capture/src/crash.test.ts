@@ -37,8 +37,12 @@ const UPDATE_TXNS = 10; // ids 1..5,000 updated once
 const DELETE_TXNS = 10; // ids 5,001..10,000 deleted
 const TXNS = INSERT_TXNS + UPDATE_TXNS + DELETE_TXNS;
 const TOTAL_CHANGES = TXNS * ROWS_PER_TXN; // 100,000
-/** The load is paced so that it lasts about this long and the kills land while rows flow. */
-const LOAD_MS = 14_000;
+/**
+ * The load is paced so that it lasts about this long and the kills land while rows flow. It must
+ * outlast the restart after the first kill, which waits out the dead process's lease (ttl + 1 s,
+ * 16 s by default): with a shorter load the second kill can find every row already published.
+ */
+const LOAD_MS = 40_000;
 /** Transactions are written in bursts, so that a kill finds work journaled, in flight and unread. */
 const BURST = 10;
 

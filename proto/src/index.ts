@@ -1,6 +1,9 @@
 // The project's wire contracts, generated from dfs/v1/*.proto by ts-proto (see buf.gen.yaml).
 
 export {
+  ActivityItem,
+  ActivityRequest,
+  ActivityResponse,
   CaptureClient,
   type CaptureServer,
   CaptureService,

@@ -36,6 +36,10 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: "DFS_JOURNAL_PATH", path: "capture.journal.path" },
   { env: "DFS_CAPTURE_HTTP_PORT", path: "capture.http.port" },
   { env: "DFS_CAPTURE_GRPC_PORT", path: "capture.grpc.port" },
+  { env: "DFS_DPU_GROUP", path: "dpu.group" },
+  { env: "DFS_DPU_HTTP_PORT", path: "dpu.http.port" },
+  { env: "DFS_DPU_GRPC_PORT", path: "dpu.grpc.port" },
+  { env: "DFS_MONITOR_PORT", path: "monitor.http.port" },
   { env: "DFS_LOG_LEVEL", path: "log.level" },
   { env: "DFS_CONTROL_TOKEN", path: "control.token" },
 ];

@@ -287,6 +287,43 @@ const captureSchema = z
     }
   });
 
+const SERVICE_KINDS = ["capture", "relmgr", "dpu"] as const;
+const HOST_PORT = /^[A-Za-z0-9_.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+
+/** A service the monitor watches: its control plane and its HTTP endpoint. */
+const watchedSchema = z.strictObject({
+  kind: enumOf(SERVICE_KINDS).describe("Which service this is"),
+  name: z.string().min(1).optional().describe("Shown in the monitor; default: the kind"),
+  grpc: z
+    .string()
+    .regex(HOST_PORT, { error: (iss) => `must be host:port (got ${show(iss.input)})` })
+    .describe("Address of its gRPC control plane"),
+  http: z.url({ protocol: /^https?$/ }).describe("Base URL of its /metrics, /healthz, /readyz"),
+});
+
+const monitorSchema = z.strictObject({
+  http: z
+    .strictObject({
+      port: int(0, 65535)
+        .default(8080)
+        .describe("Port of the web UI, its WebSocket and /metrics (0 = any free port)"),
+    })
+    .prefault({})
+    .describe("The monitor's HTTP endpoint"),
+  pollIntervalMs: duration({ min: 100 })
+    .prefault("1s")
+    .describe("How often the monitor asks every service for its status"),
+  services: z
+    .array(watchedSchema)
+    .default([
+      { kind: "capture", grpc: "127.0.0.1:50101", http: "http://127.0.0.1:9101" },
+      { kind: "dpu", name: "dpu-default", grpc: "127.0.0.1:50103", http: "http://127.0.0.1:9103" },
+    ])
+    .describe(
+      "The services shown: kind, name, grpc (host:port), http (base URL); default: capture and dpu on this host's default ports",
+    ),
+});
+
 /** The whole file. Output: defaults applied, sizes in bytes, durations in milliseconds. */
 export const configSchema = z
   .strictObject({
@@ -308,6 +345,7 @@ export const configSchema = z
       })
       .prefault({})
       .describe("The gRPC control plane"),
+    monitor: monitorSchema.prefault({}).describe("The monitor web UI"),
   })
   .transform((cfg) => {
     const { journal } = cfg.capture;

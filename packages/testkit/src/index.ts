@@ -61,6 +61,8 @@ export function testConfig(
       http: { port: 0 },
       grpc: { port: 0 },
     },
+    dpu: { http: { port: 0 }, grpc: { port: 0 } },
+    monitor: { http: { port: 0 } },
     log: { level: "warn" },
   };
   return parseConfig(merge(base, overrides), {}, "test");

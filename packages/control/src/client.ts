@@ -1,0 +1,97 @@
+import {
+  type ActivityResponse,
+  CaptureClient,
+  DpuClient,
+  type HealthResponse,
+  type ListDlqRequest,
+  type ListDlqResponse,
+  RelmgrClient,
+  type ReplayDlqResponse,
+  type SnapshotResponse,
+  type StageStatus,
+} from "@dfs/proto";
+import {
+  type CallOptions,
+  type Client,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status as statusNames,
+} from "@grpc/grpc-js";
+import type { ServiceKind } from "./server.js";
+
+/** The control calls of one service, as promises. */
+export interface ControlClient {
+  readonly kind: ServiceKind;
+  readonly address: string;
+  health(): Promise<HealthResponse>;
+  status(): Promise<StageStatus>;
+  pause(): Promise<StageStatus>;
+  resume(): Promise<StageStatus>;
+  snapshot(tables: string[]): Promise<SnapshotResponse>;
+  setPosition(position: string): Promise<StageStatus>;
+  listDlq(req?: Partial<ListDlqRequest>): Promise<ListDlqResponse>;
+  replayDlq(seqs: number[]): Promise<ReplayDlqResponse>;
+  activity(afterId?: number, limit?: number): Promise<ActivityResponse>;
+  close(): void;
+}
+
+export interface ControlClientOptions {
+  token?: string | undefined;
+  /** Deadline of each call (default 10 s). */
+  timeoutMs?: number;
+}
+
+const CLIENTS = { capture: CaptureClient, relmgr: RelmgrClient, dpu: DpuClient } as const;
+
+/** An error from a control call: the gRPC status name and the server's message. */
+export class ControlCallError extends Error {
+  constructor(
+    readonly service: ServiceKind,
+    readonly method: string,
+    readonly code: number,
+    readonly codeName: string,
+    details: string,
+  ) {
+    super(`${service}.${method}: ${codeName}: ${details}`);
+    this.name = "ControlCallError";
+  }
+}
+
+/** A client for one service's control plane at `address` ("host:port"). */
+export function connectControl(
+  kind: ServiceKind,
+  address: string,
+  options: ControlClientOptions = {},
+): ControlClient {
+  const Ctor = CLIENTS[kind] as unknown as new (address: string, creds: unknown) => Client;
+  const client = new Ctor(address, credentials.createInsecure());
+  const timeout = options.timeoutMs ?? 10_000;
+  const call = <Res>(method: string, request: unknown): Promise<Res> =>
+    new Promise<Res>((resolve, reject) => {
+      const md = new Metadata();
+      if (options.token) md.set("authorization", `Bearer ${options.token}`);
+      const opts: CallOptions = { deadline: Date.now() + timeout };
+      const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[method]!;
+      fn.call(client, request, md, opts, (err: ServiceError | null, res: Res) => {
+        if (err) {
+          const name = Object.entries(statusNames).find(([, v]) => v === err.code)?.[0] ?? String(err.code);
+          reject(new ControlCallError(kind, method, err.code, name, err.details || err.message));
+        } else resolve(res);
+      });
+    });
+  return {
+    kind,
+    address,
+    health: () => call("health", {}),
+    status: () => call("status", {}),
+    pause: () => call("pause", {}),
+    resume: () => call("resume", {}),
+    snapshot: (tables) => call("snapshot", { tables }),
+    setPosition: (position) => call("setPosition", { position }),
+    listDlq: (req = {}) => call("listDlq", { limit: req.limit ?? 0, table: req.table ?? "" }),
+    replayDlq: (seqs) => call("replayDlq", { seqs: seqs.map((s) => BigInt(s)) }),
+    activity: (afterId = 0, limit = 0) => call("activity", { afterId: BigInt(afterId), limit }),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,169 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { ConfigError, DfsError, ErrorCode, errorMessage, type Logger, TransientError } from "@dfs/common";
+import {
+  type ActivityRequest,
+  type ActivityResponse,
+  CaptureService,
+  DpuService,
+  type HealthResponse,
+  type ListDlqRequest,
+  type ListDlqResponse,
+  RelmgrService,
+  type ReplayDlqRequest,
+  type ReplayDlqResponse,
+  type SetPositionRequest,
+  type SnapshotRequest,
+  type SnapshotResponse,
+  type StageStatus,
+} from "@dfs/proto";
+import {
+  type Metadata,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  status as Status,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+
+export type ServiceKind = "capture" | "relmgr" | "dpu";
+
+export const SERVICE_DEFINITIONS: Record<ServiceKind, ServiceDefinition> = {
+  capture: CaptureService,
+  relmgr: RelmgrService,
+  dpu: DpuService,
+};
+
+type Maybe<T> = T | Promise<T>;
+
+/**
+ * What a service does for each control call. A call the service leaves out is answered with
+ * UNIMPLEMENTED, naming the service.
+ */
+export interface ControlHandlers {
+  health(): HealthResponse;
+  status(): Maybe<StageStatus>;
+  pause?(): Maybe<StageStatus>;
+  resume?(): Maybe<StageStatus>;
+  snapshot?(req: SnapshotRequest): Maybe<SnapshotResponse>;
+  setPosition?(req: SetPositionRequest): Maybe<StageStatus>;
+  listDlq?(req: ListDlqRequest): Maybe<ListDlqResponse>;
+  replayDlq?(req: ReplayDlqRequest): Maybe<ReplayDlqResponse>;
+  activity?(req: ActivityRequest): Maybe<ActivityResponse>;
+}
+
+export interface ControlServerOptions {
+  kind: ServiceKind;
+  handlers: ControlHandlers;
+  /** 0 = any free port. */
+  port: number;
+  host?: string;
+  /** Required by every call but Health; without one, those calls are refused. */
+  token: string | undefined;
+  log: Logger;
+}
+
+export interface ControlServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** A gRPC error with a status code, for `callback(err)`. */
+class CallError extends Error {
+  constructor(
+    readonly code: Status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Maps the project's error classes to gRPC status codes; the message never carries secrets. */
+function toStatus(err: unknown): { code: Status; details: string } {
+  if (err instanceof CallError) return { code: err.code, details: err.message };
+  if (err instanceof ConfigError) return { code: Status.INVALID_ARGUMENT, details: errorMessage(err) };
+  if (err instanceof TransientError) return { code: Status.UNAVAILABLE, details: errorMessage(err) };
+  if (err instanceof DfsError && err.code === ErrorCode.ABORTED)
+    return { code: Status.ABORTED, details: errorMessage(err) };
+  return { code: Status.INTERNAL, details: errorMessage(err) };
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/** Checks `authorization: Bearer <token>` in constant time. */
+function checkToken(metadata: Metadata, expected: Buffer | null): void {
+  if (!expected)
+    throw new CallError(
+      Status.UNAUTHENTICATED,
+      "the control plane has no token configured (control.token or DFS_CONTROL_TOKEN); only Health is served",
+    );
+  const header = metadata.get("authorization")[0];
+  const given = typeof header === "string" && header.startsWith("Bearer ") ? header.slice(7) : null;
+  if (given === null) throw new CallError(Status.UNAUTHENTICATED, "missing authorization: Bearer <token>");
+  if (!timingSafeEqual(digest(given), expected)) throw new CallError(Status.UNAUTHENTICATED, "wrong token");
+}
+
+const METHODS = [
+  "health",
+  "status",
+  "pause",
+  "resume",
+  "snapshot",
+  "setPosition",
+  "listDlq",
+  "replayDlq",
+  "activity",
+] as const;
+
+/** Starts the gRPC control plane of one service. */
+export async function serveControl(o: ControlServerOptions): Promise<ControlServer> {
+  const expected = o.token ? digest(o.token) : null;
+  const impl: UntypedServiceImplementation = {};
+  for (const method of METHODS) {
+    impl[method] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      const run = async () => {
+        if (method !== "health") checkToken(call.metadata, expected);
+        const handler = o.handlers[method] as ((req: unknown) => unknown) | undefined;
+        if (!handler) throw new CallError(Status.UNIMPLEMENTED, `${o.kind} does not serve ${method}`);
+        return await handler.call(o.handlers, call.request);
+      };
+      run().then(
+        (value) => callback(null, value),
+        (err: unknown) => {
+          const { code, details } = toStatus(err);
+          if (code !== Status.UNAUTHENTICATED && code !== Status.UNIMPLEMENTED)
+            o.log.warn({ method, code: Status[code], err: details }, "control call failed");
+          else if (code === Status.UNAUTHENTICATED) o.log.warn({ method }, "control call refused: bad token");
+          callback({ code, details });
+        },
+      );
+    };
+  }
+  const server = new Server();
+  server.addService(SERVICE_DEFINITIONS[o.kind], impl);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${o.host ?? "0.0.0.0"}:${o.port}`, ServerCredentials.createInsecure(), (err, p) =>
+      err
+        ? reject(
+            new TransientError(
+              ErrorCode.CONFIG_INVALID,
+              `${o.kind} cannot listen for gRPC on port ${o.port}: ${err.message}`,
+            ),
+          )
+        : resolve(p),
+    );
+  });
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Calls in progress get a moment to finish; then the server is forced down.
+        const force = setTimeout(() => server.forceShutdown(), 2000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,72 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+
+/** What /healthz and /readyz report: live = the process works; ready = it does its job now. */
+export interface Health {
+  live: boolean;
+  ready: boolean;
+  detail: string;
+}
+
+export interface HttpOptions {
+  host?: string;
+  /** 0 = any free port. */
+  port: number;
+  registry: Registry;
+  health(): Health;
+  /** Further routes (the monitor's page); return false to fall through to 404. */
+  handle?(req: IncomingMessage, res: ServerResponse): boolean | Promise<boolean>;
+}
+
+export interface HttpEndpoint {
+  readonly server: Server;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function reply(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+  res.end(body);
+}
+
+/** Serves /metrics (Prometheus text format), /healthz and /readyz (200 or 503, JSON body). */
+export async function serveHttp(o: HttpOptions): Promise<HttpEndpoint> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const run = async () => {
+      if (req.method === "GET" && path === "/metrics") {
+        reply(res, 200, o.registry.contentType, await o.registry.metrics());
+        return;
+      }
+      if (req.method === "GET" && (path === "/healthz" || path === "/readyz")) {
+        const h = o.health();
+        const ok = path === "/healthz" ? h.live : h.ready;
+        reply(res, ok ? 200 : 503, "application/json", JSON.stringify(h));
+        return;
+      }
+      if (o.handle && (await o.handle(req, res))) return;
+      reply(res, 404, "text/plain", "not found\n");
+    };
+    run().catch((err: unknown) => {
+      if (!res.headersSent) reply(res, 500, "text/plain", `${(err as Error).message}\n`);
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host ?? "0.0.0.0", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

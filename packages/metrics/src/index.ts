@@ -1,0 +1,16 @@
+export {
+  type CaptureMetrics,
+  captureMetrics,
+  type DpuMetrics,
+  dpuMetrics,
+  type MonitorMetrics,
+  monitorMetrics,
+  type ServiceMetrics,
+  type SnapshotMetrics,
+  serviceMetrics,
+  setState,
+  snapshotMetrics,
+} from "./catalog.js";
+export { type Health, type HttpEndpoint, type HttpOptions, serveHttp } from "./http.js";
+export { parseMetrics, type Sample, sumOf } from "./parse.js";
+export { createRegistry, type Registry } from "./registry.js";

@@ -15,6 +15,8 @@ export interface HttpOptions {
   port: number;
   registry: Registry;
   health(): Health;
+  /** Refreshes gauges from the service's state just before /metrics is rendered. */
+  beforeScrape?(): void;
   /** Further routes (the monitor's page); return false to fall through to 404. */
   handle?(req: IncomingMessage, res: ServerResponse): boolean | Promise<boolean>;
 }
@@ -36,6 +38,7 @@ export async function serveHttp(o: HttpOptions): Promise<HttpEndpoint> {
     const path = (req.url ?? "/").split("?")[0];
     const run = async () => {
       if (req.method === "GET" && path === "/metrics") {
+        o.beforeScrape?.();
         reply(res, 200, o.registry.contentType, await o.registry.metrics());
         return;
       }

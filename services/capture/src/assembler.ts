@@ -57,6 +57,38 @@ interface OpenBatch {
   table: TableInfo;
   rows: number;
   chunk: number;
+  /** Rows per op, for the metrics. */
+  c: number;
+  u: number;
+  d: number;
+  firstKey: string;
+}
+
+/** "c=3,u=1" from the op counts of a batch. */
+function formatOps(b: OpenBatch): string {
+  const parts: string[] = [];
+  if (b.c) parts.push(`c=${b.c}`);
+  if (b.u) parts.push(`u=${b.u}`);
+  if (b.d) parts.push(`d=${b.d}`);
+  return parts.join(",");
+}
+
+/** The op counts of a journal entry's `ops`. */
+export function parseOps(ops: string): [op: string, rows: number][] {
+  if (!ops) return [];
+  return ops.split(",").map((p) => [p.slice(0, 1), Number(p.slice(2))]);
+}
+
+/** The key of a row as "col=value, ...", shortened, for the monitor (never every column). */
+function keyText(table: TableInfo, row: Record<string, unknown> | undefined): string {
+  if (!row) return "";
+  const names = table.primaryKey.length > 0 ? table.primaryKey : [];
+  const parts = names.map((n) => {
+    const v = row[n];
+    const s = Buffer.isBuffer(v) ? `0x${v.subarray(0, 16).toString("hex")}` : String(v);
+    return `${n}=${s.length > 40 ? `${s.slice(0, 40)}…` : s}`;
+  });
+  return parts.join(", ");
 }
 
 interface OpenTxn {
@@ -146,17 +178,35 @@ export class Assembler implements BinlogHandler {
       // batch as the transaction's last.
       if (txn.batch && (txn.batch.rows >= this.o.maxRows || w.length >= this.o.maxBytes))
         this.closeBatch(txn, false);
-      if (!txn.batch) txn.batch = { table, rows: 0, chunk: this.nextChunk(txn, table) };
+      if (!txn.batch) {
+        const image = (op === Op.OP_UPDATE ? (row as { after: unknown }).after : row) as Record<
+          string,
+          unknown
+        >;
+        txn.batch = {
+          table,
+          rows: 0,
+          chunk: this.nextChunk(txn, table),
+          c: 0,
+          u: 0,
+          d: 0,
+          firstKey: keyText(table, image),
+        };
+      }
+      const batch = txn.batch;
       const rowIndex = txn.rowIndex++;
       if (op === Op.OP_UPDATE) {
         const r = row as { before: Record<string, unknown>; after: Record<string, unknown> };
         w.writeRow(op, rowIndex, kinds, keys, r.before, r.after);
+        batch.u++;
       } else if (op === Op.OP_DELETE) {
         w.writeRow(op, rowIndex, kinds, keys, row as Record<string, unknown>, null);
+        batch.d++;
       } else {
         w.writeRow(op, rowIndex, kinds, keys, null, row as Record<string, unknown>);
+        batch.c++;
       }
-      txn.batch.rows++;
+      batch.rows++;
       this.rowsSeen++;
     }
     // A large transaction: write its closed batches as uncommitted chunks to bound memory. The
@@ -233,6 +283,7 @@ export class Assembler implements BinlogHandler {
       rows: 0,
       pos: position.sortable,
       payload,
+      ops: "",
     });
   }
 
@@ -255,6 +306,14 @@ export class Assembler implements BinlogHandler {
     this.caughtUpMs = Date.now();
   }
 
+  /**
+   * The source time up to which the binlog has been read: the last event's timestamp (the binlog
+   * keeps seconds), or the moment the server last said there was nothing newer. 0 = not known yet.
+   */
+  get sourceTimeMs(): number {
+    return Math.max(this.lastEventMs, this.caughtUpMs);
+  }
+
   /** Queues a heartbeat at the current checkpoint; skipped inside a transaction. */
   heartbeat(current: ReadPosition): void {
     if (this.txn) return;
@@ -265,7 +324,7 @@ export class Assembler implements BinlogHandler {
       sourceId: this.o.sourceId,
       position,
       scn: BigInt(scn),
-      sourceTimeMs: BigInt(Math.max(this.lastEventMs, this.caughtUpMs)),
+      sourceTimeMs: BigInt(this.sourceTimeMs),
       captureTimeMs: BigInt(now),
     });
     this.queue({
@@ -276,6 +335,7 @@ export class Assembler implements BinlogHandler {
       rows: 0,
       pos: position.sortable,
       payload,
+      ops: "",
     });
     this.pendingCheckpoint = this.checkpointAt(current);
   }
@@ -360,6 +420,8 @@ export class Assembler implements BinlogHandler {
       rows: batch.rows,
       pos: txn.startSortable,
       payload,
+      ops: formatOps(batch),
+      firstKey: batch.firstKey,
     });
   }
 

@@ -20,6 +20,10 @@ export interface JournalEntry {
   /** Sortable source position, for diagnostics and the Dfs-Pos header. */
   pos: string;
   payload: Uint8Array;
+  /** Rows per op in a batch, e.g. "c=3,u=1" (empty for DDL and heartbeats): for the metrics. */
+  ops: string;
+  /** Key of a batch's first row, for the monitor's recent changes (in memory only). */
+  firstKey?: string;
 }
 
 /**
@@ -97,12 +101,16 @@ export class Journal {
       CREATE TABLE IF NOT EXISTS published (id INTEGER PRIMARY KEY CHECK (id = 1), scn INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
+    // Journals written before per-op counts existed get the column (empty for their entries).
+    const columns = this.db.prepare("PRAGMA table_info(entries)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "ops"))
+      this.db.exec("ALTER TABLE entries ADD COLUMN ops TEXT NOT NULL DEFAULT ''");
     this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?)").run(randomUUID());
     this.journalId = (
       this.db.prepare("SELECT value FROM meta WHERE key = 'journal_id'").get() as { value: string }
     ).value;
     this.insertEntry = this.db.prepare(
-      "INSERT INTO entries (scn, kind, subject, msg_id, rows, pos, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO entries (scn, kind, subject, msg_id, rows, pos, payload, ops) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.writeCheckpoint = this.db.prepare(
       `INSERT INTO checkpoint (id, file, pos, gtid, committed_scn, txn_ordinal, server_identity, updated_ms)
@@ -112,7 +120,7 @@ export class Journal {
          server_identity = excluded.server_identity, updated_ms = excluded.updated_ms`,
     );
     this.readEntries = this.db.prepare(
-      "SELECT scn, kind, subject, msg_id, rows, pos, payload FROM entries WHERE scn > ? AND scn <= ? ORDER BY scn LIMIT ?",
+      "SELECT scn, kind, subject, msg_id, rows, pos, payload, ops FROM entries WHERE scn > ? AND scn <= ? ORDER BY scn LIMIT ?",
     );
     this.deleteUpTo = this.db.prepare("DELETE FROM entries WHERE scn <= ?");
     this.setPublished = this.db.prepare(
@@ -182,7 +190,7 @@ export class Journal {
   append(entries: readonly JournalEntry[], checkpoint: Checkpoint | null): void {
     const tx = this.db.transaction(() => {
       for (const e of entries) {
-        this.insertEntry.run(e.scn, KIND_CODE[e.kind], e.subject, e.msgId, e.rows, e.pos, e.payload);
+        this.insertEntry.run(e.scn, KIND_CODE[e.kind], e.subject, e.msgId, e.rows, e.pos, e.payload, e.ops);
       }
       if (checkpoint) this.writeCheckpoint.run({ ...checkpoint, now: Date.now() });
     });
@@ -211,6 +219,7 @@ export class Journal {
       rows: number;
       pos: string;
       payload: Buffer;
+      ops: string;
     }[];
     return rows.map((r) => ({
       scn: r.scn,
@@ -220,6 +229,7 @@ export class Journal {
       rows: r.rows,
       pos: r.pos,
       payload: r.payload,
+      ops: r.ops,
     }));
   }
 

@@ -17,11 +17,17 @@ export interface PublisherOptions {
   log: Logger;
   /** Every entry up to this SCN is acknowledged by JetStream (called in order, never backwards). */
   onPublished(scn: number, entries: number, rows: number): void;
+  /** Each acknowledged batch, in order: its subject and rows per op (for the metrics). */
+  onAcked?(subject: string, ops: string): void;
+  /** A publish failed and the window is sent again after a backoff. */
+  onRetry?(err: unknown): void;
 }
 
 interface InFlight {
   scn: number;
   rows: number;
+  subject: string;
+  ops: string;
   bytes: number;
   /** Acknowledged by the stream. */
   done: boolean;
@@ -111,6 +117,7 @@ export class Publisher {
         if (this.stopped) break;
         this.failures++;
         this.lastError = errorMessage(err);
+        this.o.onRetry?.(err);
         const wait = backoffMs(attempt++, this.o.reconnect.initialMs, this.o.reconnect.maxMs);
         this.o.log.warn(
           { err: this.lastError, retryInMs: wait, inFlight: this.inflight.length },
@@ -185,6 +192,8 @@ export class Publisher {
     const item: InFlight = {
       scn: e.scn,
       rows: e.rows,
+      subject: e.subject,
+      ops: e.ops,
       bytes: e.payload.byteLength,
       done: false,
       settled: false,
@@ -226,6 +235,7 @@ export class Publisher {
       this.ackedScn = head.scn;
       entries++;
       rows += head.rows;
+      if (head.ops) this.o.onAcked?.(head.subject, head.ops);
     }
     if (entries > 0) {
       this.publishedEntries += entries;

@@ -13,6 +13,8 @@ import {
   TransientError,
 } from "@dfs/common";
 import { type DfsConfig, parseMysqlUrl } from "@dfs/config";
+import { type ControlServer, serveControl } from "@dfs/control";
+import { type HttpEndpoint, serveHttp, setState } from "@dfs/metrics";
 import { acquireLease, connectNats, ensureStreams, type Lease, subjects } from "@dfs/nats";
 import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
@@ -23,6 +25,8 @@ import { type Checkpoint, Journal } from "./journal.js";
 import { Publisher } from "./publisher.js";
 import { BinlogReader, type StartFrom } from "./reader.js";
 import { schemaSnapshot } from "./schema.js";
+import { resolvePosition } from "./set-position.js";
+import { CaptureTelemetry, stageStatus } from "./telemetry.js";
 
 export type CaptureState = "starting" | "running" | "paused" | "error" | "stopped";
 
@@ -37,6 +41,9 @@ export interface CaptureStatus {
   journal: { entries: number; bytes: number; committedScn: number; publishedScn: number };
   inFlight: number;
   readerPaused: boolean;
+  /** Seconds behind the source: now minus the source time read up to (0 before anything is read). */
+  lagSeconds: number;
+  reconnects: number;
   lastError: string;
 }
 
@@ -45,6 +52,15 @@ export interface CaptureService {
   /** Stops reading the binlog (publishing of what is journaled goes on). */
   pause(): void;
   resume(): void;
+  /**
+   * Moves the read position ("earliest", "latest", "file:pos" or a GTID set); only while paused.
+   * Changes between the old and new positions are skipped or read again (their message ids
+   * dedupe in the stream; the DPU's writes are idempotent).
+   */
+  setPosition(position: string): Promise<void>;
+  /** The ports actually bound (the config may say 0 = any free port). */
+  readonly endpoints: { http: number; grpc: number };
+  readonly telemetry: CaptureTelemetry;
   stop(): Promise<void>;
   /** Settles when the service stops; rejects on a fatal error (bad settings, purged checkpoint, lease lost). */
   readonly done: Promise<void>;
@@ -52,6 +68,11 @@ export interface CaptureService {
 
 export interface CaptureDeps {
   log?: Logger;
+}
+
+/** "file:pos" or a GTID position of the reader, for status. */
+function positionText(p: { file: string; pos: number }): string {
+  return p.file ? `${p.file}:${p.pos}` : "";
 }
 
 /** Where a journal without a checkpoint starts, resolved to a concrete file+position now. */
@@ -119,8 +140,35 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   const log = deps.log ?? createLogger({ level: cfg.log.level, name: "capture" });
   const sourceId = cfg.source.id;
   const stop = new AbortController();
-  const journal = new Journal(cfg.capture.journal.path);
-  const closers: (() => unknown)[] = [() => journal.close()];
+  const telemetry = new CaptureTelemetry(sourceId);
+  let current: (() => CaptureStatus) | null = null;
+  // Served from the start, so a probe sees "live, not ready" while the source is checked and
+  // the lease is awaited.
+  const http: HttpEndpoint = await serveHttp({
+    port: cfg.capture.http.port,
+    registry: telemetry.registry,
+    health: () => {
+      const st = current?.();
+      const state = st?.state ?? "starting";
+      return {
+        live: state !== "error" && state !== "stopped",
+        ready: state === "running" || state === "paused",
+        detail: st?.lastError ? `${state}: ${st.lastError}` : state,
+      };
+    },
+    beforeScrape: () => {
+      const st = current?.();
+      if (st) telemetry.update(st);
+    },
+  });
+  let journal: Journal;
+  try {
+    journal = new Journal(cfg.capture.journal.path);
+  } catch (err) {
+    await http.close();
+    throw err;
+  }
+  const closers: (() => unknown)[] = [() => http.close(), () => journal.close()];
   const cleanup = async () => {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
   };
@@ -194,6 +242,8 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
 
   let state: CaptureState = "running";
   let lastError = "";
+  let reconnects = 0;
+  let txnsCounted = 0;
   let userPaused = false;
   let flushScheduled = false;
   let resolveDone!: () => void;
@@ -214,6 +264,8 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     reconnect: cfg.capture.reconnect,
     log,
     onPublished: () => {},
+    onAcked: (subject, ops) => telemetry.acked(subject, ops),
+    onRetry: (err) => telemetry.error("broker", errorMessage(err)),
   });
 
   const cp = journal.checkpoint!;
@@ -231,6 +283,9 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     serverIdentity: facts.identity,
     write: (entries, checkpoint) => {
       journal.append(entries, checkpoint);
+      telemetry.journaled(entries);
+      telemetry.transactions(assembler.txnsSeen - txnsCounted);
+      txnsCounted = assembler.txnsSeen;
       publisher.notify();
       // Checked on every write too, so a burst cannot overshoot the limit by much.
       if (journal.stats().bytes >= cfg.capture.journal.maxBytes) applyBackpressure();
@@ -296,6 +351,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     if (state === "stopped" || state === "error") return;
     state = "error";
     lastError = errorMessage(err);
+    telemetry.error("fatal", lastError);
     log.error({ err: lastError, code: (err as DfsError).code }, "capture stopped on a fatal error");
     await shutdown();
     rejectDone(err);
@@ -318,6 +374,9 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
       }
       if (mysqlErrorClass(err) === "fatal" && !(err as { code?: string }).code) throw err;
       lastError = errorMessage(err);
+      reconnects++;
+      telemetry.m.reconnects.inc();
+      telemetry.error("source", lastError);
       await reader.stop();
       assembler.flush(); // complete transactions are valid: keep them
       journal.discardIncomplete();
@@ -368,6 +427,54 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     await cleanup();
   }
 
+  /** Only while paused: the reader restarts at the new position, still paused. */
+  async function setPosition(position: string): Promise<void> {
+    if (!userPaused)
+      throw new ConfigError(ErrorCode.CONFIG_INVALID, ["pause capture before moving its position"]);
+    const conn = await mysql.createConnection({ ...connection, connectTimeout: 10_000 });
+    let target: { file: string; pos: number; gtid: string | null };
+    try {
+      target = await resolvePosition(conn, position, facts);
+    } finally {
+      await conn.end().catch(() => {});
+    }
+    restarting = true; // no reconnect may race the move
+    try {
+      await reader.stop();
+      assembler.flush();
+      journal.discardIncomplete();
+      const c = journal.checkpoint!;
+      journal.append([], { ...c, ...target });
+      assembler.reset(journal.nextScn, c.txnOrdinal);
+      log.warn({ from: `${c.file}:${c.pos}`, to: position }, "read position moved by a control call");
+      reader.start(startFrom(journal.checkpoint!));
+      reader.pause();
+    } finally {
+      restarting = false;
+    }
+  }
+
+  const status = (): CaptureStatus => {
+    const pos = reader.position();
+    const sourceTime = assembler.sourceTimeMs;
+    return {
+      state: state === "running" && userPaused ? "paused" : state,
+      sourceId,
+      position: positionText(pos),
+      gtid: pos.gtid ?? "",
+      rowsCaptured: assembler.rowsSeen,
+      txnsCaptured: assembler.txnsSeen,
+      rowsPublished: publisher.publishedRows,
+      journal: journal.stats(),
+      inFlight: publisher.inFlight,
+      readerPaused: reader.isPaused,
+      lagSeconds: sourceTime > 0 ? Math.max(0, (Date.now() - sourceTime) / 1000) : 0,
+      reconnects,
+      lastError: lastError || publisher.lastError,
+    };
+  };
+  current = status;
+
   if (snapshot.length > 0) {
     assembler.schemaSnapshot(snapshot, { file: cp.file, pos: cp.pos, gtid: cp.gtid });
     assembler.flush();
@@ -376,31 +483,60 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   reader.start(startFrom(cp));
   log.info({ sourceId, from: `${cp.file}:${cp.pos}`, stream: streamName }, "capture running");
 
+  const pause = () => {
+    userPaused = true;
+    reader.pause();
+  };
+  const resume = () => {
+    userPaused = false;
+    reader.resume();
+  };
+  let control: ControlServer;
+  try {
+    control = await serveControl({
+      kind: "capture",
+      port: cfg.capture.grpc.port,
+      token: cfg.control.token,
+      log,
+      handlers: {
+        health: () => {
+          const st = status();
+          return {
+            live: st.state !== "error" && st.state !== "stopped",
+            ready: st.state === "running" || st.state === "paused",
+            detail: st.state,
+          };
+        },
+        status: () => stageStatus(status()),
+        pause: () => {
+          pause();
+          return stageStatus(status());
+        },
+        resume: () => {
+          resume();
+          return stageStatus(status());
+        },
+        setPosition: async (req) => {
+          await setPosition(req.position);
+          return stageStatus(status());
+        },
+        activity: (req) => telemetry.activity.query(req),
+      },
+    });
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  closers.push(() => control.close());
+  setState(telemetry.service, "running");
+
   return {
-    status() {
-      const pos = reader.position();
-      return {
-        state: state === "running" && userPaused ? "paused" : state,
-        sourceId,
-        position: pos.file ? `${pos.file}:${pos.pos}` : "",
-        gtid: pos.gtid ?? "",
-        rowsCaptured: assembler.rowsSeen,
-        txnsCaptured: assembler.txnsSeen,
-        rowsPublished: publisher.publishedRows,
-        journal: journal.stats(),
-        inFlight: publisher.inFlight,
-        readerPaused: reader.isPaused,
-        lastError: lastError || publisher.lastError,
-      };
-    },
-    pause() {
-      userPaused = true;
-      reader.pause();
-    },
-    resume() {
-      userPaused = false;
-      reader.resume();
-    },
+    status,
+    pause,
+    resume,
+    setPosition,
+    endpoints: { http: http.port, grpc: control.port },
+    telemetry,
     async stop() {
       if ((state as CaptureState) === "stopped") return;
       state = "stopped";

@@ -21,6 +21,18 @@ export interface ApplierOptions {
   signal: AbortSignal;
   /** Records rejected changes durably (dead-letter subject) before their batch commits. */
   deadLetter(rejected: Rejected[]): Promise<void>;
+  /** Told what was done, for metrics and the monitor. */
+  events?: ApplierEvents;
+}
+
+/** What the applier reports as it works (metrics, the monitor's recent DML). */
+export interface ApplierEvents {
+  statement?(st: Statement, ms: number): void;
+  /** A unit committed: the changes that are in the target now, and how long it took. */
+  committed?(changes: readonly Change[], ms: number): void;
+  rejected?(rejected: readonly Rejected[]): void;
+  ddl?(db: string, statement: string, ms: number): void;
+  retry?(what: string, err: unknown): void;
 }
 
 /**
@@ -86,12 +98,14 @@ export class Applier {
   async applyUnit(changes: readonly Change[], seq: number): Promise<Rejected[]> {
     return this.withRetry("apply a batch", async (conn) => {
       const statements = planStatements(changes, this.o.statementRows);
+      const started = performance.now();
       try {
         await conn.query("BEGIN");
-        for (const st of statements) await conn.query(st.sql, st.params);
+        for (const st of statements) await this.run(conn, st);
         await this.saveCheckpoint(conn, seq);
         await conn.query("COMMIT");
         this.rowsApplied += changes.length;
+        this.o.events?.committed?.(changes, performance.now() - started);
         return [];
       } catch (err) {
         await conn.query("ROLLBACK").catch(() => {});
@@ -112,12 +126,13 @@ export class Applier {
     seq: number,
   ): Promise<Rejected[]> {
     const rejected: Rejected[] = [];
+    const started = performance.now();
     await conn.query("BEGIN");
     try {
       for (const change of changes) {
         await conn.query("SAVEPOINT dfs_row");
         try {
-          for (const st of planStatements([change], 1)) await conn.query(st.sql, st.params);
+          for (const st of planStatements([change], 1)) await this.run(conn, st);
         } catch (err) {
           if (mysqlErrorClass(err) !== "data") throw err;
           await conn.query("ROLLBACK TO SAVEPOINT dfs_row");
@@ -135,7 +150,20 @@ export class Applier {
     }
     this.rowsApplied += changes.length - rejected.length;
     this.rejectedTotal += rejected.length;
+    const refused = new Set(rejected.map((r) => r.change));
+    this.o.events?.committed?.(
+      changes.filter((c) => !refused.has(c)),
+      performance.now() - started,
+    );
+    if (rejected.length > 0) this.o.events?.rejected?.(rejected);
     return rejected;
+  }
+
+  /** Runs one planned statement and reports it. */
+  private async run(conn: Connection, st: Statement): Promise<void> {
+    const started = performance.now();
+    await conn.query(st.sql, st.params);
+    this.o.events?.statement?.(st, performance.now() - started);
   }
 
   /** Applies a DDL statement (a barrier: every change before it is committed), then the checkpoint. */
@@ -152,6 +180,7 @@ export class Applier {
       const db = home ? this.o.catalog.mapDb(home) : "";
       let sql = statement;
       for (const d of touched) sql = mapDdl(sql, d, this.o.catalog.mapDb(d));
+      const started = performance.now();
       try {
         if (db) {
           if (/^\s*CREATE\s+(DATABASE|SCHEMA)/i.test(sql)) await conn.query(sql);
@@ -171,6 +200,7 @@ export class Applier {
           "DDL already in effect on the target; skipped",
         );
       }
+      this.o.events?.ddl?.(db, sql, performance.now() - started);
       this.o.catalog.invalidate();
       await this.saveCheckpoint(conn, seq);
     });
@@ -217,6 +247,7 @@ export class Applier {
         if (!connectionLost || this.o.signal.aborted) throw err;
         this.retries++;
         this.lastError = errorMessage(err);
+        this.o.events?.retry?.(what, err);
         await this.close();
         const wait = backoffMs(attempt, this.o.retry.initialMs, this.o.retry.maxMs);
         this.o.log.warn({ err: this.lastError, retryInMs: wait, what }, "target error; retrying");

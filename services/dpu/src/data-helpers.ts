@@ -68,7 +68,11 @@ export interface Pipeline {
 }
 
 /** Opens a pipeline and creates its (empty) source database; nothing is started. */
-export async function openPipeline(prefix: string, dpu: Record<string, unknown> = {}): Promise<Pipeline> {
+export async function openPipeline(
+  prefix: string,
+  dpu: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): Promise<Pipeline> {
   await ensureStack();
   const id = uniqueId(prefix);
   const db = `${id}_src`;
@@ -76,6 +80,7 @@ export async function openPipeline(prefix: string, dpu: Record<string, unknown> 
   const cfg = testConfig(id, db, {
     target: { url: urls.targetUrl, database: targetDb },
     dpu: { http: { port: 0 }, grpc: { port: 0 }, retry: { initialMs: "50ms", maxMs: "1s" }, ...dpu },
+    ...extra,
   });
   const src = await sourceConnection();
   const dst = await targetConnection();

@@ -2,6 +2,7 @@ import { DfsError } from "@dfs/common";
 import { runStackCli } from "@dfs/stack";
 import { runBench } from "./commands/bench.js";
 import { runCapture } from "./commands/capture.js";
+import { runCtl } from "./commands/ctl.js";
 import { runDemo } from "./commands/demo.js";
 import { runAll, runDlq, runDpu } from "./commands/services.js";
 
@@ -17,13 +18,14 @@ Commands:
   dlq list|replay -c FILE     list dead letters; apply them again (--seq N to pick) and remove them
   demo [-c FILE] [--seconds N]  start the stack and capture, write a small load, print the changes as they arrive
   bench capture [--rows N]    measure binlog -> journal -> JetStream-acked rows/s and capture RSS
+  ctl <service> <call> [args] the gRPC control plane: status, pause, resume, set-position, dlq-list, ...
 
-Not built yet (each answers with exit code 2): relmgr, monitor, snapshot, verify, ctl, archive.
+Not built yet (each answers with exit code 2): relmgr, monitor, snapshot, verify, archive.
 
 Environment variables override the config file: DFS_SOURCE_URL, DFS_TARGET_URL, DFS_NATS_URL, ...
 (docs/configuration.md lists them all).`;
 
-const PLANNED = new Set(["relmgr", "monitor", "snapshot", "verify", "ctl", "archive"]);
+const PLANNED = new Set(["relmgr", "monitor", "snapshot", "verify", "archive"]);
 
 /** Runs one dfs command; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -44,6 +46,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runAll(rest);
       case "dlq":
         return await runDlq(rest);
+      case "ctl":
+        return await runCtl(rest);
       case undefined:
       case "help":
       case "--help":

@@ -242,6 +242,23 @@ const captureSchema = z
       .prefault({})
       .describe("Publishing to JetStream"),
     heartbeatIntervalMs: duration().prefault("1s").describe("How often capture reports liveness"),
+    snapshot: z
+      .strictObject({
+        chunkRows: int(1, 1_000_000)
+          .default(10_000)
+          .describe("Rows read per chunk; changes made meanwhile to those rows win over the chunk"),
+        signalTable: z
+          .string()
+          .regex(/^[^.`\s]+\.[^.`\s]+$/, {
+            error: (iss) => `must be "database.table" (got ${show(iss.input)})`,
+          })
+          .default("_dfs.dfs_signal")
+          .describe(
+            "Table on the source where capture writes the snapshot's watermarks (created on first use; its database is never captured)",
+          ),
+      })
+      .prefault({})
+      .describe("Snapshots (initial and on-demand loads of tables), read in chunks without locks"),
     lease: z
       .strictObject({
         enabled: z.boolean().default(true).describe("Take a lease so that only one capture reads the source"),

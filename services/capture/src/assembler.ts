@@ -33,6 +33,8 @@ export interface BinlogHandler {
   onStandalone(at: ReadPosition, timestampMs: number): void;
   /** The server said it has nothing newer: the reader is caught up. */
   onCaughtUp(): void;
+  /** Rows written to capture's own signal table (snapshot watermarks); never journaled. */
+  onSignal?(rows: unknown[]): void;
 }
 
 export interface AssemblerOptions {
@@ -61,6 +63,7 @@ interface OpenBatch {
   c: number;
   u: number;
   d: number;
+  r: number;
   firstKey: string;
 }
 
@@ -70,6 +73,7 @@ function formatOps(b: OpenBatch): string {
   if (b.c) parts.push(`c=${b.c}`);
   if (b.u) parts.push(`u=${b.u}`);
   if (b.d) parts.push(`d=${b.d}`);
+  if (b.r) parts.push(`r=${b.r}`);
   return parts.join(",");
 }
 
@@ -99,6 +103,8 @@ interface OpenTxn {
   rowIndex: number;
   msgIndex: number;
   timestampMs: number;
+  /** Makes message ids of synthetic transactions (snapshot chunks) distinct from the binlog's. */
+  idTag: string;
   /** Chunks written per table so far, so chunk numbers stay stable. */
   chunks: Map<string, number>;
   /** Closed batches and their entries, waiting for the commit (or a memory flush). */
@@ -160,6 +166,7 @@ export class Assembler implements BinlogHandler {
       rowIndex: 0,
       msgIndex: 0,
       timestampMs,
+      idTag: "",
       chunks: new Map(),
       entries: [],
       bytes: 0,
@@ -190,6 +197,7 @@ export class Assembler implements BinlogHandler {
           c: 0,
           u: 0,
           d: 0,
+          r: 0,
           firstKey: keyText(table, image),
         };
       }
@@ -204,7 +212,8 @@ export class Assembler implements BinlogHandler {
         batch.d++;
       } else {
         w.writeRow(op, rowIndex, kinds, keys, null, row as Record<string, unknown>);
-        batch.c++;
+        if (op === Op.OP_READ) batch.r++;
+        else batch.c++;
       }
       batch.rows++;
       this.rowsSeen++;
@@ -314,6 +323,19 @@ export class Assembler implements BinlogHandler {
     return Math.max(this.lastEventMs, this.caughtUpMs);
   }
 
+  /**
+   * Rows a snapshot read, as a transaction of their own at `at` (between two binlog
+   * transactions: called right after a commit). Op r; message ids carry the chunk id.
+   */
+  snapshotRows(table: TableInfo, rows: Record<string, unknown>[], at: ReadPosition, chunkId: string): void {
+    if (this.txn) throw new Error("snapshot rows must be written between transactions");
+    const now = Date.now();
+    this.onBegin("", at, now);
+    this.txn!.idTag = `s${chunkId}.`;
+    if (rows.length > 0) this.onRows(Op.OP_READ, table, rows, now);
+    this.onCommit(at, now);
+  }
+
   /** Queues a heartbeat at the current checkpoint; skipped inside a transaction. */
   heartbeat(current: ReadPosition): void {
     if (this.txn) return;
@@ -416,7 +438,7 @@ export class Assembler implements BinlogHandler {
       scn,
       kind: "batch",
       subject: t.subject,
-      msgId: `${this.o.sourceId}:${txn.startSortable}:${txn.msgIndex++}`,
+      msgId: `${this.o.sourceId}:${txn.startSortable}:${txn.idTag}${txn.msgIndex++}`,
       rows: batch.rows,
       pos: txn.startSortable,
       payload,

@@ -35,7 +35,11 @@ export class TableFilter {
   /** Decisions are cached: the binlog names the same few tables over and over. */
   private readonly cache = new Map<string, boolean>();
 
-  constructor(rules: FilterRules) {
+  /** Databases of dataflowsync's own (the snapshot signal table): never captured as data. */
+  private readonly internal: Set<string>;
+
+  constructor(rules: FilterRules, internalDatabases: readonly string[] = []) {
+    this.internal = new Set(internalDatabases);
     this.incDb = rules.include.databases.map(globToRegExp);
     this.incTable = rules.include.tables.map(globToRegExp);
     this.excDb = rules.exclude.databases.map(globToRegExp);
@@ -48,7 +52,7 @@ export class TableFilter {
 
   /** Whether any table of this database can be captured. */
   includesDatabase(db: string): boolean {
-    if (SYSTEM_DATABASES.has(db.toLowerCase())) return false;
+    if (SYSTEM_DATABASES.has(db.toLowerCase()) || this.internal.has(db)) return false;
     if (anyMatch(this.excDb, db)) return false;
     if (this.incDb.length === 0 && this.incTable.length === 0) return true;
     return anyMatch(this.incDb, db) || anyMatch(this.incTableDb, db);
@@ -65,7 +69,7 @@ export class TableFilter {
   }
 
   private decide(db: string, table: string): boolean {
-    if (SYSTEM_DATABASES.has(db.toLowerCase())) return false;
+    if (SYSTEM_DATABASES.has(db.toLowerCase()) || this.internal.has(db)) return false;
     const full = `${db}.${table}`;
     if (anyMatch(this.excDb, db) || anyMatch(this.excTable, full)) return false;
     if (this.incDb.length === 0 && this.incTable.length === 0) return true;

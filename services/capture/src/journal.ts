@@ -251,6 +251,24 @@ export class Journal {
     this.count -= freed.n;
   }
 
+  /** A small value kept with the journal (the snapshot's progress); null when absent. */
+  getMeta(key: string): string | null {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
+      | { value: string }
+      | undefined;
+    return row?.value ?? null;
+  }
+
+  setMeta(key: string, value: string | null): void {
+    if (value === null) this.db.prepare("DELETE FROM meta WHERE key = ?").run(key);
+    else
+      this.db
+        .prepare(
+          "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .run(key, value);
+  }
+
   stats(): JournalStats {
     return {
       entries: this.count,

@@ -25,6 +25,8 @@ export interface ReaderOptions {
   onError(err: unknown): void;
   /** Called after every event the handler saw, so the owner can apply backpressure. */
   afterEvent(): void;
+  /** Capture's own signal table (snapshot watermarks): its rows go to handler.onSignal. */
+  signalTable?: { db: string; table: string };
 }
 
 /** The events capture asks zongji to decode; everything else is skipped unparsed. */
@@ -58,9 +60,12 @@ interface ZEvent {
  */
 class FilteringZongJi extends ZongJi {
   tableFilter: TableFilter | undefined;
+  signalTable: { db: string; table: string } | undefined;
   /** Read by our patch of zongji (patches/): GEOMETRY as its stored bytes, SRID + WKB. */
   geometryAsBuffer = true;
   _skipSchema(db: string, table: string): boolean {
+    const s = this.signalTable;
+    if (s && s.db === db && s.table === table) return false;
     return !this.tableFilter!.includesTable(db, table);
   }
 }
@@ -94,6 +99,7 @@ export class BinlogReader {
       charset: "utf8mb4",
     } as never);
     z.tableFilter = this.o.filter;
+    z.signalTable = this.o.signalTable;
     this.z = z;
     this.failed = false;
     z.on("binlog", (ev: ZEvent) => this.dispatch(ev));
@@ -186,6 +192,11 @@ export class BinlogReader {
         const info = this.tableInfo(ev);
         if (!info) break;
         const name = ev.getEventName();
+        const signal = this.o.signalTable;
+        if (signal && info.db === signal.db && info.table === signal.table) {
+          if (name === "writerows") h.onSignal?.(ev.rows ?? []);
+          break;
+        }
         const op = name === "writerows" ? Op.OP_CREATE : name === "updaterows" ? Op.OP_UPDATE : Op.OP_DELETE;
         h.onRows(op, info, ev.rows ?? [], ev.timestamp);
         break;

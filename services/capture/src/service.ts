@@ -26,6 +26,7 @@ import { Publisher } from "./publisher.js";
 import { BinlogReader, type StartFrom } from "./reader.js";
 import { schemaSnapshot } from "./schema.js";
 import { resolvePosition } from "./set-position.js";
+import { SnapshotCoordinator, type SnapshotState } from "./snapshot.js";
 import { CaptureTelemetry, stageStatus } from "./telemetry.js";
 
 export type CaptureState = "starting" | "running" | "paused" | "error" | "stopped";
@@ -44,6 +45,8 @@ export interface CaptureStatus {
   /** Seconds behind the source: now minus the source time read up to (0 before anything is read). */
   lagSeconds: number;
   reconnects: number;
+  /** The running or last snapshot, if any. */
+  snapshot: SnapshotState | null;
   lastError: string;
 }
 
@@ -61,6 +64,8 @@ export interface CaptureService {
   /** The ports actually bound (the config may say 0 = any free port). */
   readonly endpoints: { http: number; grpc: number };
   readonly telemetry: CaptureTelemetry;
+  /** Starts a snapshot of "db.table" names (empty = every captured table); returns its id. */
+  snapshot(tables: string[]): Promise<string>;
   stop(): Promise<void>;
   /** Settles when the service stops; rejects on a fatal error (bad settings, purged checkpoint, lease lost). */
   readonly done: Promise<void>;
@@ -174,7 +179,8 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   };
 
   let facts: SourceFacts;
-  const filter = new TableFilter({ include: cfg.source.include, exclude: cfg.source.exclude });
+  const [signalDb, signalName] = cfg.capture.snapshot.signalTable.split(".") as [string, string];
+  const filter = new TableFilter({ include: cfg.source.include, exclude: cfg.source.exclude }, [signalDb]);
   /** Definitions of the captured tables, taken only when the journal is new. */
   let snapshot: SchemaStatement[] = [];
   const url = parseMysqlUrl(cfg.source.url);
@@ -320,13 +326,27 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     }
   };
 
+  const snapshots = new SnapshotCoordinator({
+    connection,
+    signalTable: { db: signalDb, table: signalName },
+    chunkRows: cfg.capture.snapshot.chunkRows,
+    filter,
+    subjectFor: (db, table) => subjects.data(sourceId, db, table),
+    assembler,
+    journal,
+    flush: () => flush(),
+    metrics: telemetry.snapshot,
+    log,
+  });
+
   let attempt = 0;
   let restarting = false;
   const reader: BinlogReader = new BinlogReader({
     connection,
     serverId: cfg.source.serverId,
     filter,
-    handler: assembler,
+    signalTable: { db: signalDb, table: signalName },
+    handler: snapshots,
     subjectFor: (db, table) => subjects.data(sourceId, db, table),
     heartbeatPeriodMs: cfg.capture.heartbeatIntervalMs,
     log,
@@ -416,6 +436,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     stop.abort();
     clearInterval(heartbeatTimer);
     clearInterval(trimTimer);
+    await snapshots.close();
     await reader.stop();
     try {
       assembler.flush();
@@ -470,7 +491,8 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
       readerPaused: reader.isPaused,
       lagSeconds: sourceTime > 0 ? Math.max(0, (Date.now() - sourceTime) / 1000) : 0,
       reconnects,
-      lastError: lastError || publisher.lastError,
+      snapshot: snapshots.state,
+      lastError: lastError || publisher.lastError || snapshots.lastError,
     };
   };
   current = status;
@@ -520,6 +542,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
           await setPosition(req.position);
           return stageStatus(status());
         },
+        snapshot: async (req) => ({ snapshotId: await snapshots.start(req.tables) }),
         activity: (req) => telemetry.activity.query(req),
       },
     });
@@ -529,12 +552,14 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   }
   closers.push(() => control.close());
   setState(telemetry.service, "running");
+  snapshots.resume();
 
   return {
     status,
     pause,
     resume,
     setPosition,
+    snapshot: (tables) => snapshots.start(tables),
     endpoints: { http: http.port, grpc: control.port },
     telemetry,
     async stop() {

@@ -5,8 +5,10 @@ import {
   createRegistry,
   type Registry,
   type ServiceMetrics,
+  type SnapshotMetrics,
   serviceMetrics,
   setState,
+  snapshotMetrics,
 } from "@dfs/metrics";
 import { decodeToken } from "@dfs/nats";
 import type { StageStatus } from "@dfs/proto";
@@ -22,6 +24,7 @@ export class CaptureTelemetry {
   readonly registry: Registry;
   readonly service: ServiceMetrics;
   readonly m: CaptureMetrics;
+  readonly snapshot: SnapshotMetrics;
   readonly activity = new ActivityLog();
   /** subject -> [db, table], so subjects are decoded once. */
   private readonly tables = new Map<string, [string, string]>();
@@ -30,6 +33,7 @@ export class CaptureTelemetry {
     this.registry = createRegistry("capture", sourceId);
     this.service = serviceMetrics(this.registry);
     this.m = captureMetrics(this.registry);
+    this.snapshot = snapshotMetrics(this.registry);
     setState(this.service, "starting");
   }
 
@@ -118,6 +122,15 @@ export function stageStatus(s: CaptureStatus): StageStatus {
       committedScn: String(s.journal.committedScn),
       publishedScn: String(s.journal.publishedScn),
       reconnects: String(s.reconnects),
+      ...(s.snapshot
+        ? {
+            snapshotId: s.snapshot.id,
+            snapshotTable: s.snapshot.table,
+            snapshotRows: String(s.snapshot.rowsRead),
+            snapshotEstimatedRows: String(s.snapshot.estimatedRows),
+            snapshotTablesLeft: String(s.snapshot.tablesLeft),
+          }
+        : {}),
     },
   };
 }

@@ -2,6 +2,7 @@
 
 import { decodeBatch, decodeDdl, Headers } from "@dfs/codec";
 import { waitFor } from "@dfs/common";
+import type { DfsConfig } from "@dfs/config";
 import { connectNats, subjects } from "@dfs/nats";
 import type { ChangeBatch, DdlEvent } from "@dfs/proto";
 import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
@@ -96,6 +97,9 @@ export interface Harness {
   conn: Connection;
   nc: NatsConnection;
   capture: CaptureService;
+  cfg: DfsConfig;
+  /** Stops capture (if running) and starts it again with the same config and journal. */
+  restart(): Promise<CaptureService>;
   /** Stops capture, closes connections, drops the test's databases and streams. */
   close(): Promise<void>;
 }
@@ -129,8 +133,25 @@ export async function startHarness(prefix: string, options: HarnessOptions = {})
     opened.nc = await connectNats({ url: urls.natsUrl, name: `capture-test-${id}` });
     const overrides =
       typeof options.overrides === "function" ? options.overrides(dbs) : (options.overrides ?? {});
-    opened.capture = await startCapture(testConfig(id, db, overrides));
-    return { id, db, dbs, conn, nc: opened.nc, capture: opened.capture, close };
+    const cfg = testConfig(id, db, overrides);
+    opened.capture = await startCapture(cfg);
+    const h: Harness = {
+      id,
+      db,
+      dbs,
+      conn,
+      nc: opened.nc,
+      capture: opened.capture,
+      cfg,
+      async restart() {
+        await opened.capture?.stop().catch(() => {});
+        opened.capture = await startCapture(cfg);
+        h.capture = opened.capture;
+        return h.capture;
+      },
+      close,
+    };
+    return h;
   } catch (err) {
     await close();
     throw err;

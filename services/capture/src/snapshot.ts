@@ -1,0 +1,355 @@
+import { randomUUID } from "node:crypto";
+import { AbortedError, ConfigError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
+import type { SnapshotMetrics } from "@dfs/metrics";
+import type { Op } from "@dfs/proto";
+import mysql from "mysql2/promise";
+import type { Assembler, BinlogHandler, ReadPosition } from "./assembler.js";
+import type { TableFilter } from "./filter.js";
+import type { Journal } from "./journal.js";
+import { describeTable, readChunk, type SnapshotTable } from "./snapshot-read.js";
+import type { TableInfo } from "./tables.js";
+
+/**
+ * Snapshots without a global lock, handed over to the stream with no gap (DBLog's watermarks):
+ * for each chunk of a table, in key order,
+ *   1. write a LOW watermark row to the signal table on the source,
+ *   2. SELECT the chunk,
+ *   3. write a HIGH watermark row.
+ * The binlog reader sees both rows in commit order. Rows of the table changed between LOW and
+ * HIGH are dropped from the chunk (their binlog events carry a newer image); at HIGH's commit
+ * the rest are journaled as op r. Every row reaches the stream either from the chunk or from a
+ * later event, so the target never keeps a stale image.
+ */
+
+export interface SnapshotOptions {
+  connection: { host: string; port: number; user: string; password: string };
+  /** "db.table" of the signal table (created on first use). */
+  signalTable: { db: string; table: string };
+  chunkRows: number;
+  filter: TableFilter;
+  subjectFor(db: string, table: string): string;
+  assembler: Assembler;
+  journal: Journal;
+  /** Writes complete transactions to the journal now. */
+  flush(): void;
+  metrics: SnapshotMetrics;
+  log: Logger;
+}
+
+interface Chunk {
+  id: string;
+  table: SnapshotTable;
+  lowSeen: boolean;
+  highSeen: boolean;
+  /** Keys changed in the binlog between LOW and HIGH. */
+  touched: Set<string>;
+  rows: Record<string, unknown>[] | null;
+  resolve(emitted: number): void;
+  reject(err: unknown): void;
+}
+
+/** Progress kept in the journal, so a restarted capture resumes a snapshot where it was. */
+interface Progress {
+  id: string;
+  /** Tables still to do, the current one first. */
+  tables: string[];
+  /** Chunk key of the last row done in the current table (Buffers as {b64}). */
+  after: unknown[] | null;
+  rowsRead: number;
+}
+
+const PROGRESS_KEY = "snapshot";
+const q = (n: string) => `\`${n.replace(/`/g, "``")}\``;
+
+function encodeKey(after: unknown[] | null): unknown[] | null {
+  return after?.map((v) => (Buffer.isBuffer(v) ? { b64: v.toString("base64") } : v)) ?? null;
+}
+function decodeKey(after: unknown[] | null): unknown[] | null {
+  return (
+    after?.map((v) =>
+      v && typeof v === "object" && "b64" in v
+        ? Buffer.from(String((v as { b64: string }).b64), "base64")
+        : v,
+    ) ?? null
+  );
+}
+
+/** A key as a string that is equal for the binlog's and the snapshot's rendering of the same row. */
+function keyString(row: Record<string, unknown>, columns: readonly string[]): string {
+  let s = "";
+  for (const c of columns) {
+    const v = row[c];
+    s += `${Buffer.isBuffer(v) ? `x${v.toString("hex")}` : v === null || v === undefined ? "\u0000" : String(v)}\u0001`;
+  }
+  return s;
+}
+
+export interface SnapshotState {
+  id: string;
+  table: string;
+  tablesLeft: number;
+  rowsRead: number;
+  estimatedRows: number;
+  lastError: string;
+}
+
+/**
+ * Sits between the binlog reader and the assembler (every call is passed on) to watch the
+ * watermarks, and runs the snapshot's chunk loop.
+ */
+export class SnapshotCoordinator implements BinlogHandler {
+  private current: Chunk | null = null;
+  private running: Promise<void> | null = null;
+  private readonly stop = new AbortController();
+  state: SnapshotState | null = null;
+  lastError = "";
+
+  constructor(private readonly o: SnapshotOptions) {}
+
+  // --- the binlog side ---
+  onBegin(gtid: string, at: ReadPosition, ts: number): void {
+    this.o.assembler.onBegin(gtid, at, ts);
+  }
+  onRows(op: Op, table: TableInfo, rows: unknown[], ts: number): void {
+    const c = this.current;
+    if (c?.lowSeen && !c.highSeen && table.db === c.table.info.db && table.table === c.table.info.table) {
+      const key = c.table.chunkKey;
+      for (const r of rows) {
+        const images = (r as { before?: unknown }).before
+          ? [
+              (r as { before: Record<string, unknown> }).before,
+              (r as { after: Record<string, unknown> }).after,
+            ]
+          : [r as Record<string, unknown>];
+        for (const image of images) c.touched.add(keyString(image, key));
+      }
+    }
+    this.o.assembler.onRows(op, table, rows, ts);
+  }
+  onCommit(at: ReadPosition, ts: number): void {
+    this.o.assembler.onCommit(at, ts);
+    const c = this.current;
+    if (!c?.highSeen) return;
+    this.current = null;
+    const rows = (c.rows ?? []).filter((r) => !c.touched.has(keyString(r, c.table.chunkKey)));
+    try {
+      this.o.assembler.snapshotRows(c.table.info, rows, at, c.id);
+      c.resolve(rows.length);
+    } catch (err) {
+      c.reject(err);
+    }
+  }
+  onDdl(statement: string, db: string, tables: string[], at: ReadPosition, ts: number): void {
+    const c = this.current;
+    // The table's columns may have changed under the chunk: read it again.
+    if (c?.lowSeen && tables.includes(`${c.table.info.db}.${c.table.info.table}`)) {
+      this.current = null;
+      c.reject(new RetryChunk());
+    }
+    this.o.assembler.onDdl(statement, db, tables, at, ts);
+  }
+  onPosition(at: ReadPosition): void {
+    this.o.assembler.onPosition(at);
+  }
+  onStandalone(at: ReadPosition, ts: number): void {
+    this.o.assembler.onStandalone(at, ts);
+  }
+  onCaughtUp(): void {
+    this.o.assembler.onCaughtUp();
+  }
+  onSignal(rows: unknown[]): void {
+    const c = this.current;
+    if (!c) return;
+    for (const r of rows as { id?: string }[]) {
+      if (r.id === `${c.id}:low`) {
+        // Seen again after a reader restart: the events after it come again too.
+        c.lowSeen = true;
+        c.touched.clear();
+      } else if (r.id === `${c.id}:high` && c.lowSeen) {
+        c.highSeen = true;
+      }
+    }
+  }
+
+  // --- the snapshot side ---
+  get isRunning(): boolean {
+    return this.running !== null;
+  }
+
+  /** Resumes a snapshot a previous process left unfinished. */
+  resume(): void {
+    const saved = this.o.journal.getMeta(PROGRESS_KEY);
+    if (!saved) return;
+    const p = JSON.parse(saved) as Progress;
+    this.o.log.info({ snapshot: p.id, tables: p.tables.length }, "resuming the unfinished snapshot");
+    this.launch(p);
+  }
+
+  /**
+   * Starts a snapshot of `tables` ("db.table"; empty = every captured table). Checks every table
+   * first and names each problem. Only one snapshot runs at a time.
+   */
+  async start(tables: readonly string[]): Promise<string> {
+    if (this.running)
+      throw new ConfigError(ErrorCode.CONFIG_INVALID, [
+        `snapshot ${this.state?.id} is still running (table ${this.state?.table}); wait for it to finish`,
+      ]);
+    const conn = await this.connect();
+    let names: string[];
+    try {
+      names = tables.length > 0 ? [...new Set(tables)] : await this.allTables(conn);
+      const problems: string[] = [];
+      for (const name of names) {
+        const dot = name.indexOf(".");
+        const [db, table] = dot > 0 ? [name.slice(0, dot), name.slice(dot + 1)] : ["", name];
+        if (!db || !table) problems.push(`${name}: name tables as db.table`);
+        else if (!this.o.filter.includesTable(db, table))
+          problems.push(`${name}: not captured (source.include/exclude)`);
+        else {
+          const t = await describeTable(conn, db, table, this.o.filter, this.o.subjectFor).catch(
+            (e: Error) => e,
+          );
+          if (t instanceof Error) problems.push(`${name}: ${t.message}`);
+          else if (t.chunkKey.length === 0)
+            problems.push(`${name}: has no primary key or NOT NULL unique key to read it in chunks`);
+        }
+      }
+      if (names.length === 0) problems.push("no captured table to snapshot");
+      if (problems.length > 0) throw new ConfigError(ErrorCode.CONFIG_INVALID, problems);
+    } finally {
+      await conn.end().catch(() => {});
+    }
+    const progress: Progress = { id: randomUUID().slice(0, 13), tables: names, after: null, rowsRead: 0 };
+    this.o.journal.setMeta(PROGRESS_KEY, JSON.stringify(progress));
+    this.launch(progress);
+    return progress.id;
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    this.current?.reject(new AbortedError());
+    this.current = null;
+    await this.running?.catch(() => {});
+  }
+
+  private launch(p: Progress): void {
+    this.lastError = "";
+    this.o.metrics.running.set(1);
+    this.running = this.run(p)
+      .catch((err: unknown) => {
+        if (err instanceof AbortedError || this.stop.signal.aborted) return;
+        this.lastError = errorMessage(err);
+        if (this.state) this.state.lastError = this.lastError;
+        this.o.log.error(
+          { err: this.lastError, snapshot: p.id },
+          "snapshot failed; it resumes at the next start",
+        );
+      })
+      .finally(() => {
+        this.running = null;
+        this.o.metrics.running.set(0);
+      });
+  }
+
+  private async connect(): Promise<mysql.Connection> {
+    const conn = await mysql.createConnection({ ...this.o.connection, charset: "utf8mb4" });
+    await conn.query("SET time_zone = '+00:00'");
+    return conn;
+  }
+
+  private async allTables(conn: mysql.Connection): Promise<string[]> {
+    const [rows] = await conn.query(
+      "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
+    );
+    return (rows as { db: string; t: string }[])
+      .filter((r) => this.o.filter.includesTable(r.db, r.t))
+      .map((r) => `${r.db}.${r.t}`);
+  }
+
+  private async run(p: Progress): Promise<void> {
+    const conn = await this.connect();
+    const { db: sdb, table: stable } = this.o.signalTable;
+    const signal = `${q(sdb)}.${q(stable)}`;
+    try {
+      await conn.query(`CREATE DATABASE IF NOT EXISTS ${q(sdb)}`);
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${signal} (id VARCHAR(64) PRIMARY KEY, snapshot_id VARCHAR(64) NOT NULL, kind VARCHAR(8) NOT NULL, table_name VARCHAR(200) NOT NULL, created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`,
+      );
+      while (p.tables.length > 0) {
+        const name = p.tables[0]!;
+        const dot = name.indexOf(".");
+        const [db, table] = [name.slice(0, dot), name.slice(dot + 1)];
+        let t = await describeTable(conn, db, table, this.o.filter, this.o.subjectFor);
+        const labels = { db, table };
+        this.state = {
+          id: p.id,
+          table: name,
+          tablesLeft: p.tables.length,
+          rowsRead: p.rowsRead,
+          estimatedRows: t.estimatedRows,
+          lastError: "",
+        };
+        let after = decodeKey(p.after);
+        for (;;) {
+          if (this.stop.signal.aborted) throw new AbortedError();
+          const id = `${p.id}.${randomUUID().slice(0, 8)}`;
+          const done = new Promise<number>((resolve, reject) => {
+            this.current = {
+              id,
+              table: t,
+              lowSeen: false,
+              highSeen: false,
+              touched: new Set(),
+              rows: null,
+              resolve,
+              reject,
+            };
+          });
+          done.catch(() => {});
+          const chunk = this.current!;
+          await conn.query(
+            `INSERT INTO ${signal} (id, snapshot_id, kind, table_name) VALUES (?, ?, 'low', ?)`,
+            [`${id}:low`, p.id, name],
+          );
+          const { rows, last } = await readChunk(conn, t, after, this.o.chunkRows);
+          chunk.rows = rows;
+          await conn.query(
+            `INSERT INTO ${signal} (id, snapshot_id, kind, table_name) VALUES (?, ?, 'high', ?)`,
+            [`${id}:high`, p.id, name],
+          );
+          try {
+            await done;
+          } catch (err) {
+            if (!(err instanceof RetryChunk)) throw err;
+            t = await describeTable(conn, db, table, this.o.filter, this.o.subjectFor);
+            continue; // the same chunk again, with the new definition
+          }
+          // The chunk is journaled before the progress says so: a crash in between reads it again.
+          this.o.flush();
+          p.rowsRead += rows.length;
+          p.after = encodeKey(last);
+          this.o.metrics.rows.inc(labels, rows.length);
+          this.state.rowsRead = p.rowsRead;
+          this.o.metrics.progress.set(labels, Math.min(1, p.rowsRead / Math.max(1, t.estimatedRows)));
+          if (rows.length < this.o.chunkRows) break;
+          after = last;
+          this.o.journal.setMeta(PROGRESS_KEY, JSON.stringify(p));
+        }
+        this.o.metrics.progress.set(labels, 1);
+        this.o.log.info({ snapshot: p.id, table: name, rows: p.rowsRead }, "table snapshot done");
+        p.tables.shift();
+        p.after = null;
+        p.rowsRead = 0;
+        this.o.journal.setMeta(PROGRESS_KEY, p.tables.length > 0 ? JSON.stringify(p) : null);
+        await conn.query(`DELETE FROM ${signal} WHERE snapshot_id = ?`, [p.id]);
+      }
+      if (this.state) this.state.tablesLeft = 0;
+    } finally {
+      this.current = null;
+      await conn.end().catch(() => {});
+    }
+  }
+}
+
+/** The chunk must be read again (its table's definition changed inside the window). */
+class RetryChunk extends Error {}

@@ -46,6 +46,17 @@ test("dfs ctl reads status, pauses and resumes capture; a wrong token fails with
     assert.ok(!wrong.err.includes("cli-token"), "the real token is never printed");
     assert.equal(capture.status().state, "running");
 
+    // dfs snapshot asks the same control plane; a bad table is named.
+    const bad = await dfs("snapshot", "--address", address, "--token", "cli-token", `${id}.nosuch`);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /INVALID_ARGUMENT: .*nosuch: table .* does not exist/);
+    await src.query(`CREATE TABLE \`${id}\`.t (id INT PRIMARY KEY)`);
+    await src.query(`INSERT INTO \`${id}\`.t VALUES (1), (2), (3)`);
+    const snap = await dfs("snapshot", "--address", address, "--token", "cli-token", "--wait", `${id}.t`);
+    assert.equal(snap.code, 0, snap.err);
+    assert.match(snap.out, /snapshot [0-9a-f-]+ started\nsnapshot [0-9a-f-]+ done/);
+    assert.equal(capture.status().snapshot?.rowsRead, 3);
+
     const usage = await dfs("ctl", "nosuch", "status");
     assert.equal(usage.code, 2);
     assert.match(usage.err, /usage: dfs ctl <service> <call>/);

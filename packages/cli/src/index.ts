@@ -1,10 +1,12 @@
 import { DfsError } from "@dfs/common";
+import { ControlCallError } from "@dfs/control";
 import { runStackCli } from "@dfs/stack";
 import { runBench } from "./commands/bench.js";
 import { runCapture } from "./commands/capture.js";
 import { runCtl } from "./commands/ctl.js";
 import { runDemo } from "./commands/demo.js";
 import { runAll, runDlq, runDpu } from "./commands/services.js";
+import { runSnapshot } from "./commands/snapshot.js";
 
 const USAGE = `dfs: MySQL/MariaDB change-data-capture and synchronisation
 
@@ -19,13 +21,14 @@ Commands:
   demo [-c FILE] [--seconds N]  start the stack and capture, write a small load, print the changes as they arrive
   bench capture [--rows N]    measure binlog -> journal -> JetStream-acked rows/s and capture RSS
   ctl <service> <call> [args] the gRPC control plane: status, pause, resume, set-position, dlq-list, ...
+  snapshot [--wait] [db.table ...]  snapshot tables through the running capture (watermarks, no locks)
 
-Not built yet (each answers with exit code 2): relmgr, monitor, snapshot, verify, archive.
+Not built yet (each answers with exit code 2): relmgr, monitor, verify, archive.
 
 Environment variables override the config file: DFS_SOURCE_URL, DFS_TARGET_URL, DFS_NATS_URL, ...
 (docs/configuration.md lists them all).`;
 
-const PLANNED = new Set(["relmgr", "monitor", "snapshot", "verify", "archive"]);
+const PLANNED = new Set(["relmgr", "monitor", "verify", "archive"]);
 
 /** Runs one dfs command; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -48,6 +51,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runDlq(rest);
       case "ctl":
         return await runCtl(rest);
+      case "snapshot":
+        return await runSnapshot(rest);
       case undefined:
       case "help":
       case "--help":
@@ -64,6 +69,10 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     // Errors we raise on purpose already name what is wrong: print the message, not a stack.
+    if (err instanceof ControlCallError) {
+      console.error(`dfs ${command}: ${err.message}`);
+      return 1;
+    }
     if (err instanceof DfsError) {
       console.error(`dfs ${command}: ${err.code}: ${err.message}`);
       return 2;

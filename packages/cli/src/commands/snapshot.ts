@@ -1,0 +1,51 @@
+import { parseArgs } from "node:util";
+import { waitFor } from "@dfs/common";
+import { loadConfig } from "@dfs/config";
+import { connectControl } from "@dfs/control";
+
+/**
+ * `dfs snapshot [-c FILE] [--wait] [db.table ...]`: asks the running capture (its control plane)
+ * to snapshot tables (none named = every captured table); --wait follows it to the end.
+ */
+export async function runSnapshot(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      address: { type: "string" },
+      token: { type: "string" },
+      wait: { type: "boolean" },
+    },
+  });
+  const cfg = values.config ? loadConfig(values.config) : null;
+  const address =
+    values.address ??
+    cfg?.monitor.services.find((s) => s.kind === "capture")?.grpc ??
+    `127.0.0.1:${cfg?.capture.grpc.port ?? 50101}`;
+  const client = connectControl("capture", address, {
+    token: values.token ?? cfg?.control.token ?? process.env.DFS_CONTROL_TOKEN,
+  });
+  try {
+    const { snapshotId } = await client.snapshot(positionals);
+    console.log(`snapshot ${snapshotId} started`);
+    if (!values.wait) return 0;
+    let last = "";
+    await waitFor(
+      async () => {
+        const s = await client.status();
+        const d = s.details;
+        const line = `${d.snapshotTable ?? ""}: ${d.snapshotRows ?? 0} rows, ${d.snapshotTablesLeft ?? "?"} table(s) left`;
+        if (line !== last) console.error(line);
+        last = line;
+        if (s.lastError && d.snapshotId === snapshotId && s.state === "error") throw new Error(s.lastError);
+        return d.snapshotId === snapshotId && d.snapshotTablesLeft === "0";
+      },
+      { timeoutMs: 24 * 3600_000, intervalMs: 1000, what: `snapshot ${snapshotId}` },
+    );
+    console.log(`snapshot ${snapshotId} done`);
+    return 0;
+  } finally {
+    client.close();
+  }
+}

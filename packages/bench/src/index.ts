@@ -4,10 +4,12 @@ import { parseArgs } from "node:util";
 import { benchCapture, type CaptureBenchResult } from "./capture.js";
 import { benchE2e, type E2eResult } from "./e2e.js";
 import { recordBenchmark } from "./report.js";
+import { benchSnapshot } from "./snapshot.js";
 
 export { benchCapture, type CaptureBenchResult } from "./capture.js";
 export { benchE2e, type E2eOptions, type E2eResult } from "./e2e.js";
 export { machineLine, recordBenchmark } from "./report.js";
+export { benchSnapshot, type SnapshotBenchResult } from "./snapshot.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
@@ -84,6 +86,26 @@ Latency: with the pipeline caught up, ${n(l.transactions)} autocommit INSERTs of
   return 0;
 }
 
+async function runSnapshotBench(rows: number, chunkRows: number, record: boolean): Promise<number> {
+  const r = await benchSnapshot(rows, chunkRows, (s) => console.error(s));
+  const table = [
+    "| rows | chunk rows | seconds | rows/s | capture peak RSS | one plain SELECT of the table | snapshot / SELECT |",
+    "|---|---|---|---|---|---|---|",
+    `| ${n(r.rows)} | ${n(r.chunkRows)} | ${r.seconds.toFixed(2)} | ${n(r.rowsPerSecond)} | ${r.peakRssMb.toFixed(0)} MB | ${n(r.selectRowsPerSecond)} rows/s | ${(r.rowsPerSecond / r.selectRowsPerSecond).toFixed(2)} |`,
+  ].join("\n");
+  console.log(table);
+  if (!record) return 0;
+  const body = `${table}\n\nGoal: snapshot >= 100,000 rows/s (${r.rowsPerSecond >= 100_000 ? "met" : "NOT met"}). The bench table (BIGINT key, INT, VARCHAR, DECIMAL, DATETIME(6), DOUBLE) is filled first; \`dfs capture\` runs in its own process; time runs from the Snapshot call to capture's own count of op-r rows acknowledged by JetStream reaching the row count (every row was). The baseline reads the whole table with one \`SELECT *\` through mysql2 (rows parsed into objects) in the same run.`;
+  const file = recordBenchmark(
+    root,
+    "snapshot",
+    `dfs bench snapshot --rows ${rows} --chunk ${chunkRows}`,
+    body,
+  );
+  console.error(`recorded in ${file}`);
+  return 0;
+}
+
 /** `dfs bench <what> [--rows N]`. */
 export async function runBench(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -94,6 +116,7 @@ export async function runBench(argv: string[]): Promise<number> {
       scenario: { type: "string", default: "all" },
       "no-record": { type: "boolean", default: false },
       "no-replica": { type: "boolean", default: false },
+      chunk: { type: "string", default: "10000" },
     },
   });
   const what = positionals[0];
@@ -103,8 +126,9 @@ export async function runBench(argv: string[]): Promise<number> {
     return 2;
   }
   if (what === "e2e") return runE2e(rows, !values["no-replica"], !values["no-record"]);
+  if (what === "snapshot") return runSnapshotBench(rows, Number(values.chunk), !values["no-record"]);
   if (what !== "capture") {
-    console.error(`dfs bench: unknown benchmark "${what ?? ""}" (available: capture, e2e)`);
+    console.error(`dfs bench: unknown benchmark "${what ?? ""}" (available: capture, e2e, snapshot)`);
     return 2;
   }
   const scenarios: CaptureBenchResult["scenario"][] =

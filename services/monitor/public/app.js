@@ -117,7 +117,7 @@ $("logout").addEventListener("click", () => {
   socket?.close();
   state = null;
   history = [];
-  setConn("disconnected");
+  setConn("disconnected", "not signed in");
   showApp(false);
 });
 
@@ -331,18 +331,18 @@ function renderTables(tables) {
       const name = document.createElement("div");
       name.className = "table-name";
       name.append(Object.assign(document.createElement("span"), { textContent: t.table }));
+      if (capture)
+        name.append(
+          button("snapshot", "link", `btn-snapshot-table-${t.table}`, (el) =>
+            call(capture.name, "snapshot", { tables: [t.table] }, el),
+          ),
+        );
       if (t.target)
         name.append(
           Object.assign(document.createElement("small"), {
             className: "target",
             textContent: `→ ${t.target}`,
           }),
-        );
-      if (capture)
-        name.append(
-          button("snapshot", "link", `btn-snapshot-table-${t.table}`, (el) =>
-            call(capture.name, "snapshot", { tables: [t.table] }, el),
-          ),
         );
       const cud = (x) => `${count(x.c)} / ${count(x.u)} / ${count(x.d)}`;
       return tr(
@@ -366,10 +366,10 @@ function renderChanges(items) {
       tr(
         [
           td(clock(a.timeMs), "time"),
-          td(`${a.db}.${a.table}`, "tbl"),
-          td(ops(a.op)),
+          td(ops(a.op), "ops"),
           td(a.text, "mono key"),
-          td(`${count(a.rows)} row${a.rows === 1 ? "" : "s"}`, "num"),
+          td(`${a.db}.${a.table}`, "tbl"),
+          td(`${count(a.rows)} row${a.rows === 1 ? "" : "s"}`, "num rows"),
         ],
         "change-row",
       ),
@@ -388,8 +388,8 @@ function renderDml(items) {
         [
           td(clock(a.timeMs), "time"),
           sql,
-          td(`${count(a.rows)} rows`, "num"),
-          td(`${a.durationMs.toFixed(1)} ms`, "num"),
+          td(`${count(a.rows)} row${a.rows === 1 ? "" : "s"}`, "num rows"),
+          td(`${a.durationMs.toFixed(1)} ms`, "num ms"),
         ],
         "dml-row",
       );

@@ -4,18 +4,27 @@
 const WINDOW_MS = 5 * 60 * 1000;
 const PAD = { left: 52, right: 12, top: 10, bottom: 24 };
 
-/** 0.83 -> 1, 3.2 -> 5, 73 -> 100: a round upper bound for the y axis. */
-function niceMax(v) {
-  if (!(v > 0)) return 1;
+/** 0.83 -> 1, 3.2 -> 4, 73 -> 100: a round upper bound for the y axis, and its grid steps. */
+function niceScale(v) {
+  if (!(v > 0)) return { max: 1, steps: 4 };
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-  return 10 * p;
+  for (const [m, steps] of [
+    [1, 4],
+    [2, 4],
+    [2.5, 5],
+    [4, 4],
+    [5, 5],
+    [8, 4],
+    [10, 5],
+  ])
+    if (v <= m * p) return { max: m * p, steps };
+  return { max: 10 * p, steps: 5 };
 }
 
 function label(v) {
   if (v >= 1e6) return `${v / 1e6}M`;
   if (v >= 1e3) return `${v / 1e3}k`;
-  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  return String(Math.round(v * 100) / 100);
 }
 
 /**
@@ -44,7 +53,7 @@ export function drawChart(canvas, points, series, unit = "") {
   const shown = points.filter((p) => p.t >= start);
   let top = 0;
   for (const p of shown) for (const s of series) top = Math.max(top, p[s.key] || 0);
-  const ymax = niceMax(top);
+  const { max: ymax, steps } = niceScale(top);
   const pw = w - PAD.left - PAD.right;
   const ph = h - PAD.top - PAD.bottom;
   const x = (t) => PAD.left + ((t - start) / WINDOW_MS) * pw;
@@ -56,8 +65,8 @@ export function drawChart(canvas, points, series, unit = "") {
   ctx.lineWidth = 1;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (let i = 0; i <= 4; i++) {
-    const v = (ymax * i) / 4;
+  for (let i = 0; i <= steps; i++) {
+    const v = (ymax * i) / steps;
     const yy = Math.round(y(v)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(PAD.left, yy);

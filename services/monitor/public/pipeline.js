@@ -4,11 +4,13 @@
 import { bytes, count, rate, seconds } from "./format.js";
 
 const NS = "http://www.w3.org/2000/svg";
-const BOX_W = 210;
 const BOX_H = 128;
 const GAP_Y = 18;
-const COLS = [12, 277, 542, 807, 1072];
-const WIDTH = COLS[4] + BOX_W + 12;
+const GAP_X = 50;
+/** Box widths of the five columns: source, capture, JetStream, dpu, target. */
+const WIDTHS = [196, 248, 224, 248, 196];
+const COLS = WIDTHS.map((_, i) => 12 + WIDTHS.slice(0, i).reduce((a, w) => a + w + GAP_X, 0));
+const WIDTH = COLS[4] + WIDTHS[4] + 12;
 
 function el(name, attrs = {}, parent = null) {
   const e = document.createElementNS(NS, name);
@@ -26,23 +28,27 @@ function text(parent, x, y, value, cls, max = 26) {
 }
 
 /** One box: a coloured header band with a title and state, then label/value lines. */
-function box(svg, x, y, o) {
+function box(svg, col, y, o) {
+  const x = COLS[col];
+  const w = WIDTHS[col];
   const g = el("g", { class: `stage ${o.cls}`, "data-testid": o.testid, "data-state": o.state ?? "" }, svg);
-  el("rect", { x, y, width: BOX_W, height: BOX_H, rx: 10, class: "stage-body" }, g);
+  el("rect", { x, y, width: w, height: BOX_H, rx: 10, class: "stage-body" }, g);
   el(
     "path",
     {
-      d: `M${x} ${y + 10}a10 10 0 0 1 10 -10h${BOX_W - 20}a10 10 0 0 1 10 10v20h-${BOX_W}z`,
+      d: `M${x} ${y + 10}a10 10 0 0 1 10 -10h${w - 20}a10 10 0 0 1 10 10v20h-${w}z`,
       class: "stage-band",
     },
     g,
   );
   text(g, x + 12, y + 20, o.title, "stage-title", 18);
-  if (o.state) text(g, x + BOX_W - 12, y + 20, o.state, "stage-state");
+  if (o.state) text(g, x + w - 12, y + 20, o.state, "stage-state");
   let ly = y + 50;
   for (const [label, value, testid] of o.lines) {
     text(g, x + 12, ly, label, "stage-label");
-    const v = text(g, x + BOX_W - 12, ly, value, "stage-value", 24);
+    // Room left of the label, at about 7 px per character of an 11.5 px bold value.
+    const room = Math.floor((w - 32 - label.length * 6.5) / 7);
+    const v = text(g, x + w - 12, ly, value, "stage-value", room);
     if (testid) v.setAttribute("data-testid", testid);
     ly += 20;
   }
@@ -103,7 +109,7 @@ export function renderPipeline(svg, state) {
   const applied = sum(dpus, (s) => (s.kind === "dpu" ? s.rate : 0));
   const pending = sum(dpus, (s) => (s.kind === "dpu" ? s.backlog : 0));
 
-  box(svg, COLS[0], top(1, 0), {
+  box(svg, 0, top(1, 0), {
     cls: "fixed",
     testid: "stage-source",
     title: "Source",
@@ -113,7 +119,7 @@ export function renderPipeline(svg, state) {
       ["read", rate(sum(captures, (s) => s.rate))],
     ],
   });
-  box(svg, COLS[2], top(1, 0), {
+  box(svg, 2, top(1, 0), {
     cls: "fixed",
     testid: "stage-jetstream",
     title: "JetStream",
@@ -123,7 +129,7 @@ export function renderPipeline(svg, state) {
       ["pending", count(pending)],
     ],
   });
-  box(svg, COLS[4], top(1, 0), {
+  box(svg, 4, top(1, 0), {
     cls: "fixed",
     testid: "stage-target",
     title: "Target",
@@ -135,22 +141,24 @@ export function renderPipeline(svg, state) {
 
   captures.forEach((s, i) => {
     const y = top(captures.length, i);
-    arrow(svg, COLS[0] + BOX_W, mid, COLS[1], y + BOX_H / 2, s.rate > 0, "binlog");
-    arrow(svg, COLS[1] + BOX_W, y + BOX_H / 2, COLS[2], mid, s.publishedRate > 0, rate(s.publishedRate));
-    stageBox(svg, COLS[1], y, s);
+    arrow(svg, COLS[0] + WIDTHS[0], mid, COLS[1], y + BOX_H / 2, s.rate > 0, "binlog");
+    arrow(svg, COLS[1] + WIDTHS[1], y + BOX_H / 2, COLS[2], mid, s.publishedRate > 0, rate(s.publishedRate));
+    stageBox(svg, 1, y, s);
   });
   dpus.forEach((s, i) => {
     const y = top(dpus.length, i);
-    arrow(svg, COLS[2] + BOX_W, mid, COLS[3], y + BOX_H / 2, s.rate > 0, s.kind === "dpu" ? "pull" : "");
-    if (s.kind === "dpu") arrow(svg, COLS[3] + BOX_W, y + BOX_H / 2, COLS[4], mid, s.rate > 0, rate(s.rate));
-    stageBox(svg, COLS[3], y, s);
+    arrow(svg, COLS[2] + WIDTHS[2], mid, COLS[3], y + BOX_H / 2, s.rate > 0, s.kind === "dpu" ? "pull" : "");
+    if (s.kind === "dpu")
+      arrow(svg, COLS[3] + WIDTHS[3], y + BOX_H / 2, COLS[4], mid, s.rate > 0, rate(s.rate));
+    stageBox(svg, 3, y, s);
   });
   if (captures.length === 0) text(svg, COLS[1] + 10, mid, "no capture watched", "stage-none");
   if (dpus.length === 0) text(svg, COLS[3] + 10, mid, "no dpu watched", "stage-none");
 }
 
-function stageBox(svg, x, y, s) {
-  const g = box(svg, x, y, {
+function stageBox(svg, col, y, s) {
+  const x = COLS[col];
+  const g = box(svg, col, y, {
     cls: s.state,
     testid: `stage-${s.name}`,
     title: s.name,
@@ -158,5 +166,5 @@ function stageBox(svg, x, y, s) {
     lines: serviceLines(s),
     tooltip: [`${s.kind} ${s.name}`, `gRPC ${s.grpc}`, `HTTP ${s.http}`, s.error].filter(Boolean).join("\n"),
   });
-  if (s.error) el("circle", { cx: x + BOX_W - 8, cy: y + BOX_H - 8, r: 4, class: "stage-alert" }, g);
+  if (s.error) el("circle", { cx: x + WIDTHS[col] - 10, cy: y + BOX_H - 10, r: 4, class: "stage-alert" }, g);
 }

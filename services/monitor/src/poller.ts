@@ -55,6 +55,7 @@ export type CallMethod = "pause" | "resume" | "snapshot" | "replayDlq";
 export const CALL_METHODS: readonly CallMethod[] = ["pause", "resume", "snapshot", "replayDlq"];
 
 const ACTIVITY_KEPT = 200;
+const ERRORS_KEPT = 50;
 const LIST_LIMIT = 100;
 const UNAVAILABLE = new Set([14, 4]); // gRPC UNAVAILABLE, DEADLINE_EXCEEDED
 
@@ -69,7 +70,10 @@ interface Slot {
   svc: WatchedService;
   client: ControlClient;
   view: ServiceView;
+  /** Recent changes and statements, newest last. */
   activity: ActivityView[];
+  /** Recent errors, kept apart so that a stream of statements does not push them out. */
+  errors: ActivityView[];
   seen: Set<string>;
   afterId: number;
   /** dfs_process_start_time_seconds: a change means the service restarted (activity ids restart). */
@@ -125,6 +129,7 @@ export class Poller {
       client: connect(svc.kind, svc.grpc, { token: o.token, timeoutMs: this.callTimeoutMs }),
       view: emptyView(svc),
       activity: [],
+      errors: [],
       seen: new Set(),
       afterId: 0,
       startTime: 0,
@@ -310,12 +315,13 @@ export class Poller {
         const key = `${a.id}:${a.timeMs}`;
         if (slot.seen.has(key)) continue;
         slot.seen.add(key);
-        slot.activity.push(a);
+        (a.kind === "error" ? slot.errors : slot.activity).push(a);
       }
-      while (slot.activity.length > ACTIVITY_KEPT) {
-        const old = slot.activity.shift()!;
-        slot.seen.delete(`${old.id}:${old.timeMs}`);
-      }
+      for (const list of [slot.activity, slot.errors])
+        while (list.length > (list === slot.errors ? ERRORS_KEPT : ACTIVITY_KEPT)) {
+          const old = list.shift()!;
+          slot.seen.delete(`${old.id}:${old.timeMs}`);
+        }
     } catch (err) {
       if (!isUnimplemented(err)) this.count(slot, "activity_error");
     }
@@ -348,7 +354,8 @@ export class Poller {
     };
     this.history.push(point);
     if (this.history.length > this.historyLength) this.history.shift();
-    const all = this.slots.flatMap((s) => s.activity).sort((a, b) => b.timeMs - a.timeMs || b.id - a.id);
+    const newestFirst = (a: ActivityView, b: ActivityView) => b.timeMs - a.timeMs || b.id - a.id;
+    const all = this.slots.flatMap((s) => s.activity).sort(newestFirst);
     const state: MonitorState = {
       timeMs: point.t,
       sourceId: this.o.sourceId,
@@ -357,7 +364,7 @@ export class Poller {
       tables: tableRows(this.slots),
       changes: all.filter((a) => a.kind === "change").slice(0, LIST_LIMIT),
       dml: all.filter((a) => a.kind === "dml" || a.kind === "ddl").slice(0, LIST_LIMIT),
-      errors: errorsOf(services, all),
+      errors: errorsOf(services, this.slots.flatMap((s) => s.errors).sort(newestFirst)),
       dlq: this.slots.flatMap((s) => s.dlq).sort((a, b) => b.timeMs - a.timeMs),
       point,
     };
@@ -372,8 +379,8 @@ export class Poller {
   }
 }
 
-/** Current conditions first (unreachable, lastError), then recent error activity, newest first. */
-function errorsOf(services: ServiceView[], activity: ActivityView[]): ErrorView[] {
+/** Current conditions first (unreachable, lastError), then recent errors (newest first). */
+function errorsOf(services: ServiceView[], recent: ActivityView[]): ErrorView[] {
   const now = Date.now();
   const current: ErrorView[] = services
     .filter((s) => s.error || s.state === "unreachable" || (s.lastSeenMs > 0 && !s.metricsOk))
@@ -386,8 +393,7 @@ function errorsOf(services: ServiceView[], activity: ActivityView[]): ErrorView[
           : s.error || `metrics unavailable: ${s.metricsError}`,
       current: true,
     }));
-  const past = activity
-    .filter((a) => a.kind === "error")
+  const past = recent
     .slice(0, LIST_LIMIT)
     .map((a) => ({ service: a.service, timeMs: a.timeMs, text: a.text, current: false }));
   return [...current, ...past];

@@ -272,7 +272,7 @@ export class Poller {
   }
 
   private async scrape(slot: Slot): Promise<void> {
-    const res = await fetch(new URL("/metrics", slot.svc.http), {
+    const res = await fetch(`${slot.svc.http.replace(/\/+$/, "")}/metrics`, {
       signal: AbortSignal.timeout(this.callTimeoutMs),
     });
     if (!res.ok) throw new Error(`GET ${slot.svc.http}/metrics: HTTP ${res.status}`);

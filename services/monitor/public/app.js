@@ -344,7 +344,14 @@ function renderTables(tables) {
             textContent: `→ ${t.target}`,
           }),
         );
-      const cud = (x) => `${count(x.c)} / ${count(x.u)} / ${count(x.d)}`;
+      const cud = (x) => {
+        const text = `${count(x.c)} / ${count(x.u)} / ${count(x.d)}`;
+        if (!x.r) return text;
+        const reads = Object.assign(document.createElement("small"), { textContent: `+ ${count(x.r)} read` });
+        const wrap = document.createElement("span");
+        wrap.append(text, reads);
+        return wrap;
+      };
       return tr(
         [
           td(name),

@@ -19,6 +19,7 @@ export type {
   ErrorView,
   Health,
   MonitorState,
+  OpCounts,
   Point,
   ServiceView,
   TableRow,

@@ -226,6 +226,29 @@ describe("monitor in a browser", () => {
     assert.equal(await stateOf("capture"), "running");
   });
 
+  test("the page's Snapshot button re-reads the tables; the reads show on the page", async () => {
+    const table = `${db}.orders`;
+    await page.getByTestId("btn-snapshot-capture").click();
+    await waitFor(async () => (await page.getByTestId("call-result").getAttribute("data-ok")) === "true", {
+      timeoutMs: 5000,
+      what: "the snapshot call to succeed",
+    });
+    assert.match(
+      (await text("call-result")) ?? "",
+      /^capture: snapshot \S+ of every included table started$/,
+    );
+    // The three rows of orders come back as reads (op r): in the recent changes and the counts.
+    await waitFor(async () => (await text(`captured-${table}`))?.endsWith("+ 3 read"), {
+      timeoutMs: 15_000,
+      what: "the snapshot's reads counted on the page",
+    });
+    assert.match((await text("recent-changes")) ?? "", /read/);
+    await waitFor(async () => (await text(`applied-${table}`))?.endsWith("+ 3 read"), {
+      timeoutMs: 15_000,
+      what: "the snapshot's reads applied",
+    });
+  });
+
   test("screenshots for docs/monitor.md (DFS_SCREENSHOTS=1)", { skip: !SHOTS }, async () => {
     // A short mixed load over three tables, one change dead-lettered, so every panel has content.
     await src.query(

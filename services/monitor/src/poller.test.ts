@@ -91,9 +91,9 @@ describe("poller", () => {
     assert.deepEqual(row, {
       table: "shop.orders",
       target: "shop_copy.orders",
-      captured: { c: 5, u: 2, d: 0 },
+      captured: { c: 5, u: 2, d: 0, r: 0 },
       published: 5,
-      applied: { c: 4, u: 0, d: 0 },
+      applied: { c: 4, u: 0, d: 0, r: 0 },
     });
     // The state is JSON as it is (no bigints).
     assert.doesNotThrow(() => JSON.stringify(s));

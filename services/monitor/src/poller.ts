@@ -399,7 +399,7 @@ function errorsOf(services: ServiceView[], recent: ActivityView[]): ErrorView[] 
   return [...current, ...past];
 }
 
-const OPS = ["c", "u", "d"] as const;
+const OPS = ["c", "u", "d", "r"] as const;
 
 /**
  * Per-table counts. The DPU labels the target's table; when that is in another database (sync
@@ -415,9 +415,9 @@ export function tableRows(
       r = {
         table: key,
         target: "",
-        captured: { c: 0, u: 0, d: 0 },
+        captured: { c: 0, u: 0, d: 0, r: 0 },
         published: 0,
-        applied: { c: 0, u: 0, d: 0 },
+        applied: { c: 0, u: 0, d: 0, r: 0 },
       };
       rows.set(key, r);
     }

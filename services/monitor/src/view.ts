@@ -36,15 +36,23 @@ export interface ServiceView {
   lastSeenMs: number;
 }
 
+export interface OpCounts {
+  c: number;
+  u: number;
+  d: number;
+  r: number;
+}
+
 /** Per-table counts, from dfs_capture_changes_total, ..._published_..., dfs_dpu_changes_applied_total. */
 export interface TableRow {
   /** "db.table" as captured (source name). */
   table: string;
   /** The DPU's name of the table when it differs (sync into another database). */
   target: string;
-  captured: { c: number; u: number; d: number };
+  /** Row changes by op: c insert, u update, d delete, r read by a snapshot. */
+  captured: OpCounts;
   published: number;
-  applied: { c: number; u: number; d: number };
+  applied: OpCounts;
 }
 
 /** One recent thing a service did (ActivityItem with the service's name, numbers as numbers). */

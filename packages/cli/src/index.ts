@@ -5,6 +5,7 @@ import { runBench } from "./commands/bench.js";
 import { runCapture } from "./commands/capture.js";
 import { runCtl } from "./commands/ctl.js";
 import { runDemo } from "./commands/demo.js";
+import { runMonitor } from "./commands/monitor.js";
 import { runAll, runDlq, runDpu } from "./commands/services.js";
 import { runSnapshot } from "./commands/snapshot.js";
 
@@ -16,19 +17,20 @@ Commands:
   stack up|down|status        the local test stack (source MariaDB :13306, target :13307, NATS :14222)
   capture -c FILE             read the source's binlog into the journal and publish it to JetStream
   dpu -c FILE                 apply the stream to the target (exactly-once, DDL, dead letters)
-  run -c FILE                 capture and dpu in one process
+  monitor -c FILE             the web UI: pipeline, lag, rates, tables, recent changes and DML, errors, controls (:8080)
+  run -c FILE                 capture, dpu and monitor in one process
   dlq list|replay -c FILE     list dead letters; apply them again (--seq N to pick) and remove them
   demo [-c FILE] [--seconds N]  start the stack and capture, write a small load, print the changes as they arrive
   bench capture [--rows N]    measure binlog -> journal -> JetStream-acked rows/s and capture RSS
   ctl <service> <call> [args] the gRPC control plane: status, pause, resume, set-position, dlq-list, ...
   snapshot [--wait] [db.table ...]  snapshot tables through the running capture (watermarks, no locks)
 
-Not built yet (each answers with exit code 2): relmgr, monitor, verify, archive.
+Not built yet (each answers with exit code 2): relmgr, verify, archive.
 
 Environment variables override the config file: DFS_SOURCE_URL, DFS_TARGET_URL, DFS_NATS_URL, ...
 (docs/configuration.md lists them all).`;
 
-const PLANNED = new Set(["relmgr", "monitor", "verify", "archive"]);
+const PLANNED = new Set(["relmgr", "verify", "archive"]);
 
 /** Runs one dfs command; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -53,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCtl(rest);
       case "snapshot":
         return await runSnapshot(rest);
+      case "monitor":
+        return await runMonitor(rest);
       case undefined:
       case "help":
       case "--help":

@@ -5,10 +5,12 @@ import { decodeBatch, expandBatch, Headers, type SqlValue } from "@dfs/codec";
 import { createLogger, ErrorCode, waitFor } from "@dfs/common";
 import { loadConfig } from "@dfs/config";
 import { startDpu } from "@dfs/dpu";
+import { startMonitor } from "@dfs/monitor";
 import { connectNats, subjects } from "@dfs/nats";
 import { stackUp } from "@dfs/stack";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
+import { ensureControlToken, type Hosted, monitorConfigFor } from "./hosted.js";
 
 const DEMO_DB = "demo_shop";
 
@@ -49,7 +51,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const seconds = Number(values.seconds);
   console.log("starting the local stack (source :13306, target :13307, NATS :14222)...");
   await stackUp({ log: (line) => console.log(`  ${line}`) });
-  const cfg = loadConfig(values.config);
+  const { cfg, generated } = ensureControlToken(loadConfig(values.config));
   const captureLog = createLogger({ level: "warn", name: "capture" });
   const capture = await startCapture(cfg, { log: captureLog }).catch(async (err: unknown) => {
     // A demo journal whose binlogs are gone (purged since the last run) starts over from now.
@@ -60,6 +62,14 @@ export async function runDemo(argv: string[]): Promise<number> {
     return startCapture(cfg, { log: captureLog });
   });
   const dpu = cfg.target ? await startDpu(cfg, { log: createLogger({ level: "warn", name: "dpu" }) }) : null;
+  const hosted: Hosted[] = [{ kind: "capture", endpoints: capture.endpoints }];
+  if (dpu) hosted.push({ kind: "dpu", endpoints: dpu.endpoints });
+  const monitor = await startMonitor(monitorConfigFor(cfg, hosted), {
+    log: createLogger({ level: "warn", name: "monitor" }),
+  });
+  console.log(
+    `monitor: http://127.0.0.1:${monitor.port}/  (token: ${generated ? `${cfg.control.token}, made for this run` : "control.token"})`,
+  );
   const conn = await mysql.createConnection({ uri: cfg.source.url.replace(/^mariadb:/, "mysql:") });
   const target = cfg.target
     ? await mysql.createConnection({ uri: cfg.target.url.replace(/^mariadb:/, "mysql:") })
@@ -149,6 +159,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(same ? "the target equals the source" : "the target does NOT equal the source");
     await target.end();
   }
+  await monitor.stop();
   await dpu?.stop();
   await capture.stop();
   await nc.close();

@@ -1,6 +1,6 @@
 /**
  * The DPU on a worker thread, for `dfs run`: capture and DPU each get a core instead of taking
- * turns on one event loop. Messages: parent -> "stop"; worker -> { kind: "ready" | "stopped" | "error" }.
+ * turns on one event loop. Messages: parent -> "stop"; worker -> { kind: "ready" (with the DPU's ports) | "stopped" | "error" }.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger, errorMessage } from "@dfs/common";
@@ -11,7 +11,7 @@ const port = parentPort!;
 const cfg = (workerData as { cfg: DfsConfig }).cfg;
 try {
   const dpu = await startDpu(cfg, { log: createLogger({ level: cfg.log.level, name: "dpu" }) });
-  port.postMessage({ kind: "ready" });
+  port.postMessage({ kind: "ready", endpoints: dpu.endpoints });
   port.on("message", (m) => {
     if (m === "stop") void dpu.stop();
   });

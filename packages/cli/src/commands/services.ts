@@ -5,7 +5,9 @@ import { createLogger, DfsError, ErrorCode } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { describeConfig, loadConfig } from "@dfs/config";
 import { listDeadLetters, replayDeadLetters, startDpu } from "@dfs/dpu";
+import { startMonitor } from "@dfs/monitor";
 import { connectNats } from "@dfs/nats";
+import { ensureControlToken, type Hosted, monitorConfigFor } from "./hosted.js";
 
 function configArg(argv: string[]) {
   const { values, positionals } = parseArgs({
@@ -39,23 +41,28 @@ export async function runDpu(argv: string[]): Promise<number> {
 }
 
 /** The DPU on a worker thread (see dpu-worker.ts), as a service the parent can stop and await. */
-async function startDpuWorker(cfg: DfsConfig): Promise<{ stop(): Promise<void>; done: Promise<void> }> {
+async function startDpuWorker(
+  cfg: DfsConfig,
+): Promise<{ stop(): Promise<void>; done: Promise<void>; endpoints: { http: number; grpc: number } }> {
   const worker = new Worker(new URL("./dpu-worker.js", import.meta.url), { workerData: { cfg } });
-  let ready!: () => void;
+  let ready!: (endpoints: { http: number; grpc: number }) => void;
   let failed!: (e: Error) => void;
-  const started = new Promise<void>((res, rej) => {
+  const started = new Promise<{ http: number; grpc: number }>((res, rej) => {
     ready = res;
     failed = rej;
   });
   const done = new Promise<void>((resolve, reject) => {
-    worker.on("message", (m: { kind: string; message?: string; code?: string }) => {
-      if (m.kind === "ready") ready();
-      if (m.kind === "error") {
-        const err = new DfsError((m.code as ErrorCode) ?? ErrorCode.ASSERTION, `dpu: ${m.message}`);
-        failed(err);
-        reject(err);
-      }
-    });
+    worker.on(
+      "message",
+      (m: { kind: string; message?: string; code?: string; endpoints?: { http: number; grpc: number } }) => {
+        if (m.kind === "ready") ready(m.endpoints!);
+        if (m.kind === "error") {
+          const err = new DfsError((m.code as ErrorCode) ?? ErrorCode.ASSERTION, `dpu: ${m.message}`);
+          failed(err);
+          reject(err);
+        }
+      },
+    );
     worker.on("error", (e) => {
       failed(e);
       reject(e);
@@ -63,8 +70,9 @@ async function startDpuWorker(cfg: DfsConfig): Promise<{ stop(): Promise<void>; 
     worker.on("exit", () => resolve());
   });
   done.catch(() => {});
-  await started;
+  const endpoints = await started;
   return {
+    endpoints,
     async stop() {
       worker.postMessage("stop");
       await done.catch(() => {});
@@ -73,14 +81,30 @@ async function startDpuWorker(cfg: DfsConfig): Promise<{ stop(): Promise<void>; 
   };
 }
 
-/** `dfs run -c FILE`: every built service in one process (capture, then dpu when a target is set). */
+/**
+ * `dfs run -c FILE`: every built service in one process: capture, the dpu (on a worker thread)
+ * when a target is set, and the monitor watching both.
+ */
 export async function runAll(argv: string[]): Promise<number> {
-  const { cfg } = configArg(argv);
+  const { cfg: given } = configArg(argv);
+  const { cfg, generated } = ensureControlToken(given);
   const base = createLogger({ level: cfg.log.level });
   base.info({ config: describeConfig(cfg) }, "starting dfs run");
   const services: { stop(): Promise<void>; done: Promise<void> }[] = [];
-  services.push(await startCapture(cfg, { log: base.child({ svc: "capture" }) }));
-  if (cfg.target) services.push(await startDpuWorker(cfg));
+  const hosted: Hosted[] = [];
+  const capture = await startCapture(cfg, { log: base.child({ svc: "capture" }) });
+  services.push(capture);
+  hosted.push({ kind: "capture", endpoints: capture.endpoints });
+  if (cfg.target) {
+    const dpu = await startDpuWorker(cfg);
+    services.push(dpu);
+    hosted.push({ kind: "dpu", endpoints: dpu.endpoints });
+  }
+  const monitor = await startMonitor(monitorConfigFor(cfg, hosted), { log: base.child({ svc: "monitor" }) });
+  services.push(monitor);
+  console.error(
+    `dfs run: monitor at http://127.0.0.1:${monitor.port}/${generated ? ` (sign in with the token ${cfg.control.token}, made for this run; set control.token or DFS_CONTROL_TOKEN to choose one)` : " (sign in with control.token)"}`,
+  );
   return runUntilSignal(services);
 }
 

@@ -8,11 +8,18 @@ export type ActivityInput = Partial<Omit<ActivityItem, "id" | "timeMs">> & { kin
  */
 export class ActivityLog {
   private readonly items: ActivityItem[] = [];
+  /** Errors are kept apart, so a stream of DML cannot push one out before the monitor polls. */
+  private readonly errors: ActivityItem[] = [];
   private nextId = 1;
-  constructor(private readonly capacity = 200) {}
+  constructor(
+    private readonly capacity = 200,
+    private readonly errorCapacity = 50,
+  ) {}
 
   add(item: ActivityInput): void {
-    this.items.push({
+    const list = item.kind === "error" ? this.errors : this.items;
+    const cap = item.kind === "error" ? this.errorCapacity : this.capacity;
+    list.push({
       id: BigInt(this.nextId++),
       timeMs: BigInt(Date.now()),
       db: "",
@@ -23,14 +30,16 @@ export class ActivityLog {
       durationMs: 0,
       ...item,
     });
-    if (this.items.length > this.capacity) this.items.shift();
+    if (list.length > cap) list.shift();
   }
 
   /** Items after `afterId`, newest last, at most `limit` (the newest ones). */
   query(req: ActivityRequest): ActivityResponse {
     const limit = req.limit > 0 ? req.limit : 100;
     const after = req.afterId;
-    const found = this.items.filter((i) => i.id > after);
+    const found = [...this.items, ...this.errors]
+      .filter((i) => i.id > after)
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
     return { items: found.slice(-limit) };
   }
 }

@@ -92,6 +92,17 @@ test("an unreachable service is reported by name", async () => {
   }
 });
 
+test("errors are kept apart: a stream of other items does not push them out", () => {
+  const a = new ActivityLog(3, 2);
+  a.add({ kind: "error", text: "first" });
+  for (let i = 0; i < 10; i++) a.add({ kind: "dml", text: `st${i}` });
+  const items = a.query({ afterId: 0n, limit: 100 }).items;
+  assert.deepEqual(
+    items.map((i) => i.text),
+    ["first", "st7", "st8", "st9"],
+  );
+});
+
 test("the activity log keeps the newest items and pages by id", () => {
   const a = new ActivityLog(3);
   for (let i = 1; i <= 5; i++) a.add({ kind: "change", table: `t${i}` });

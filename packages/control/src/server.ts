@@ -59,6 +59,8 @@ export interface ControlServerOptions {
   /** 0 = any free port. */
   port: number;
   host?: string;
+  /** The config key of the port, named when it cannot be bound (e.g. "capture.grpc.port"). */
+  portKey?: string;
   /** Required by every call but Health; without one, those calls are refused. */
   token: string | undefined;
   log: Logger;
@@ -146,9 +148,10 @@ export async function serveControl(o: ControlServerOptions): Promise<ControlServ
     server.bindAsync(`${o.host ?? "0.0.0.0"}:${o.port}`, ServerCredentials.createInsecure(), (err, p) =>
       err
         ? reject(
-            new TransientError(
+            new ConfigError(
               ErrorCode.CONFIG_INVALID,
-              `${o.kind} cannot listen for gRPC on port ${o.port}: ${err.message}`,
+              [`${o.portKey ?? `${o.kind} gRPC port`}: cannot listen on port ${o.port} (${err.message})`],
+              { cause: err },
             ),
           )
         : resolve(p),

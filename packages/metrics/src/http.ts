@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { ConfigError, ErrorCode } from "@dfs/common";
 import type { Registry } from "prom-client";
 
 /** What /healthz and /readyz report: live = the process works; ready = it does its job now. */
@@ -13,6 +14,8 @@ export interface HttpOptions {
   host?: string;
   /** 0 = any free port. */
   port: number;
+  /** The config key of the port, named when it cannot be bound (e.g. "capture.http.port"). */
+  portKey?: string;
   registry: Registry;
   health(): Health;
   /** Refreshes gauges from the service's state just before /metrics is rendered. */
@@ -57,7 +60,17 @@ export async function serveHttp(o: HttpOptions): Promise<HttpEndpoint> {
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new ConfigError(
+          ErrorCode.CONFIG_INVALID,
+          [
+            `${o.portKey ?? "http port"}: cannot listen on ${o.host ?? "0.0.0.0"}:${o.port} (${err.code === "EADDRINUSE" ? "the port is in use; choose another or 0 for any free port" : err.message})`,
+          ],
+          { cause: err },
+        ),
+      ),
+    );
     server.listen(o.port, o.host ?? "0.0.0.0", () => {
       server.off("error", reject);
       resolve();

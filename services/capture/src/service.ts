@@ -151,6 +151,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   // the lease is awaited.
   const http: HttpEndpoint = await serveHttp({
     port: cfg.capture.http.port,
+    portKey: "capture.http.port",
     registry: telemetry.registry,
     health: () => {
       const st = current?.();
@@ -518,6 +519,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     control = await serveControl({
       kind: "capture",
       port: cfg.capture.grpc.port,
+      portKey: "capture.grpc.port",
       token: cfg.control.token,
       log,
       handlers: {

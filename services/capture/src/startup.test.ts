@@ -23,7 +23,13 @@ function configFor(id: string, db: string, dir: string, journal = "journal.db", 
     source: { id, url, serverId: 5000 + Math.floor(Math.random() * 50_000), include: { databases: [db] } },
     nats: { url: urls.natsUrl },
     // waitMs 0: a second capture is refused at once instead of waiting for the lease to expire.
-    capture: { journal: { path: join(dir, journal) }, heartbeatIntervalMs: 500, lease: { waitMs: 0 } },
+    capture: {
+      journal: { path: join(dir, journal) },
+      heartbeatIntervalMs: 500,
+      lease: { waitMs: 0 },
+      http: { port: 0 },
+      grpc: { port: 0 },
+    },
     log: { level: "warn" },
   };
 }

@@ -76,6 +76,7 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
   let current: (() => DpuStatus) | null = null;
   const http: HttpEndpoint = await serveHttp({
     port: cfg.dpu.http.port,
+    portKey: "dpu.http.port",
     registry: telemetry.registry,
     health: () => {
       const st = current?.();
@@ -405,6 +406,7 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
       control = await serveControl({
         kind: "dpu",
         port: cfg.dpu.grpc.port,
+        portKey: "dpu.grpc.port",
         token: cfg.control.token,
         log,
         handlers: {

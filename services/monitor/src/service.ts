@@ -58,6 +58,7 @@ export async function startMonitor(cfg: DfsConfig, deps: MonitorDeps = {}): Prom
   });
   const http = await serveHttp({
     port: cfg.monitor.http.port,
+    portKey: "monitor.http.port",
     registry,
     health: () => {
       const state = poller.latest();

@@ -116,7 +116,7 @@ export async function runBench(argv: string[]): Promise<number> {
       scenario: { type: "string", default: "all" },
       "no-record": { type: "boolean", default: false },
       "no-replica": { type: "boolean", default: false },
-      chunk: { type: "string", default: "10000" },
+      chunk: { type: "string", default: "5000" },
     },
   });
   const what = positionals[0];

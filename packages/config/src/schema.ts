@@ -245,7 +245,7 @@ const captureSchema = z
     snapshot: z
       .strictObject({
         chunkRows: int(1, 1_000_000)
-          .default(10_000)
+          .default(5_000)
           .describe("Rows read per chunk; changes made meanwhile to those rows win over the chunk"),
         signalTable: z
           .string()

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -37,5 +37,13 @@ export function recordBenchmark(root: string, title: string, command: string, bo
   const date = new Date().toISOString().replace("T", " ").slice(0, 16);
   const section = `\n## ${title} (${date} UTC)\n\nCommand: \`${command}\`\n\nMachine: ${machineLine()}\n\n${body.trim()}\n`;
   appendFileSync(file, section);
+  // The project's formatter owns Markdown tables too (npm test checks them): format what was added.
+  spawnSync(
+    process.execPath,
+    [join(root, "node_modules", "@biomejs", "biome", "bin", "biome"), "format", "--write", file],
+    {
+      stdio: "ignore",
+    },
+  );
   return file;
 }

@@ -10,6 +10,19 @@ export interface Health {
   detail: string;
 }
 
+/**
+ * Health from a service's state: live unless it failed or stopped, ready while it runs or is
+ * paused (a paused service works; it was asked to wait). No state yet = starting.
+ */
+export function healthOf(st: { state: string; lastError?: string } | null | undefined): Health {
+  const state = st?.state ?? "starting";
+  return {
+    live: state !== "error" && state !== "stopped",
+    ready: state === "running" || state === "paused",
+    detail: st?.lastError ? `${state}: ${st.lastError}` : state,
+  };
+}
+
 export interface HttpOptions {
   host?: string;
   /** 0 = any free port. */

@@ -11,6 +11,6 @@ export {
   setState,
   snapshotMetrics,
 } from "./catalog.js";
-export { type Health, type HttpEndpoint, type HttpOptions, serveHttp } from "./http.js";
+export { type Health, type HttpEndpoint, type HttpOptions, healthOf, serveHttp } from "./http.js";
 export { parseMetrics, type Sample, sumOf } from "./parse.js";
 export { createRegistry, type Registry } from "./registry.js";

@@ -14,7 +14,7 @@ import {
 } from "@dfs/common";
 import { type DfsConfig, parseMysqlUrl } from "@dfs/config";
 import { type ControlServer, serveControl } from "@dfs/control";
-import { type HttpEndpoint, serveHttp, setState } from "@dfs/metrics";
+import { type HttpEndpoint, healthOf, serveHttp, setState } from "@dfs/metrics";
 import { acquireLease, connectNats, ensureStreams, type Lease, subjects } from "@dfs/nats";
 import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
@@ -153,15 +153,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     port: cfg.capture.http.port,
     portKey: "capture.http.port",
     registry: telemetry.registry,
-    health: () => {
-      const st = current?.();
-      const state = st?.state ?? "starting";
-      return {
-        live: state !== "error" && state !== "stopped",
-        ready: state === "running" || state === "paused",
-        detail: st?.lastError ? `${state}: ${st.lastError}` : state,
-      };
-    },
+    health: () => healthOf(current?.()),
     beforeScrape: () => {
       const st = current?.();
       if (st) telemetry.update(st);
@@ -523,14 +515,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
       token: cfg.control.token,
       log,
       handlers: {
-        health: () => {
-          const st = status();
-          return {
-            live: st.state !== "error" && st.state !== "stopped",
-            ready: st.state === "running" || st.state === "paused",
-            detail: st.state,
-          };
-        },
+        health: () => healthOf(status()),
         status: () => stageStatus(status()),
         pause: () => {
           pause();

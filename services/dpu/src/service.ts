@@ -2,7 +2,7 @@ import { decodeDdl, decodeHeartbeat, Headers } from "@dfs/codec";
 import { ConfigError, createLogger, ErrorCode, errorMessage, type Logger } from "@dfs/common";
 import { type DfsConfig, parseMysqlUrl } from "@dfs/config";
 import { type ControlServer, serveControl } from "@dfs/control";
-import { type HttpEndpoint, serveHttp, setState } from "@dfs/metrics";
+import { type HttpEndpoint, healthOf, serveHttp, setState } from "@dfs/metrics";
 import { connectNats, ensureStreams, subjects } from "@dfs/nats";
 import { AckPolicy, DeliverPolicy, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
@@ -78,15 +78,7 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
     port: cfg.dpu.http.port,
     portKey: "dpu.http.port",
     registry: telemetry.registry,
-    health: () => {
-      const st = current?.();
-      const state = st?.state ?? "starting";
-      return {
-        live: state !== "error" && state !== "stopped",
-        ready: state === "running" || state === "paused",
-        detail: st?.lastError ? `${state}: ${st.lastError}` : state,
-      };
-    },
+    health: () => healthOf(current?.()),
     beforeScrape: () => {
       const st = current?.();
       if (st) telemetry.update(st);
@@ -410,11 +402,7 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
         token: cfg.control.token,
         log,
         handlers: {
-          health: () => ({
-            live: state !== "error" && state !== "stopped",
-            ready: state === "running" || state === "paused",
-            detail: state,
-          }),
+          health: () => healthOf(status()),
           status: stageNow,
           pause: () => {
             pause();

@@ -30,6 +30,19 @@ function addressOf(kind: ServiceKind, cfg: DfsConfig | null): string {
   return `127.0.0.1:${port}`;
 }
 
+/** Where `dfs ctl` and `dfs snapshot` find a service's control plane, and with which token. */
+export function controlTarget(
+  kind: ServiceKind,
+  values: { config?: string | undefined; address?: string | undefined; token?: string | undefined },
+): { address: string; token: string | undefined } {
+  // Without -c no config is needed: default ports, the token from DFS_CONTROL_TOKEN.
+  const cfg = values.config ? loadConfig(values.config) : null;
+  return {
+    address: values.address ?? addressOf(kind, cfg),
+    token: values.token ?? cfg?.control.token ?? process.env.DFS_CONTROL_TOKEN,
+  };
+}
+
 /** JSON with bigints as numbers where they fit, else strings. */
 function print(value: unknown): void {
   console.log(
@@ -89,11 +102,8 @@ export async function runCtl(argv: string[]): Promise<number> {
     console.error(CTL_USAGE);
     return 2;
   }
-  // Without -c no config is needed: default ports, the token from DFS_CONTROL_TOKEN.
-  const cfg = values.config ? loadConfig(values.config) : null;
-  const client = connectControl(kind as ServiceKind, values.address ?? addressOf(kind as ServiceKind, cfg), {
-    token: values.token ?? cfg?.control.token ?? process.env.DFS_CONTROL_TOKEN,
-  });
+  const { address, token } = controlTarget(kind as ServiceKind, values);
+  const client = connectControl(kind as ServiceKind, address, { token });
   try {
     print(await call(client, method, args, values.table));
     return 0;

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { waitFor } from "@dfs/common";
-import { loadConfig } from "@dfs/config";
 import { connectControl } from "@dfs/control";
+import { controlTarget } from "./ctl.js";
 
 /**
  * `dfs snapshot [-c FILE] [--wait] [db.table ...]`: asks the running capture (its control plane)
@@ -18,14 +18,8 @@ export async function runSnapshot(argv: string[]): Promise<number> {
       wait: { type: "boolean" },
     },
   });
-  const cfg = values.config ? loadConfig(values.config) : null;
-  const address =
-    values.address ??
-    cfg?.monitor.services.find((s) => s.kind === "capture")?.grpc ??
-    `127.0.0.1:${cfg?.capture.grpc.port ?? 50101}`;
-  const client = connectControl("capture", address, {
-    token: values.token ?? cfg?.control.token ?? process.env.DFS_CONTROL_TOKEN,
-  });
+  const { address, token } = controlTarget("capture", values);
+  const client = connectControl("capture", address, { token });
   try {
     const { snapshotId } = await client.snapshot(positionals);
     console.log(`snapshot ${snapshotId} started`);

@@ -50,6 +50,12 @@ const startSchema = z
       })
       .optional()
       .describe("GTID set (MySQL) or GTID position (MariaDB) already applied; required when from is gtid"),
+    snapshot: z
+      .boolean()
+      .default(false)
+      .describe(
+        "With a new journal, also snapshot every captured table once capture runs, so rows written before the start position reach the stream",
+      ),
   })
   .superRefine((s, ctx) => {
     const need = (key: "file" | "position" | "gtid") => {

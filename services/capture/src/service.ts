@@ -71,6 +71,9 @@ export interface CaptureService {
   readonly done: Promise<void>;
 }
 
+/** Journal meta key: the initial snapshot (source.start.snapshot) is still to be started. */
+const INITIAL_SNAPSHOT = "initial-snapshot";
+
 export interface CaptureDeps {
   log?: Logger;
 }
@@ -191,6 +194,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     try {
       facts = await checkSource(conn, journal.checkpoint);
       if (!journal.checkpoint) {
+        if (cfg.source.start.snapshot) journal.setMeta(INITIAL_SNAPSHOT, "pending");
         journal.append([], await initialCheckpoint(cfg, conn, facts));
         snapshot = await schemaSnapshot(conn, filter);
       }
@@ -540,6 +544,23 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   closers.push(() => control.close());
   setState(telemetry.service, "running");
   snapshots.resume();
+  // The initial snapshot: marked in the journal when it is created, started here; once started,
+  // its progress is in the journal and a restart resumes it (resume() above).
+  if (journal.getMeta(INITIAL_SNAPSHOT) === "pending") {
+    if (snapshots.isRunning) journal.setMeta(INITIAL_SNAPSHOT, null);
+    else
+      snapshots.start([], { skipUnsuitable: true }).then(
+        (id) => {
+          log.info({ snapshot: id }, "initial snapshot started");
+          if (state === "running") journal.setMeta(INITIAL_SNAPSHOT, null);
+        },
+        (err: unknown) => {
+          log.warn({ err: errorMessage(err) }, "initial snapshot not started");
+          // Nothing suitable to snapshot is final; a lost connection is tried again at the next start.
+          if (err instanceof ConfigError && state === "running") journal.setMeta(INITIAL_SNAPSHOT, null);
+        },
+      );
+  }
 
   return {
     status,

@@ -2,13 +2,15 @@
 // every column type; a snapshot taken while the table is being written hands over to the stream
 // with no lost or stale row; it resumes after a restart; bad requests name each problem.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { test } from "node:test";
 import { expandBatch } from "@dfs/codec";
 import { waitFor } from "@dfs/common";
 import { parseMetrics, sumOf } from "@dfs/metrics";
 import { Op } from "@dfs/proto";
-import { sourceConnection } from "@dfs/testkit";
+import { sourceConnection, tempDir, testConfig } from "@dfs/testkit";
 import type mysql from "mysql2/promise";
+import { startCapture } from "./service.js";
 import { batchesOf, type RawMessage, readRaw, startHarness, waitForRaw } from "./test-helpers.js";
 import { COLS, createStatement, insertStatements, ROW_COUNT } from "./type-fixtures.js";
 
@@ -197,6 +199,39 @@ test("bad snapshot requests name every problem", async () => {
     );
     assert.equal(h.capture.status().snapshot, null, "nothing started");
   } finally {
+    await h.close();
+  }
+});
+
+test("source.start.snapshot: a new journal snapshots the tables that already had rows", async () => {
+  const h = await startHarness("snapinit");
+  let capture: Awaited<ReturnType<typeof startCapture>> | null = null;
+  try {
+    await h.capture.stop();
+    const table = `${q(h.db)}.${q("t")}`;
+    await h.conn.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20))`);
+    await h.conn.query(`INSERT INTO ${table} SELECT seq, seq, 'before' FROM ${q(h.db)}.seq_1_to_3000`);
+    await h.conn.query(`CREATE TABLE ${q(h.db)}.nokey (a INT)`);
+    await h.conn.query(`INSERT INTO ${q(h.db)}.nokey VALUES (1), (2)`);
+    const cfg = testConfig(h.id, h.db, {
+      source: { start: { snapshot: true } },
+      capture: { journal: { path: join(tempDir(), "journal.db") } },
+    });
+    capture = await startCapture(cfg);
+    await h.conn.query(`UPDATE ${table} SET v = -1, note = 'after' WHERE id <= 10`);
+    await waitFor(() => capture!.status().snapshot?.tablesLeft === 0, {
+      timeoutMs: 60_000,
+      what: "the initial snapshot",
+    });
+    const messages = await waitForRaw(h.nc, h.id, (ms) => fold(ms, "t", "id").size === 3000, 30_000);
+    assert.deepEqual(fold(messages, "t", "id"), await sourceState(h.conn, table));
+    assert.equal(snapshotRows(messages, "nokey").length, 0, "a table without a key is skipped");
+    // Started once: a restart with the same journal does not snapshot again.
+    await capture.stop();
+    capture = await startCapture(cfg);
+    assert.equal(capture.status().snapshot, null);
+  } finally {
+    await capture?.stop();
     await h.close();
   }
 });

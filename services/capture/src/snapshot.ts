@@ -187,9 +187,10 @@ export class SnapshotCoordinator implements BinlogHandler {
 
   /**
    * Starts a snapshot of `tables` ("db.table"; empty = every captured table). Checks every table
-   * first and names each problem. Only one snapshot runs at a time.
+   * first and names each problem. Only one snapshot runs at a time. With `skipUnsuitable` (the
+   * initial snapshot), tables without a chunk key are left out with a warning instead.
    */
-  async start(tables: readonly string[]): Promise<string> {
+  async start(tables: readonly string[], options: { skipUnsuitable?: boolean } = {}): Promise<string> {
     if (this.running)
       throw new ConfigError(ErrorCode.CONFIG_INVALID, [
         `snapshot ${this.state?.id} is still running (table ${this.state?.table}); wait for it to finish`,
@@ -199,6 +200,7 @@ export class SnapshotCoordinator implements BinlogHandler {
     try {
       names = tables.length > 0 ? [...new Set(tables)] : await this.allTables(conn);
       const problems: string[] = [];
+      const skipped = new Set<string>();
       for (const name of names) {
         const dot = name.indexOf(".");
         const [db, table] = dot > 0 ? [name.slice(0, dot), name.slice(dot + 1)] : ["", name];
@@ -210,10 +212,16 @@ export class SnapshotCoordinator implements BinlogHandler {
             (e: Error) => e,
           );
           if (t instanceof Error) problems.push(`${name}: ${t.message}`);
-          else if (t.chunkKey.length === 0)
-            problems.push(`${name}: has no primary key or NOT NULL unique key to read it in chunks`);
+          else if (t.chunkKey.length === 0) {
+            const why = `${name}: has no primary key or NOT NULL unique key to read it in chunks`;
+            if (options.skipUnsuitable) {
+              this.o.log.warn({ table: name }, `not snapshotted: ${why}`);
+              skipped.add(name);
+            } else problems.push(why);
+          }
         }
       }
+      names = names.filter((n) => !skipped.has(n));
       if (names.length === 0) problems.push("no captured table to snapshot");
       if (problems.length > 0) throw new ConfigError(ErrorCode.CONFIG_INVALID, problems);
     } finally {

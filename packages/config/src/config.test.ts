@@ -177,7 +177,7 @@ describe("validation errors", () => {
     hasProblem(err, "source.start.position");
     const start = { from: "position", file: "mysql-bin.000042", position: 4 };
     const cfg = parseConfig({ source: { ...minimal().source, start } }, {});
-    assert.deepEqual(cfg.source.start, start);
+    assert.deepEqual(cfg.source.start, { ...start, snapshot: false });
   });
 
   test("from: gtid needs a GTID set or MariaDB GTID position", () => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Headers, sortablePosition } from "@dfs/codec";
@@ -8,6 +8,7 @@ import { connectNats, lastPublished, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
+import { peakRssMb } from "./proc.js";
 import { BENCH_TABLE, binlogEnd, type WorkloadResult, writeMixedWorkload } from "./workload.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,13 +23,6 @@ export interface CaptureBenchResult {
   peakRssMb: number;
   baselineRowsPerSecond: number;
   workload: WorkloadResult;
-}
-
-/** Peak and current RSS of a process, from /proc (Linux). */
-function rssMb(pid: number): { peak: number; now: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { peak: kb("VmHWM") / 1024, now: kb("VmRSS") / 1024 };
 }
 
 function projectRoot(): string {
@@ -116,7 +110,7 @@ async function runScenario(
           `the capture process exited (code ${child.exitCode}, signal ${child.signalCode}) before publishing the backlog`,
         );
       }
-      peak = Math.max(peak, rssMb(pid).peak);
+      peak = Math.max(peak, peakRssMb(pid));
       const last = await lastPublished(nc, stream).catch(() => null);
       if (last?.headers[Headers.kind] === "heartbeat" && (last.headers[Headers.position] ?? "") >= endKey)
         break;
@@ -124,7 +118,7 @@ async function runScenario(
       await sleep(100);
     }
     const seconds = (performance.now() - t0) / 1000;
-    peak = Math.max(peak, rssMb(pid).peak);
+    peak = Math.max(peak, peakRssMb(pid));
     child.kill("SIGTERM");
     // Count the rows actually in the stream: the figure only counts if nothing is missing.
     const jsm = await jetstreamManager(nc);

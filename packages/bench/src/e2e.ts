@@ -8,8 +8,7 @@
  *  3. the same catch-up applied by MariaDB's own replication (a temporary replica), for the ratio.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +19,7 @@ import { connectNats, lastPublished, subjects } from "@dfs/nats";
 import { MARIADB_TUNING, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
+import { freePort, peakRssMb } from "./proc.js";
 import { BENCH_TABLE, binlogEnd, type WorkloadResult, writeMixedWorkload } from "./workload.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -93,16 +93,6 @@ export interface E2eResult {
   replica: ReplicaResult | null;
   /** Why the replica figure is missing, when it is. */
   replicaNote: string;
-}
-
-/** Peak RSS of a process in MB, from /proc (Linux). */
-function peakRssMb(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
 }
 
 function projectRoot(): string {
@@ -231,17 +221,6 @@ async function measureLatency(
     pollMs,
     peakRssMb: peakRssMb(child.pid!),
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
-  });
 }
 
 function which(cmd: string): string | null {

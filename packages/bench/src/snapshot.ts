@@ -1,6 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sleep } from "@dfs/common";
@@ -10,6 +9,7 @@ import { connectNats, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
+import { freePort, peakRssMb } from "./proc.js";
 import { BENCH_TABLE } from "./workload.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -24,20 +24,6 @@ export interface SnapshotBenchResult {
   /** The same table read by one plain full-scan SELECT (mysql2, rows parsed), for the ratio. */
   selectRowsPerSecond: number;
 }
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const peakRss = (pid: number) =>
-  Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 
 /**
  * Fills a table with `rows` rows, starts `dfs capture` in its own process, asks it for a
@@ -121,13 +107,13 @@ export async function benchSnapshot(
       while (published < rows) {
         if (child.exitCode !== null) throw new Error(`capture exited (code ${child.exitCode})`);
         if (Date.now() > deadline) throw new Error("the snapshot did not finish within 30 minutes");
-        peak = Math.max(peak, peakRss(child.pid!));
+        peak = Math.max(peak, peakRssMb(child.pid!));
         const text = await (await fetch(metricsUrl)).text();
         published = sumOf(parseMetrics(text), "dfs_capture_published_changes_total", { op: "r" });
         if (published < rows) await sleep(50);
       }
       const seconds = (performance.now() - t0) / 1000;
-      peak = Math.max(peak, peakRss(child.pid!));
+      peak = Math.max(peak, peakRssMb(child.pid!));
       return {
         rows,
         published,

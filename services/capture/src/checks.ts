@@ -11,6 +11,15 @@ export interface SourceFacts {
   binlogs: { name: string; size: number }[];
 }
 
+/** The server's binlog files, oldest first, with their sizes (SHOW BINARY LOGS). */
+export async function listBinlogs(conn: Connection): Promise<{ name: string; size: number }[]> {
+  const [rows] = await conn.query("SHOW BINARY LOGS");
+  return (rows as { Log_name: string; File_size: number | string }[]).map((r) => ({
+    name: r.Log_name,
+    size: Number(r.File_size),
+  }));
+}
+
 async function variable(conn: Connection, name: string): Promise<string | null> {
   try {
     const [rows] = await conn.query(`SELECT @@GLOBAL.${name} AS v`);
@@ -85,11 +94,7 @@ export async function checkSource(conn: Connection, checkpoint: Checkpoint | nul
   const identity = serverUuid || `mariadb:${await variable(conn, "server_id")}`;
   let binlogs: { name: string; size: number }[] = [];
   try {
-    const [rows] = await conn.query("SHOW BINARY LOGS");
-    binlogs = (rows as { Log_name: string; File_size: number | string }[]).map((r) => ({
-      name: r.Log_name,
-      size: Number(r.File_size),
-    }));
+    binlogs = await listBinlogs(conn);
   } catch (err) {
     if (problems.length === 0) problems.push(`SHOW BINARY LOGS failed: ${(err as Error).message}`);
   }

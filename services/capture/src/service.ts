@@ -25,8 +25,8 @@ import { type Checkpoint, Journal } from "./journal.js";
 import { Publisher } from "./publisher.js";
 import { BinlogReader, type StartFrom } from "./reader.js";
 import { schemaSnapshot } from "./schema.js";
-import { resolvePosition } from "./set-position.js";
-import { SnapshotCoordinator, type SnapshotState } from "./snapshot.js";
+import { edgePosition, resolvePosition } from "./set-position.js";
+import { requestInitialSnapshot, SnapshotCoordinator, type SnapshotState } from "./snapshot.js";
 import { CaptureTelemetry, stageStatus } from "./telemetry.js";
 
 export type CaptureState = "starting" | "running" | "paused" | "error" | "stopped";
@@ -71,9 +71,6 @@ export interface CaptureService {
   readonly done: Promise<void>;
 }
 
-/** Journal meta key: the initial snapshot (source.start.snapshot) is still to be started. */
-const INITIAL_SNAPSHOT = "initial-snapshot";
-
 export interface CaptureDeps {
   log?: Logger;
 }
@@ -91,30 +88,13 @@ async function initialCheckpoint(
 ): Promise<Checkpoint> {
   const start = cfg.source.start;
   const base = { committedScn: 0, txnOrdinal: 0, serverIdentity: facts.identity };
-  const gtidVar = facts.isMariaDb ? "gtid_binlog_pos" : "gtid_executed";
-  const [rows] = await conn.query(`SELECT @@GLOBAL.${gtidVar} AS g`).catch(() => [[{ g: null }]]);
-  const currentGtid = ((rows as { g: string | null }[])[0]?.g ?? null) || null;
   switch (start.from) {
     case "position":
       return { ...base, file: start.file!, pos: start.position!, gtid: null };
     case "gtid":
       return { ...base, file: "", pos: 0, gtid: start.gtid! };
-    case "earliest": {
-      const first = facts.binlogs[0];
-      if (!first)
-        throw new ConfigError(ErrorCode.SOURCE_SETTINGS, [
-          "the source has no binary logs (SHOW BINARY LOGS is empty)",
-        ]);
-      return { ...base, file: first.name, pos: 4, gtid: null };
-    }
-    default: {
-      const last = facts.binlogs[facts.binlogs.length - 1];
-      if (!last)
-        throw new ConfigError(ErrorCode.SOURCE_SETTINGS, [
-          "the source has no binary logs (SHOW BINARY LOGS is empty)",
-        ]);
-      return { ...base, file: last.name, pos: last.size, gtid: currentGtid };
-    }
+    default:
+      return { ...base, ...(await edgePosition(conn, start.from, facts.binlogs, facts.isMariaDb)) };
   }
 }
 
@@ -194,7 +174,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     try {
       facts = await checkSource(conn, journal.checkpoint);
       if (!journal.checkpoint) {
-        if (cfg.source.start.snapshot) journal.setMeta(INITIAL_SNAPSHOT, "pending");
+        if (cfg.source.start.snapshot) requestInitialSnapshot(journal);
         journal.append([], await initialCheckpoint(cfg, conn, facts));
         snapshot = await schemaSnapshot(conn, filter);
       }
@@ -374,6 +354,19 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     rejectDone(err);
   }
 
+  /**
+   * Stops the reader and keeps what is complete: the journal and the assembler are then both at
+   * the checkpoint, from where a new reader can start.
+   */
+  async function stopAtCheckpoint(): Promise<Checkpoint> {
+    await reader.stop();
+    assembler.flush(); // complete transactions are valid: keep them
+    journal.discardIncomplete();
+    const c = journal.checkpoint!;
+    assembler.reset(journal.nextScn, c.txnOrdinal);
+    return c;
+  }
+
   /** zongji has no reconnect: stop it, keep what is complete, and start a new reader from the checkpoint. */
   async function restart(err: unknown): Promise<void> {
     if (restarting || state === "stopped" || state === "error") return;
@@ -394,11 +387,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
       reconnects++;
       telemetry.m.reconnects.inc();
       telemetry.error("source", lastError);
-      await reader.stop();
-      assembler.flush(); // complete transactions are valid: keep them
-      journal.discardIncomplete();
-      const c = journal.checkpoint!;
-      assembler.reset(journal.nextScn, c.txnOrdinal);
+      const c = await stopAtCheckpoint();
       const wait = backoffMs(attempt++, cfg.capture.reconnect.initialMs, cfg.capture.reconnect.maxMs);
       log.warn(
         { err: lastError, retryInMs: wait, from: `${c.file}:${c.pos}` },
@@ -458,12 +447,8 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     }
     restarting = true; // no reconnect may race the move
     try {
-      await reader.stop();
-      assembler.flush();
-      journal.discardIncomplete();
-      const c = journal.checkpoint!;
+      const c = await stopAtCheckpoint();
       journal.append([], { ...c, ...target });
-      assembler.reset(journal.nextScn, c.txnOrdinal);
       log.warn({ from: `${c.file}:${c.pos}`, to: position }, "read position moved by a control call");
       reader.start(startFrom(journal.checkpoint!));
       reader.pause();
@@ -544,23 +529,6 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
   closers.push(() => control.close());
   setState(telemetry.service, "running");
   snapshots.resume();
-  // The initial snapshot: marked in the journal when it is created, started here; once started,
-  // its progress is in the journal and a restart resumes it (resume() above).
-  if (journal.getMeta(INITIAL_SNAPSHOT) === "pending") {
-    if (snapshots.isRunning) journal.setMeta(INITIAL_SNAPSHOT, null);
-    else
-      snapshots.start([], { skipUnsuitable: true }).then(
-        (id) => {
-          log.info({ snapshot: id }, "initial snapshot started");
-          if (state === "running") journal.setMeta(INITIAL_SNAPSHOT, null);
-        },
-        (err: unknown) => {
-          log.warn({ err: errorMessage(err) }, "initial snapshot not started");
-          // Nothing suitable to snapshot is final; a lost connection is tried again at the next start.
-          if (err instanceof ConfigError && state === "running") journal.setMeta(INITIAL_SNAPSHOT, null);
-        },
-      );
-  }
 
   return {
     status,

@@ -59,6 +59,16 @@ interface Progress {
 }
 
 const PROGRESS_KEY = "snapshot";
+/** Journal meta key: the initial snapshot (source.start.snapshot) is still to be started. */
+const INITIAL_KEY = "initial-snapshot";
+
+/**
+ * Asks for the initial snapshot when a journal is created. The request stays in the journal until
+ * the snapshot has started, so a crash before that asks again; after that, its progress resumes it.
+ */
+export function requestInitialSnapshot(journal: Journal): void {
+  journal.setMeta(INITIAL_KEY, "pending");
+}
 const q = (n: string) => `\`${n.replace(/`/g, "``")}\``;
 
 function encodeKey(after: unknown[] | null): unknown[] | null {
@@ -176,13 +186,32 @@ export class SnapshotCoordinator implements BinlogHandler {
     return this.running !== null;
   }
 
-  /** Resumes a snapshot a previous process left unfinished. */
+  /** Resumes a snapshot a previous process left unfinished, or starts the initial one if asked for. */
   resume(): void {
-    const saved = this.o.journal.getMeta(PROGRESS_KEY);
-    if (!saved) return;
-    const p = JSON.parse(saved) as Progress;
-    this.o.log.info({ snapshot: p.id, tables: p.tables.length }, "resuming the unfinished snapshot");
-    this.launch(p);
+    const journal = this.o.journal;
+    const saved = journal.getMeta(PROGRESS_KEY);
+    if (saved) {
+      const p = JSON.parse(saved) as Progress;
+      this.o.log.info({ snapshot: p.id, tables: p.tables.length }, "resuming the unfinished snapshot");
+      this.launch(p);
+    }
+    if (journal.getMeta(INITIAL_KEY) !== "pending") return;
+    // Started before a crash (its progress was saved): what resumed above is the initial snapshot.
+    if (this.running) {
+      journal.setMeta(INITIAL_KEY, null);
+      return;
+    }
+    this.start([], { skipUnsuitable: true }).then(
+      (id) => {
+        this.o.log.info({ snapshot: id }, "initial snapshot started");
+        if (!this.stop.signal.aborted) journal.setMeta(INITIAL_KEY, null);
+      },
+      (err: unknown) => {
+        this.o.log.warn({ err: errorMessage(err) }, "initial snapshot not started");
+        // Nothing suitable to snapshot is final; a lost connection is tried again at the next start.
+        if (err instanceof ConfigError && !this.stop.signal.aborted) journal.setMeta(INITIAL_KEY, null);
+      },
+    );
   }
 
   /**

@@ -202,6 +202,11 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
         { appliedSeq, seenSeq },
         "stream messages missing from delivery (e.g. the connection was cut): re-reading from the checkpoint",
       );
+      await readFromCheckpoint();
+    }
+
+    /** Drops the current reader and reads again from the message after the checkpoint. */
+    async function readFromCheckpoint(): Promise<void> {
       // The old reader is not awaited (its pending pull may take a while to end); its generation
       // is stale from here on, so it can no longer add to the queue.
       generation++;
@@ -352,9 +357,7 @@ export async function startDpu(cfg: DfsConfig, deps: { log?: Logger } = {}): Pro
       await applier.advance(seq);
       log.warn({ from: appliedSeq, to: seq }, "checkpoint moved by a control call");
       appliedSeq = seq;
-      generation++;
-      void messages.close().catch(() => {});
-      await openConsumer();
+      await readFromCheckpoint();
     }
 
     const status = (): DpuStatus => ({

@@ -151,3 +151,11 @@ export async function deleteStreams(nc: NatsConnection, sourceId: string): Promi
     await jsm.streams.delete(name).catch(() => {});
   }
 }
+export {
+  killChild,
+  type ServiceChild,
+  spawnServiceChild,
+  toYaml,
+  waitChildReady,
+  writeConfig,
+} from "./child.js";

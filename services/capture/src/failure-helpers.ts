@@ -1,11 +1,9 @@
 // Shared helpers of the capture failure tests (crash, nats-down, startup). Not part of the service's API.
-import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { waitFor } from "@dfs/common";
 import { subjects } from "@dfs/nats";
+import { killChild, type ServiceChild, spawnServiceChild, waitChildReady, writeConfig } from "@dfs/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import Database from "better-sqlite3";
@@ -17,96 +15,19 @@ export const RUNNER = join(here, "test-fixtures", "run-capture.js");
 /** The repository root (services/capture/dist -> ../../..). */
 export const REPO_ROOT = join(here, "..", "..", "..");
 
-type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
-
-/** Block-style YAML for plain data (strings double-quoted, so every value keeps its type). */
-export function toYaml(value: { [key: string]: Yaml }, indent = ""): string {
-  let out = "";
-  for (const [key, v] of Object.entries(value)) {
-    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
-      out += `${indent}${key}:\n${toYaml(v, `${indent}  `)}`;
-    } else {
-      out += `${indent}${key}: ${JSON.stringify(v)}\n`; // JSON scalars and flow lists are valid YAML
-    }
-  }
-  return out;
-}
-
-/** Writes `config` as YAML to `<dir>/<name>` and returns the path. */
-export function writeConfig(dir: string, config: { [key: string]: Yaml }, name = "config.yaml"): string {
-  const path = join(dir, name);
-  writeFileSync(path, toYaml(config));
-  return path;
-}
-
 /** A capture running as a child process (test-fixtures/run-capture). */
-export interface CaptureChild {
-  child: ChildProcess;
-  /** Resolves with the exit code (or the signal name) when the process has exited. */
-  exited: Promise<number | string>;
-  /** Last STATUS line, if any. */
-  status(): CaptureStatus | null;
-  ready(): boolean;
-  stdout(): string;
-  stderr(): string;
-}
+export type CaptureChild = ServiceChild<CaptureStatus>;
 
 export function spawnCapture(configPath: string): CaptureChild {
-  const child = spawn(process.execPath, [RUNNER, configPath], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  let partial = "";
-  let last: CaptureStatus | null = null;
-  let isReady = false;
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    partial += chunk;
-    const lines = partial.split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (line === "READY") isReady = true;
-      else if (line.startsWith("STATUS ")) last = JSON.parse(line.slice(7)) as CaptureStatus;
-      else out += `${line}\n`;
-    }
-  });
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    err = (err + chunk).slice(-20_000);
-  });
-  const exited = new Promise<number | string>((resolve) => {
-    child.once("exit", (code, signal) => resolve(code ?? signal ?? -1));
-  });
-  return {
-    child,
-    exited,
-    status: () => last,
-    ready: () => isReady,
-    stdout: () => out,
-    stderr: () => err,
-  };
+  return spawnServiceChild<CaptureStatus>(RUNNER, configPath);
 }
 
 /** Waits for the child's READY line; fails early with its stderr if it exits first. */
-export async function waitReady(c: CaptureChild, timeoutMs = 30_000): Promise<void> {
-  let code: number | string | undefined;
-  void c.exited.then((x) => {
-    code = x;
-  });
-  await waitFor(
-    () => {
-      if (code !== undefined) throw new Error(`capture exited (${code}) before it was ready: ${c.stderr()}`);
-      return c.ready();
-    },
-    { timeoutMs, intervalMs: 50, what: "the capture child to be ready" },
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}\nstderr: ${c.stderr()}`);
-  });
+export function waitReady(c: CaptureChild, timeoutMs = 30_000): Promise<void> {
+  return waitChildReady(c, "capture", timeoutMs);
 }
 
-/** Kills a child (if it still runs) and waits for it to exit; never throws. */
-export async function killChild(c: CaptureChild | null, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-  if (!c || c.child.exitCode !== null || c.child.signalCode !== null) return;
-  c.child.kill(signal);
-  await Promise.race([c.exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
-}
+export { killChild, writeConfig };
 
 /** Number of messages stored on one subject of a source's stream (cheap: no message is read). */
 export async function subjectCount(nc: NatsConnection, sourceId: string, subject: string): Promise<number> {

@@ -3,11 +3,9 @@
 // to the source, every `c = c + 1` counter exactly right (nothing applied twice or lost), and the
 // checkpoint must never go backwards.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { startCapture } from "@dfs/capture";
 import { waitFor } from "@dfs/common";
@@ -15,11 +13,16 @@ import { connectNats, subjects } from "@dfs/nats";
 import {
   deleteStreams,
   ensureStack,
+  killChild,
+  type ServiceChild,
   sourceConnection,
+  spawnServiceChild,
   tempDir,
   testConfig,
   uniqueId,
   urls,
+  waitChildReady,
+  writeConfig,
 } from "@dfs/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -273,76 +276,7 @@ test("a clean stop with a backlog queued, then a restart: nothing is lost", {
 /** The compiled DPU runner (dist/test-fixtures/run-dpu.js). */
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), "test-fixtures", "run-dpu.js");
 
-/** Writes `config` to `<dir>/config.yaml` (JSON is valid YAML) and returns the path. */
-function writeConfig(dir: string, config: Record<string, unknown>): string {
-  const path = join(dir, "config.yaml");
-  writeFileSync(path, JSON.stringify(config, null, 2));
-  return path;
-}
+type DpuChild = ServiceChild<DpuStatus>;
 
-interface DpuChild {
-  child: ChildProcess;
-  /** Resolves with the exit code (or the signal name) when the process has exited. */
-  exited: Promise<number | string>;
-  status(): DpuStatus | null;
-  /** The first status the process reported (its appliedSeq is the checkpoint it started from). */
-  firstStatus(): DpuStatus | null;
-  ready(): boolean;
-  stderr(): string;
-}
-
-function spawnDpu(configPath: string): DpuChild {
-  const child = spawn(process.execPath, [RUNNER, configPath], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  let partial = "";
-  let first: DpuStatus | null = null;
-  let last: DpuStatus | null = null;
-  let isReady = false;
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    partial += chunk;
-    const lines = partial.split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (line === "READY") isReady = true;
-      else if (line.startsWith("STATUS ")) {
-        last = JSON.parse(line.slice(7)) as DpuStatus;
-        first ??= last;
-      }
-    }
-  });
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    err = (err + chunk).slice(-20_000);
-  });
-  const exited = new Promise<number | string>((resolve) => {
-    child.once("exit", (code, signal) => resolve(code ?? signal ?? -1));
-  });
-  return {
-    child,
-    exited,
-    status: () => last,
-    firstStatus: () => first,
-    ready: () => isReady,
-    stderr: () => err,
-  };
-}
-
-/** Waits for the child's READY line; fails early with its stderr if it exits first. */
-async function waitReady(c: DpuChild, timeoutMs = 30_000): Promise<void> {
-  let code: number | string | undefined;
-  void c.exited.then((x) => {
-    code = x;
-  });
-  await waitFor(() => code !== undefined || c.ready(), {
-    timeoutMs,
-    intervalMs: 20,
-    what: "the DPU child to be ready",
-  });
-  if (code !== undefined) throw new Error(`dpu exited (${code}) before it was ready: ${c.stderr()}`);
-}
-
-/** Kills a child (if it still runs) and waits for it to exit; never throws. */
-async function killChild(c: DpuChild | null, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-  if (!c || c.child.exitCode !== null || c.child.signalCode !== null) return;
-  c.child.kill(signal);
-  await Promise.race([c.exited, delay(10_000, undefined, { ref: false })]);
-}
+const spawnDpu = (configPath: string): DpuChild => spawnServiceChild<DpuStatus>(RUNNER, configPath);
+const waitReady = (c: DpuChild): Promise<void> => waitChildReady(c, "dpu");

@@ -4,12 +4,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Headers, sortablePosition } from "@dfs/codec";
 import { sleep } from "@dfs/common";
-import { connectNats, lastPublished, subjects } from "@dfs/nats";
+import { type connectNats, lastPublished, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
-import mysql from "mysql2/promise";
 import { peakRssMb } from "./proc.js";
-import { BENCH_TABLE, binlogEnd, type WorkloadResult, writeMixedWorkload } from "./workload.js";
+import { binlogEnd, openBenchSource, type WorkloadResult, writeMixedWorkload } from "./workload.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -54,15 +53,9 @@ async function runScenario(
   log: (s: string) => void,
 ): Promise<CaptureBenchResult> {
   const urls = stackUrls();
-  const id = `bench${Date.now().toString(36)}`;
-  const db = `dfs_bench_${id}`;
-  const conn = await mysql.createConnection({ host: "127.0.0.1", port: 13306, user: "root" });
-  const nc = await connectNats({ url: urls.natsUrl, name: "dfs-bench" });
+  const { id, db, conn, nc, close } = await openBenchSource("bench");
   let child: ChildProcess | null = null;
   try {
-    await conn.query(`CREATE DATABASE \`${db}\``);
-    await conn.query(`USE \`${db}\``);
-    await conn.query(BENCH_TABLE);
     const start = await binlogEnd(conn);
     log(`${scenario}: writing ${rows.toLocaleString()} row changes to the source...`);
     const workload = await writeMixedWorkload(conn, rows, scenario === "one transaction");
@@ -126,8 +119,6 @@ async function runScenario(
     const { rowsInStream, messages } = await countRows(nc, stream, info.state.first_seq, info.state.last_seq);
     log(`${scenario}: measuring zongji alone over the same range...`);
     const baseline = zongjiBaseline(start, end);
-    await jsm.streams.delete(stream).catch(() => {});
-    await jsm.streams.delete(subjects.dlqStreamName(id)).catch(() => {});
     return {
       scenario,
       rows,
@@ -141,9 +132,7 @@ async function runScenario(
     };
   } finally {
     child?.kill("SIGKILL");
-    await conn.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => {});
-    await conn.end();
-    await nc.close();
+    await close();
   }
 }
 

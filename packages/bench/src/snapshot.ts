@@ -5,12 +5,9 @@ import { fileURLToPath } from "node:url";
 import { sleep } from "@dfs/common";
 import { connectControl } from "@dfs/control";
 import { parseMetrics, sumOf } from "@dfs/metrics";
-import { connectNats, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
-import { jetstreamManager } from "@nats-io/jetstream";
-import mysql from "mysql2/promise";
 import { freePort, peakRssMb } from "./proc.js";
-import { BENCH_TABLE } from "./workload.js";
+import { openBenchSource } from "./workload.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -37,15 +34,9 @@ export async function benchSnapshot(
 ): Promise<SnapshotBenchResult> {
   await stackUp({ log: () => {} });
   const urls = stackUrls();
-  const id = `bsnap${Date.now().toString(36)}`;
-  const db = `dfs_bench_${id}`;
-  const conn = await mysql.createConnection({ host: "127.0.0.1", port: 13306, user: "root" });
-  const nc = await connectNats({ url: urls.natsUrl, name: "dfs-bench-snapshot" });
+  const { id, db, conn, close } = await openBenchSource("bsnap");
   let child: ChildProcess | null = null;
   try {
-    await conn.query(`CREATE DATABASE \`${db}\``);
-    await conn.query(`USE \`${db}\``);
-    await conn.query(BENCH_TABLE);
     log(`filling ${rows.toLocaleString("en")} rows...`);
     for (let from = 1; from <= rows; from += 100_000) {
       const to = Math.min(rows, from + 99_999);
@@ -128,11 +119,6 @@ export async function benchSnapshot(
     }
   } finally {
     child?.kill("SIGTERM");
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(subjects.streamName(id)).catch(() => {});
-    await jsm.streams.delete(subjects.dlqStreamName(id)).catch(() => {});
-    await conn.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => {});
-    await conn.end();
-    await nc.close();
+    await close();
   }
 }

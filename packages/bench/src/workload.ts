@@ -1,4 +1,7 @@
-import type mysql from "mysql2/promise";
+import { connectNats, type NatsConnection, subjects } from "@dfs/nats";
+import { stackUrls } from "@dfs/stack";
+import { jetstreamManager } from "@nats-io/jetstream";
+import mysql from "mysql2/promise";
 
 /** Where the binlog ends right now: the position just after the last event. */
 export async function binlogEnd(conn: mysql.Connection): Promise<{ file: string; pos: number }> {
@@ -69,4 +72,39 @@ export async function writeMixedWorkload(
   }
   if (singleTransaction) await conn.query("COMMIT");
   return { rows, inserts, updates, deletes, seconds: (performance.now() - started) / 1000 };
+}
+
+/** A bench's own source database (holding the bench table) and NATS connection, and their cleanup. */
+export interface BenchSource {
+  /** Source id of the run; its streams are DFS_<ID> and DFS_<ID>_DLQ. */
+  id: string;
+  db: string;
+  conn: mysql.Connection;
+  nc: NatsConnection;
+  /** Deletes the run's streams and database and closes both connections. */
+  close(): Promise<void>;
+}
+
+export async function openBenchSource(prefix: string): Promise<BenchSource> {
+  const id = `${prefix}${Date.now().toString(36)}`;
+  const db = `dfs_bench_${id}`;
+  const conn = await mysql.createConnection({ host: "127.0.0.1", port: 13306, user: "root" });
+  const nc = await connectNats({ url: stackUrls().natsUrl, name: `dfs-${prefix}` });
+  const close = async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(subjects.streamName(id)).catch(() => {});
+    await jsm.streams.delete(subjects.dlqStreamName(id)).catch(() => {});
+    await conn.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => {});
+    await conn.end();
+    await nc.close();
+  };
+  try {
+    await conn.query(`CREATE DATABASE \`${db}\``);
+    await conn.query(`USE \`${db}\``);
+    await conn.query(BENCH_TABLE);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { id, db, conn, nc, close };
 }

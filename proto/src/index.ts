@@ -33,5 +33,6 @@ export {
   Op,
   RowChange,
   SourcePosition,
+  TableRef,
   Value,
 } from "./gen/dfs/v1/envelope.js";

@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Headers, sortablePosition } from "@dfs/codec";
+import { Headers } from "@dfs/codec";
 import { sleep } from "@dfs/common";
 import { type connectNats, lastPublished, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
@@ -60,10 +60,8 @@ async function runScenario(
     log(`${scenario}: writing ${rows.toLocaleString()} row changes to the source...`);
     const workload = await writeMixedWorkload(conn, rows, scenario === "one transaction");
     const end = await binlogEnd(conn);
-    const endKey = sortablePosition(end.file, end.pos);
-    log(
-      `${scenario}: ${workload.seconds.toFixed(1)} s to write; binlog ${start.file}:${start.pos} -> ${end.file}:${end.pos}`,
-    );
+    const endKey = end.sortable;
+    log(`${scenario}: ${workload.seconds.toFixed(1)} s to write; binlog ${start} -> ${end}`);
 
     const dir = execFileSync("mktemp", ["-d"], { encoding: "utf8" }).trim();
     const cfgFile = join(dir, "bench.yaml");

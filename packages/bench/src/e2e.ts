@@ -12,9 +12,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Headers, sortablePosition } from "@dfs/codec";
+import { Headers, type Position } from "@dfs/codec";
 import { sleep } from "@dfs/common";
-import { parseMysqlUrl } from "@dfs/config";
+import { parseMysqlUrl } from "@dfs/mysql";
 import { connectNats, lastPublished, subjects } from "@dfs/nats";
 import { MARIADB_TUNING, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -24,7 +24,6 @@ import { BENCH_TABLE, binlogEnd, type WorkloadResult, writeMixedWorkload } from 
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-type Position = { file: string; pos: number };
 type Conn = mysql.Connection;
 
 /** Written once after the workload: when its row is in the target, everything before it is. */
@@ -396,14 +395,12 @@ export async function benchE2e(o: E2eOptions): Promise<E2eResult> {
     log(`catch-up: writing ${o.rows.toLocaleString("en")} row changes to the source...`);
     const workload = await writeMixedWorkload(src, o.rows, false);
     const sentinelAt = await binlogEnd(src);
-    const sentinelKey = sortablePosition(sentinelAt.file, sentinelAt.pos);
+    const sentinelKey = sentinelAt.sortable;
     await src.query("INSERT INTO bench_done (id) VALUES (1)");
     const end = await binlogEnd(src);
-    const endKey = sortablePosition(end.file, end.pos);
+    const endKey = end.sortable;
     const expected = await tableChecksum(src, db);
-    log(
-      `catch-up: ${workload.seconds.toFixed(1)} s to write; binlog ${start.file}:${start.pos} -> ${end.file}:${end.pos}`,
-    );
+    log(`catch-up: ${workload.seconds.toFixed(1)} s to write; binlog ${start} -> ${end}`);
 
     const cfgFile = join(dir, "e2e.yaml");
     writeFileSync(

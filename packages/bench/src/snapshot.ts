@@ -91,7 +91,7 @@ export async function benchSnapshot(
       }
       log("snapshot running...");
       const t0 = performance.now();
-      await client.snapshot([`${db}.bench_rows`]);
+      await client.snapshot([{ db, table: "bench_rows" }]);
       let peak = 0;
       let published = 0;
       const deadline = Date.now() + 1_800_000;

@@ -1,14 +1,15 @@
+import { Position } from "@dfs/codec";
 import { connectNats, type NatsConnection, subjects } from "@dfs/nats";
 import { stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
 
 /** Where the binlog ends right now: the position just after the last event. */
-export async function binlogEnd(conn: mysql.Connection): Promise<{ file: string; pos: number }> {
+export async function binlogEnd(conn: mysql.Connection): Promise<Position> {
   const [rows] = await conn.query("SHOW BINARY LOGS");
   const list = rows as { Log_name: string; File_size: number | string }[];
   const last = list[list.length - 1]!;
-  return { file: last.Log_name, pos: Number(last.File_size) };
+  return Position.at(last.Log_name, Number(last.File_size));
 }
 
 export const BENCH_TABLE = `CREATE TABLE IF NOT EXISTS bench_rows (

@@ -1,6 +1,9 @@
-import { ChangeBatch, DdlEvent, Heartbeat, Op, type SourcePosition } from "@dfs/proto";
+import { DataError, ErrorCode } from "@dfs/common";
+import { ChangeBatch, DdlEvent, Heartbeat, Op, type RowChange, type Value } from "@dfs/proto";
+import type { TableRef } from "./table-ref.js";
 import { fromValue, type SqlValue } from "./values.js";
 
+/** c = insert, u = update, d = delete, r = read by a snapshot (Debezium's letters). */
 export type OpCode = "c" | "u" | "d" | "r";
 
 const OP_CODES: Record<number, OpCode> = {
@@ -10,32 +13,33 @@ const OP_CODES: Record<number, OpCode> = {
   [Op.OP_READ]: "r",
 };
 
+/** The letter of an envelope op. An op this version does not know is a DataError, never a guess. */
 export function opCode(op: Op): OpCode {
   const c = OP_CODES[op];
-  if (!c) throw new Error(`unknown op ${op}`);
+  if (!c)
+    throw new DataError(ErrorCode.DATA_INVALID, `unknown op ${op} in a change (a newer capture?)`, {
+      details: { op },
+    });
   return c;
 }
 
-/** One row change with everything a consumer needs, flattened out of its batch. */
-export interface ChangeEvent {
-  sourceId: string;
-  serverUuid: string;
-  db: string;
-  table: string;
-  op: OpCode;
-  gtid: string;
-  file: string;
-  pos: bigint;
-  scn: bigint;
-  txnOrdinal: bigint;
-  rowIndex: number;
-  commitTime: number;
-  captureTimeMs: number;
-  schemaVersion: number;
-  primaryKey: string[];
-  /** Column name -> value; null for an absent image. */
-  before: Record<string, SqlValue> | null;
-  after: Record<string, SqlValue> | null;
+/** A row image: column name -> exact value. */
+export type Row = Record<string, SqlValue>;
+
+/**
+ * One row change as every consumer sees it, decoded from its batch: the one decoded-change model
+ * of the project. `batch` is the envelope it came in (shared by its rows, for the header fields),
+ * `row` the envelope row itself (dead letters carry it exactly as it came).
+ */
+export interface DecodedChange {
+  readonly ref: TableRef;
+  readonly op: OpCode;
+  /** Index of the row in its source transaction: (transaction, rowIndex) identifies a change. */
+  readonly rowIndex: number;
+  readonly before: Row | null;
+  readonly after: Row | null;
+  readonly batch: ChangeBatch;
+  readonly row: RowChange;
 }
 
 export function encodeBatch(batch: ChangeBatch): Uint8Array {
@@ -62,37 +66,36 @@ export function decodeHeartbeat(bytes: Uint8Array): Heartbeat {
   return Heartbeat.decode(bytes);
 }
 
-function image(
-  names: string[],
-  values: ChangeBatch["rows"][number]["after"],
-): Record<string, SqlValue> | null {
+function image(names: readonly string[], values: readonly Value[]): Row | null {
   if (values.length === 0) return null;
-  const out: Record<string, SqlValue> = {};
+  const out: Row = {};
   for (let i = 0; i < names.length; i++) out[names[i]!] = fromValue(values[i]);
   return out;
 }
 
-/** Flattens a batch into one event per row, in order. */
-export function expandBatch(batch: ChangeBatch): ChangeEvent[] {
+/**
+ * The row changes of a batch, in order. Throws DataError (DATA_INVALID) for an unknown op or an
+ * image whose length does not match the columns: such a batch cannot be applied as it is.
+ */
+export function decodeChanges(batch: ChangeBatch): DecodedChange[] {
   const names = batch.columns.map((c) => c.name);
-  const pos: SourcePosition | undefined = batch.position;
-  return batch.rows.map((r) => ({
-    sourceId: batch.sourceId,
-    serverUuid: batch.serverUuid,
-    db: batch.db,
-    table: batch.table,
-    op: opCode(r.op),
-    gtid: pos?.gtid ?? "",
-    file: pos?.file ?? "",
-    pos: pos?.pos ?? 0n,
-    scn: batch.scn,
-    txnOrdinal: batch.txnOrdinal,
-    rowIndex: r.rowIndex,
-    commitTime: Number(batch.commitTime),
-    captureTimeMs: Number(batch.captureTimeMs),
-    schemaVersion: batch.schemaVersion,
-    primaryKey: batch.primaryKey,
-    before: image(names, r.before),
-    after: image(names, r.after),
-  }));
+  const ref: TableRef = { db: batch.db, table: batch.table };
+  return batch.rows.map((row) => {
+    for (const img of [row.before, row.after]) {
+      if (img.length !== 0 && img.length !== names.length)
+        throw new DataError(
+          ErrorCode.DATA_INVALID,
+          `row ${row.rowIndex} of ${batch.db}.${batch.table} has ${img.length} values for ${names.length} columns`,
+        );
+    }
+    return {
+      ref,
+      op: opCode(row.op),
+      rowIndex: row.rowIndex,
+      before: image(names, row.before),
+      after: image(names, row.after),
+      batch,
+      row,
+    };
+  });
 }

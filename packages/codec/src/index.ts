@@ -1,15 +1,42 @@
+/**
+ * @dfs/codec: the data model every service shares. Positions in a source's history, table
+ * references, message ids, the envelope's values and batches, and the decoded change.
+ */
 export {
-  type ChangeEvent,
+  type DecodedChange,
   decodeBatch,
+  decodeChanges,
   decodeDdl,
   decodeHeartbeat,
   encodeBatch,
   encodeDdl,
   encodeHeartbeat,
-  expandBatch,
   type OpCode,
   opCode,
+  type Row,
 } from "./batch.js";
-export { binlogFileNumber, Headers, type MessageKind, sortablePosition } from "./position.js";
+export { type GtidFlavor, gtidFlavor, isGtidSet } from "./gtid.js";
+export { messageIds } from "./message-id.js";
+export {
+  binlogFileNumber,
+  Headers,
+  type MessageKind,
+  Position,
+  parseStartPoint,
+  parseStreamPoint,
+  type StartPoint,
+  type StreamPoint,
+} from "./position.js";
 export { encodeBatchWithRows, RowsWriter } from "./rows-writer.js";
+export {
+  formatName,
+  formatTableRef,
+  fromTableKey,
+  parseTableRef,
+  sameTable,
+  splitQualified,
+  type TableRef,
+  tableKey,
+  tableRef,
+} from "./table-ref.js";
 export { fromValue, type SqlValue, toValue, ValueKind, valueCase } from "./values.js";

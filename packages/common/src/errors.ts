@@ -1,7 +1,8 @@
 /**
  * Errors by meaning. Every error the project raises on purpose is one of these classes, carries a
  * code from `ErrorCode`, and keeps the underlying error as `cause`. Retry decisions are made on the
- * class (or on a MySQL error number, see `mysqlErrorClass`), never on message text.
+ * class and code, never on message text. Driver errors are turned into these classes where they enter
+ * the project (@dfs/mysql's classifyMysqlError, the NATS adapter).
  */
 
 /** One enum of codes. The comment on each says what causes it and what to do. */
@@ -20,6 +21,8 @@ export enum ErrorCode {
   SOURCE_CHANGED = "DFS_SOURCE_CHANGED",
   /** A connection to the source was lost or refused; retried with backoff. */
   SOURCE_UNAVAILABLE = "DFS_SOURCE_UNAVAILABLE",
+  /** The source refused the login (wrong user or password, host not allowed). Fix the credentials. */
+  SOURCE_ACCESS_DENIED = "DFS_SOURCE_ACCESS_DENIED",
   /** NATS / JetStream is unreachable or timed out; retried with backoff, journal keeps growing. */
   BROKER_UNAVAILABLE = "DFS_BROKER_UNAVAILABLE",
   /** Another capture holds the lease for this source. Only one capture may read a source. */
@@ -30,6 +33,14 @@ export enum ErrorCode {
   DATA_INVALID = "DFS_DATA_INVALID",
   /** The target database is unreachable; retried with backoff. */
   TARGET_UNAVAILABLE = "DFS_TARGET_UNAVAILABLE",
+  /** The target refused the login (wrong user or password, host not allowed). Fix the credentials. */
+  TARGET_ACCESS_DENIED = "DFS_TARGET_ACCESS_DENIED",
+  /** The target user lacks a privilege for a statement (1142, 1227, ...). The DPU waits and retries. */
+  TARGET_PRIVILEGES = "DFS_TARGET_PRIVILEGES",
+  /** The target is read-only (read_only, super_read_only, 1290/1836/1792). The DPU waits and retries. */
+  TARGET_READ_ONLY = "DFS_TARGET_READ_ONLY",
+  /** A database or table a statement names does not exist (1146, 1049). */
+  OBJECT_MISSING = "DFS_OBJECT_MISSING",
   /** An internal invariant failed: this is a bug, please report it with the log. */
   ASSERTION = "DFS_ASSERTION",
   /** The operation was stopped on request (shutdown, pause). Not an error to report. */
@@ -40,17 +51,21 @@ export interface DfsErrorOptions {
   cause?: unknown;
   /** Structured details safe to log (never secrets). */
   details?: Record<string, unknown>;
+  /** The server's error number, when a database server raised it (MySQL errno). */
+  errno?: number;
 }
 
 /** Base class: a code, a message that names what is wrong, and the cause. */
 export class DfsError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
+  readonly errno: number | undefined;
   constructor(code: ErrorCode, message: string, options: DfsErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.details = options.details;
+    this.errno = options.errno;
   }
 }
 
@@ -74,6 +89,13 @@ export class TransientError extends DfsError {}
 /** One change cannot be processed (decode or constraint): dead-letter it and go on. */
 export class DataError extends DfsError {}
 
+/**
+ * A server refuses this user an operation: missing privileges, a read-only server, a failed login.
+ * Retrying cannot help until a person acts; each service decides whether to stop (capture at
+ * start-up) or to wait and retry without losing anything (the DPU on its target).
+ */
+export class RefusedError extends DfsError {}
+
 /** A bug: an invariant that must hold did not. */
 export class AssertionError extends DfsError {
   constructor(message: string, options: DfsErrorOptions = {}) {
@@ -90,70 +112,6 @@ export class AbortedError extends DfsError {
 
 export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new AssertionError(message);
-}
-
-/** MySQL/MariaDB error numbers whose meaning decides what we do. */
-export const MysqlErrno = {
-  /** ER_MASTER_FATAL_ERROR_READING_BINLOG: binlog purged or position invalid. Fatal. */
-  FATAL_READING_BINLOG: 1236,
-  /** ER_LOCK_DEADLOCK: retry the transaction. */
-  LOCK_DEADLOCK: 1213,
-  /** ER_LOCK_WAIT_TIMEOUT: retry. */
-  LOCK_WAIT_TIMEOUT: 1205,
-  /** ER_CON_COUNT_ERROR: too many connections, retry later. */
-  TOO_MANY_CONNECTIONS: 1040,
-  /** ER_SERVER_SHUTDOWN. */
-  SERVER_SHUTDOWN: 1053,
-  /** ER_ACCESS_DENIED_ERROR. */
-  ACCESS_DENIED: 1045,
-  /** ER_SPECIFIC_ACCESS_DENIED_ERROR: a privilege is missing. */
-  SPECIFIC_ACCESS_DENIED: 1227,
-  /** ER_QUERY_INTERRUPTED / killed connection. */
-  QUERY_INTERRUPTED: 1317,
-  /** CR_SERVER_GONE_ERROR / CR_SERVER_LOST (client-side). */
-  SERVER_GONE: 2006,
-  SERVER_LOST: 2013,
-} as const;
-
-const TRANSIENT_ERRNOS = new Set<number>([
-  MysqlErrno.LOCK_DEADLOCK,
-  MysqlErrno.LOCK_WAIT_TIMEOUT,
-  MysqlErrno.TOO_MANY_CONNECTIONS,
-  MysqlErrno.SERVER_SHUTDOWN,
-  MysqlErrno.QUERY_INTERRUPTED,
-  MysqlErrno.SERVER_GONE,
-  MysqlErrno.SERVER_LOST,
-  1927, // ER_CONNECTION_KILLED (MariaDB)
-  1158, // ER_NET_READ_ERROR
-  1159, // ER_NET_READ_INTERRUPTED
-  1160, // ER_NET_ERROR_ON_WRITE
-  1161, // ER_NET_WRITE_INTERRUPTED
-]);
-
-/** Node socket error codes that mean "the server went away or is not there yet". */
-const TRANSIENT_SOCKET_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENOTFOUND",
-  "PROTOCOL_CONNECTION_LOST",
-  "ERR_STREAM_WRITE_AFTER_END",
-  "PROTOCOL_SEQUENCE_TIMEOUT",
-]);
-
-/** Classifies a mysql2/zongji error: "transient" (retry), "fatal" (stop, a person must act) or "data". */
-export function mysqlErrorClass(err: unknown): "transient" | "fatal" | "data" {
-  const e = err as { errno?: number; code?: string; fatal?: boolean } | null;
-  if (!e || typeof e !== "object") return "fatal";
-  if (typeof e.errno === "number" && TRANSIENT_ERRNOS.has(e.errno)) return "transient";
-  if (typeof e.code === "string" && TRANSIENT_SOCKET_CODES.has(e.code)) return "transient";
-  if (e.errno === MysqlErrno.FATAL_READING_BINLOG) return "fatal";
-  if (e.errno === MysqlErrno.ACCESS_DENIED || e.errno === MysqlErrno.SPECIFIC_ACCESS_DENIED) return "fatal";
-  // Server-side errors in the 1000-1999 range on a statement are about the data or the statement.
-  if (typeof e.errno === "number" && e.errno >= 1000 && e.errno < 2000 && !e.fatal) return "data";
-  return e.fatal ? "transient" : "fatal";
 }
 
 /** The message of any thrown value, for logs. */

@@ -8,9 +8,9 @@ export {
   type DfsErrorOptions,
   ErrorCode,
   errorMessage,
-  MysqlErrno,
-  mysqlErrorClass,
+  RefusedError,
   TransientError,
 } from "./errors.js";
-export { createLogger, type Logger, type LogOptions, redactUrl } from "./log.js";
+export { Completion, Scope, Signal } from "./lifecycle.js";
+export { createLogger, displayUrl, type Logger, type LogOptions, redactUrl } from "./log.js";
 export { backoffMs, parseBytes, parseDurationMs, sleep, waitFor } from "./util.js";

@@ -49,3 +49,22 @@ export function redactUrl(url: string): string {
     return url.replace(/\/\/([^:/@]+):[^@/]*@/, "//$1:***@");
   }
 }
+
+/**
+ * A URL with its credentials masked, safe for logs and error messages. Unlike a plain URL parse,
+ * this also copes with malformed URLs (an unencoded "#" or "/" in a password): everything before
+ * the last "@" is treated as credentials. With `maskUser`, a user name without password is masked
+ * too (NATS takes a token in that place: `nats://token@host`).
+ */
+export function displayUrl(url: string, maskUser = false): string {
+  const at = url.lastIndexOf("@");
+  if (at < 0) return redactUrl(url);
+  const schemeEnd = url.indexOf("://");
+  const start = schemeEnd >= 0 ? schemeEnd + 3 : 0;
+  if (at < start) return "(url not shown)";
+  const userinfo = url.slice(start, at);
+  const colon = userinfo.indexOf(":");
+  const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+  const masked = colon >= 0 ? `${user}:***` : maskUser ? "***" : user;
+  return redactUrl(`${url.slice(0, start)}${masked}${url.slice(at)}`);
+}

@@ -3,9 +3,10 @@
  * strings, secrets, URLs and name patterns. Every failure message says what is accepted and shows
  * the bad value (never for secrets).
  */
-import { parseBytes, parseDurationMs } from "@dfs/common";
+import { splitQualified } from "@dfs/codec";
+import { displayUrl, parseBytes, parseDurationMs } from "@dfs/common";
+import { mysqlUrlProblem } from "@dfs/mysql";
 import * as z from "zod";
-import { displayUrl, mysqlUrlProblem } from "./mysql-url.js";
 
 /** Longest delay Node timers accept (setTimeout fires at once beyond 2^31-1 ms, about 24.8 days). */
 export const MAX_TIMER_MS = 2_147_483_647;
@@ -174,9 +175,14 @@ export function patterns(parts: 1 | 2 | 3) {
   const example = ["", '"shop" or "shop_*"', '"shop.orders" or "shop.*"', '"shop.users.password"'][parts];
   const shape = ["", "a database name pattern", 'a "db.table" pattern', 'a "db.table.column" pattern'][parts];
   const item = z.string().superRefine((p, ctx) => {
-    const segs = p.split(".");
-    if (segs.length !== parts || segs.some((s) => s.trim() === "")) {
-      ctx.addIssue({ code: "custom", message: `must be ${shape} like ${example} (got ${show(p)})` });
+    // A part that holds "." is quoted with backticks, as in MySQL: "`my.db`.orders".
+    const segs = splitQualified(p);
+    if (!segs || segs.length !== parts || segs.some((s) => s.trim() === "")) {
+      const quoting = ' (quote a name that holds "." with backticks: "`my.db`")';
+      ctx.addIssue({
+        code: "custom",
+        message: `must be ${shape} like ${example}${quoting} (got ${show(p)})`,
+      });
     }
   });
   return z.array(item).default([]);

@@ -10,5 +10,4 @@ export {
   loadConfig,
   parseConfig,
 } from "./load.js";
-export { parseMysqlUrl, type ResolvedMysqlUrl } from "./mysql-url.js";
 export { configSchema, type DfsConfig, type DfsConfigInput, LOG_LEVELS, START_FROM } from "./schema.js";

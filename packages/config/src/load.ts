@@ -5,11 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError, ErrorCode } from "@dfs/common";
+import { ConfigError, displayUrl, ErrorCode } from "@dfs/common";
 import { LineCounter, parseDocument } from "yaml";
 import type * as z from "zod";
 import { displayNatsUrls, show } from "./fields.js";
-import { displayUrl } from "./mysql-url.js";
 import { configSchema, type DfsConfig, knownKeysAt } from "./schema.js";
 
 /** One environment variable that overrides one config key. */

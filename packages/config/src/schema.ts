@@ -4,6 +4,8 @@
  * and sizes and durations are converted to plain numbers (bytes, milliseconds).
  * docs/configuration.md documents each key; a test checks that it names every key defined here.
  */
+import { isGtidSet } from "@dfs/codec";
+import { parseMysqlUrl } from "@dfs/mysql";
 import * as z from "zod";
 import { duration, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
 
@@ -12,10 +14,6 @@ export const START_FROM = ["earliest", "latest", "position", "gtid"] as const;
 
 const SOURCE_ID = /^[A-Za-z0-9_-]{1,32}$/;
 const BINLOG_FILE = /^[^\s/\\]+\.\d+$/;
-const UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
-const MYSQL_GTID = `${UUID}(:([A-Za-z_][A-Za-z0-9_]{0,31}|\\d+(-\\d+)?))+`;
-const GTID_SET = new RegExp(`^\\s*${MYSQL_GTID}(\\s*,\\s*${MYSQL_GTID})*\\s*$`);
-const MARIADB_GTID = /^\s*\d+-\d+-\d+(\s*,\s*\d+-\d+-\d+)*\s*$/;
 
 const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, {
@@ -43,7 +41,7 @@ const startSchema = z
       .describe("Byte position in that file (4 = its first event); required when from is position"),
     gtid: z
       .string()
-      .refine((g) => GTID_SET.test(g) || MARIADB_GTID.test(g), {
+      .refine((g) => isGtidSet(g), {
         error: (iss) =>
           'must be a MySQL GTID set like "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5" or a MariaDB GTID ' +
           `position like "0-1-100" (got ${show(iss.input)})`,
@@ -384,7 +382,10 @@ export const configSchema = z
       ...cfg.capture.lease,
       waitMs: cfg.capture.lease.waitMs ?? cfg.capture.lease.ttlMs + 1000,
     };
-    return { ...cfg, capture: { ...cfg.capture, journal: resolved, lease } };
+    // URLs are parsed once, here: every connection is opened from these endpoints.
+    const source = { ...cfg.source, endpoint: parseMysqlUrl(cfg.source.url) };
+    const target = cfg.target ? { ...cfg.target, endpoint: parseMysqlUrl(cfg.target.url) } : undefined;
+    return { ...cfg, source, target, capture: { ...cfg.capture, journal: resolved, lease } };
   });
 
 /** The fully resolved config: defaults applied, sizes in bytes, durations in milliseconds. */

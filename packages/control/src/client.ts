@@ -9,6 +9,7 @@ import {
   type ReplayDlqResponse,
   type SnapshotResponse,
   type StageStatus,
+  type TableRef,
 } from "@dfs/proto";
 import {
   type CallOptions,
@@ -28,7 +29,7 @@ export interface ControlClient {
   status(): Promise<StageStatus>;
   pause(): Promise<StageStatus>;
   resume(): Promise<StageStatus>;
-  snapshot(tables: string[]): Promise<SnapshotResponse>;
+  snapshot(tables: TableRef[]): Promise<SnapshotResponse>;
   setPosition(position: string): Promise<StageStatus>;
   listDlq(req?: Partial<ListDlqRequest>): Promise<ListDlqResponse>;
   replayDlq(seqs: number[]): Promise<ReplayDlqResponse>;
@@ -89,7 +90,7 @@ export function connectControl(
     resume: () => call("resume", {}),
     snapshot: (tables) => call("snapshot", { tables }),
     setPosition: (position) => call("setPosition", { position }),
-    listDlq: (req = {}) => call("listDlq", { limit: req.limit ?? 0, table: req.table ?? "" }),
+    listDlq: (req = {}) => call("listDlq", { limit: req.limit ?? 0, table: req.table }),
     replayDlq: (seqs) => call("replayDlq", { seqs: seqs.map((s) => BigInt(s)) }),
     activity: (afterId = 0, limit = 0) => call("activity", { afterId: BigInt(afterId), limit }),
     close: () => client.close(),

@@ -1,5 +1,13 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { ConfigError, DfsError, ErrorCode, errorMessage, type Logger, TransientError } from "@dfs/common";
+import {
+  ConfigError,
+  DfsError,
+  ErrorCode,
+  errorMessage,
+  type Logger,
+  RefusedError,
+  TransientError,
+} from "@dfs/common";
 import {
   type ActivityRequest,
   type ActivityResponse,
@@ -86,6 +94,7 @@ function toStatus(err: unknown): { code: Status; details: string } {
   if (err instanceof CallError) return { code: err.code, details: err.message };
   if (err instanceof ConfigError) return { code: Status.INVALID_ARGUMENT, details: errorMessage(err) };
   if (err instanceof TransientError) return { code: Status.UNAVAILABLE, details: errorMessage(err) };
+  if (err instanceof RefusedError) return { code: Status.FAILED_PRECONDITION, details: errorMessage(err) };
   if (err instanceof DfsError && err.code === ErrorCode.ABORTED)
     return { code: Status.ABORTED, details: errorMessage(err) };
   return { code: Status.INTERNAL, details: errorMessage(err) };

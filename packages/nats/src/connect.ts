@@ -1,4 +1,13 @@
-import { ConfigError, DfsError, ErrorCode, errorMessage, redactUrl, TransientError } from "@dfs/common";
+import {
+  backoffMs,
+  ConfigError,
+  DfsError,
+  ErrorCode,
+  errorMessage,
+  redactUrl,
+  sleep,
+  TransientError,
+} from "@dfs/common";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
 
@@ -135,4 +144,29 @@ export function brokerError(err: unknown, what: string): Error {
     return new TransientError(ErrorCode.BROKER_UNAVAILABLE, `${what}: ${errorMessage(err)}`, { cause: err });
   }
   return err instanceof Error ? err : new Error(`${what}: ${String(err)}`);
+}
+
+/**
+ * Connects, retrying with backoff while NATS is not reachable (a capture or DPU started before
+ * NATS waits for it); credentials it refuses and malformed URLs stop at once. Aborted by `signal`.
+ */
+export async function connectNatsWithRetry(
+  opts: NatsOptions,
+  retry: {
+    initialMs: number;
+    maxMs: number;
+    signal?: AbortSignal;
+    onRetry?(err: unknown, waitMs: number): void;
+  },
+): Promise<NatsConnection> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connectNats(opts);
+    } catch (err) {
+      if (!(err instanceof TransientError)) throw err;
+      const wait = backoffMs(attempt, retry.initialMs, retry.maxMs);
+      retry.onRetry?.(err, wait);
+      await sleep(wait, retry.signal);
+    }
+  }
 }

@@ -1,8 +1,10 @@
 /**
  * @dfs/nats: the connection to NATS, subject and stream naming, stream provisioning, the
- * single-capture lease and reading what was published last. Publishing itself is the capture's job.
+ * single-capture lease, the stream writer a publisher writes through, and reading what was
+ * published last.
  */
-export { connectNats, type NatsConnection, type NatsOptions } from "./connect.js";
+export { connectNats, connectNatsWithRetry, type NatsConnection, type NatsOptions } from "./connect.js";
 export { acquireLease, type Lease, type LeaseOptions } from "./lease.js";
+export { jetStreamWriter, type StreamWriter } from "./stream-writer.js";
 export { ensureStreams, type LastPublished, lastPublished, type StreamSettings } from "./streams.js";
 export { decodeToken, encodeToken, subjects } from "./subjects.js";

@@ -1,7 +1,14 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ChangeEvent, decodeBatch, decodeDdl, decodeHeartbeat, expandBatch, Headers } from "@dfs/codec";
+import {
+  type DecodedChange,
+  decodeBatch,
+  decodeChanges,
+  decodeDdl,
+  decodeHeartbeat,
+  Headers,
+} from "@dfs/codec";
 import { waitFor } from "@dfs/common";
 import { type DfsConfig, parseConfig } from "@dfs/config";
 import { subjects } from "@dfs/nats";
@@ -82,7 +89,7 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
 
 /** One message of a source's stream, decoded. */
 export type StreamMessage =
-  | { kind: "batch"; seq: number; subject: string; msgId: string; events: ChangeEvent[]; txnLast: boolean }
+  | { kind: "batch"; seq: number; subject: string; msgId: string; events: DecodedChange[]; txnLast: boolean }
   | { kind: "ddl"; seq: number; subject: string; msgId: string; ddl: DdlEvent }
   | { kind: "heartbeat"; seq: number; subject: string; msgId: string; heartbeat: Heartbeat };
 
@@ -93,7 +100,7 @@ function decode(m: JsMsg): StreamMessage {
   if (kind === "ddl") return { kind, ...base, ddl: decodeDdl(m.data) };
   if (kind === "heartbeat") return { kind, ...base, heartbeat: decodeHeartbeat(m.data) };
   const batch = decodeBatch(m.data);
-  return { kind: "batch", ...base, events: expandBatch(batch), txnLast: batch.txnLast };
+  return { kind: "batch", ...base, events: decodeChanges(batch), txnLast: batch.txnLast };
 }
 
 /** Every message currently in the source's stream, in stream order. */
@@ -118,7 +125,7 @@ export async function readStream(nc: NatsConnection, sourceId: string): Promise<
 }
 
 /** All row changes in the stream, in order. */
-export function changesOf(messages: StreamMessage[]): ChangeEvent[] {
+export function changesOf(messages: StreamMessage[]): DecodedChange[] {
   return messages.flatMap((m) => (m.kind === "batch" ? m.events : []));
 }
 

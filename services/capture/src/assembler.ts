@@ -1,36 +1,42 @@
-import { encodeBatchWithRows, encodeDdl, encodeHeartbeat, RowsWriter, sortablePosition } from "@dfs/codec";
-import { Op, type SourcePosition } from "@dfs/proto";
-import type { Checkpoint, JournalEntry } from "./journal.js";
+import {
+  encodeBatchWithRows,
+  encodeDdl,
+  encodeHeartbeat,
+  messageIds,
+  type Position,
+  RowsWriter,
+  type TableRef,
+  tableKey,
+} from "@dfs/codec";
+import { AssertionError } from "@dfs/common";
+import { Op } from "@dfs/proto";
+import type { Checkpoint, JournalEntry, OpCounts } from "./journal.js";
 import type { TableInfo } from "./tables.js";
 
-/** A schema statement to journal as DDL: executed in database `db`, touching `tables` ("db.table"). */
+/** A schema statement to journal as DDL: executed in database `db`, touching `tables`. */
 export interface SchemaStatement {
   statement: string;
   db: string;
-  tables: string[];
+  tables: TableRef[];
 }
 
-/** Where the reader is in the binlog, as zongji reports it after the current event. */
-export interface ReadPosition {
-  file: string;
-  pos: number;
-  gtid: string | null;
-}
-
-/** The typed calls the binlog reader makes, one per kind of event that matters. */
+/**
+ * The typed calls the binlog reader makes, one per kind of event that matters. Positions are
+ * where the reader is after the event (zongji moves them only at commits).
+ */
 export interface BinlogHandler {
-  onBegin(gtid: string, at: ReadPosition, timestampMs: number): void;
+  onBegin(gtid: string, at: Position, timestampMs: number): void;
   onRows(op: Op, table: TableInfo, rows: unknown[], timestampMs: number): void;
   /** COMMIT, XID, or a ROLLBACK that ended a group of non-transactional changes (which stay done). */
-  onCommit(at: ReadPosition, timestampMs: number): void;
-  onDdl(statement: string, db: string, tables: string[], at: ReadPosition, timestampMs: number): void;
+  onCommit(at: Position, timestampMs: number): void;
+  onDdl(statement: string, db: string, tables: TableRef[], at: Position, timestampMs: number): void;
   /** The position moved between transactions (binlog rotation). */
-  onPosition(at: ReadPosition): void;
+  onPosition(at: Position): void;
   /**
    * A statement that ends its event group without data for us (GRANT, FLUSH, DDL of excluded
    * tables): the group its GTID event opened is over.
    */
-  onStandalone(at: ReadPosition, timestampMs: number): void;
+  onStandalone(at: Position, timestampMs: number): void;
   /** The server said it has nothing newer: the reader is caught up. */
   onCaughtUp(): void;
   /** Rows written to capture's own signal table (snapshot watermarks); never journaled. */
@@ -49,10 +55,11 @@ export interface AssemblerOptions {
   heartbeatSubject: string;
   /** Writes entries and (for complete transactions) the new checkpoint in one journal transaction. */
   write(entries: JournalEntry[], checkpoint: Checkpoint | null): void;
-  /** Returns the checkpoint the journal holds (null before the first transaction). */
+  /** The next SCN to assign and the ordinal of the last complete transaction (from the journal). */
   nextScn: number;
   txnOrdinal: number;
-  serverIdentity: string;
+  /** The journal's checkpoint: where a transaction without its own start position begins. */
+  position: Position;
 }
 
 interface OpenBatch {
@@ -60,27 +67,8 @@ interface OpenBatch {
   rows: number;
   chunk: number;
   /** Rows per op, for the metrics. */
-  c: number;
-  u: number;
-  d: number;
-  r: number;
+  ops: OpCounts;
   firstKey: string;
-}
-
-/** "c=3,u=1" from the op counts of a batch. */
-function formatOps(b: OpenBatch): string {
-  const parts: string[] = [];
-  if (b.c) parts.push(`c=${b.c}`);
-  if (b.u) parts.push(`u=${b.u}`);
-  if (b.d) parts.push(`d=${b.d}`);
-  if (b.r) parts.push(`r=${b.r}`);
-  return parts.join(",");
-}
-
-/** The op counts of a journal entry's `ops`. */
-export function parseOps(ops: string): [op: string, rows: number][] {
-  if (!ops) return [];
-  return ops.split(",").map((p) => [p.slice(0, 1), Number(p.slice(2))]);
 }
 
 /** The key of a row as "col=value, ...", shortened, for the monitor (never every column). */
@@ -98,13 +86,12 @@ function keyText(table: TableInfo, row: Record<string, unknown> | undefined): st
 interface OpenTxn {
   ordinal: number;
   gtid: string;
-  start: ReadPosition;
-  startSortable: string;
+  start: Position;
   rowIndex: number;
   msgIndex: number;
   timestampMs: number;
-  /** Makes message ids of synthetic transactions (snapshot chunks) distinct from the binlog's. */
-  idTag: string;
+  /** Makes message ids of snapshot chunks (transactions of their own) distinct from the binlog's. */
+  snapshotChunk: string;
   /** Chunks written per table so far, so chunk numbers stay stable. */
   chunks: Map<string, number>;
   /** Closed batches and their entries, waiting for the commit (or a memory flush). */
@@ -132,6 +119,8 @@ export class Assembler implements BinlogHandler {
   private readonly rows = new RowsWriter();
   private lastEventMs = 0;
   private caughtUpMs = 0;
+  /** Where the last complete transaction ended: the start of one without a position of its own. */
+  private lastPosition: Position;
   /** Rows and transactions seen, for metrics and status. */
   rowsSeen = 0;
   txnsSeen = 0;
@@ -140,6 +129,7 @@ export class Assembler implements BinlogHandler {
     this.o = options;
     this.nextScn = options.nextScn;
     this.txnOrdinal = options.txnOrdinal;
+    this.lastPosition = options.position;
   }
 
   get inTransaction(): boolean {
@@ -155,18 +145,17 @@ export class Assembler implements BinlogHandler {
     return this.pending.length > 0 || this.pendingCheckpoint !== null;
   }
 
-  onBegin(gtid: string, at: ReadPosition, timestampMs: number): void {
+  onBegin(gtid: string, at: Position, timestampMs: number): void {
     if (this.txn) return; // BEGIN after a GTID event: the same transaction
     this.lastEventMs = timestampMs;
     this.txn = {
       ordinal: this.txnOrdinal + 1,
       gtid,
-      start: at,
-      startSortable: sortablePosition(at.file, at.pos),
+      start: at.hasFile ? at : this.lastPosition,
       rowIndex: 0,
       msgIndex: 0,
       timestampMs,
-      idTag: "",
+      snapshotChunk: "",
       chunks: new Map(),
       entries: [],
       bytes: 0,
@@ -194,10 +183,7 @@ export class Assembler implements BinlogHandler {
           table,
           rows: 0,
           chunk: this.nextChunk(txn, table),
-          c: 0,
-          u: 0,
-          d: 0,
-          r: 0,
+          ops: { c: 0, u: 0, d: 0, r: 0 },
           firstKey: keyText(table, image),
         };
       }
@@ -206,14 +192,14 @@ export class Assembler implements BinlogHandler {
       if (op === Op.OP_UPDATE) {
         const r = row as { before: Record<string, unknown>; after: Record<string, unknown> };
         w.writeRow(op, rowIndex, kinds, keys, r.before, r.after);
-        batch.u++;
+        batch.ops.u++;
       } else if (op === Op.OP_DELETE) {
         w.writeRow(op, rowIndex, kinds, keys, row as Record<string, unknown>, null);
-        batch.d++;
+        batch.ops.d++;
       } else {
         w.writeRow(op, rowIndex, kinds, keys, null, row as Record<string, unknown>);
-        if (op === Op.OP_READ) batch.r++;
-        else batch.c++;
+        if (op === Op.OP_READ) batch.ops.r++;
+        else batch.ops.c++;
       }
       batch.rows++;
       this.rowsSeen++;
@@ -228,7 +214,7 @@ export class Assembler implements BinlogHandler {
     }
   }
 
-  onCommit(at: ReadPosition, timestampMs: number): void {
+  onCommit(at: Position, timestampMs: number): void {
     const txn = this.txn;
     if (!txn) {
       this.onPosition(at);
@@ -243,13 +229,13 @@ export class Assembler implements BinlogHandler {
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 
-  onDdl(statement: string, db: string, tables: string[], at: ReadPosition, timestampMs: number): void {
+  onDdl(statement: string, db: string, tables: TableRef[], at: Position, timestampMs: number): void {
     const gtid = this.txn?.gtid ?? "";
     // DDL commits implicitly: rows before it (never seen in practice) are committed with it.
     if (this.txn && (this.txn.entries.length > 0 || this.txn.batch)) this.onCommit(at, timestampMs);
     this.txn = null;
     this.lastEventMs = timestampMs;
-    this.queueDdl({ statement, db, tables }, at, timestampMs, gtid, "ddl");
+    this.queueDdl({ statement, db, tables }, at, timestampMs, gtid, messageIds.ddl(this.o.sourceId, at));
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 
@@ -257,21 +243,22 @@ export class Assembler implements BinlogHandler {
    * The definitions of every captured database and table when a journal starts, as DDL at the
    * start position: with them the stream is a complete schema history from its first message.
    */
-  schemaSnapshot(statements: readonly SchemaStatement[], at: ReadPosition): void {
+  schemaSnapshot(statements: readonly SchemaStatement[], at: Position): void {
     const now = Date.now();
-    for (const [i, st] of statements.entries()) this.queueDdl(st, at, now, at.gtid ?? "", `schema:${i}`);
+    for (const [i, st] of statements.entries())
+      this.queueDdl(st, at, now, at.gtid, messageIds.schema(this.o.sourceId, at, i));
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 
   private queueDdl(
     st: SchemaStatement,
-    at: ReadPosition,
+    at: Position,
     timestampMs: number,
     gtid: string,
-    idSuffix: string,
+    msgId: string,
   ): void {
     const scn = this.nextScn++;
-    const position = this.positionOf(at, at, gtid);
+    const position = at.toWire(gtid);
     const payload = encodeDdl({
       sourceId: this.o.sourceId,
       serverUuid: this.o.serverUuid,
@@ -288,20 +275,20 @@ export class Assembler implements BinlogHandler {
       scn,
       kind: "ddl",
       subject: this.o.ddlSubject,
-      msgId: `${this.o.sourceId}:${position.sortable}:${idSuffix}`,
-      rows: 0,
-      pos: position.sortable,
+      msgId,
+      ref: null,
+      ops: null,
+      sortable: at.sortable,
       payload,
-      ops: "",
     });
   }
 
-  onPosition(at: ReadPosition): void {
+  onPosition(at: Position): void {
     if (this.txn) return;
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 
-  onStandalone(at: ReadPosition, timestampMs: number): void {
+  onStandalone(at: Position, timestampMs: number): void {
     const txn = this.txn;
     if (txn && (txn.entries.length > 0 || txn.batch)) {
       this.onCommit(at, timestampMs); // rows before an implicit commit (not seen in practice)
@@ -327,21 +314,21 @@ export class Assembler implements BinlogHandler {
    * Rows a snapshot read, as a transaction of their own at `at` (between two binlog
    * transactions: called right after a commit). Op r; message ids carry the chunk id.
    */
-  snapshotRows(table: TableInfo, rows: Record<string, unknown>[], at: ReadPosition, chunkId: string): void {
-    if (this.txn) throw new Error("snapshot rows must be written between transactions");
+  snapshotRows(table: TableInfo, rows: Record<string, unknown>[], at: Position, chunkId: string): void {
+    if (this.txn) throw new AssertionError("snapshot rows must be written between transactions");
     const now = Date.now();
     this.onBegin("", at, now);
-    this.txn!.idTag = `s${chunkId}.`;
+    this.txn!.snapshotChunk = chunkId;
     if (rows.length > 0) this.onRows(Op.OP_READ, table, rows, now);
     this.onCommit(at, now);
   }
 
   /** Queues a heartbeat at the current checkpoint; skipped inside a transaction. */
-  heartbeat(current: ReadPosition): void {
+  heartbeat(current: Position): void {
     if (this.txn) return;
     const scn = this.nextScn++;
     const now = Date.now();
-    const position = this.positionOf(current, current, "");
+    const position = current.toWire("");
     const payload = encodeHeartbeat({
       sourceId: this.o.sourceId,
       position,
@@ -353,11 +340,11 @@ export class Assembler implements BinlogHandler {
       scn,
       kind: "heartbeat",
       subject: this.o.heartbeatSubject,
-      msgId: `${this.o.sourceId}:hb:${this.o.journalId.slice(0, 8)}:${scn}`,
-      rows: 0,
-      pos: position.sortable,
+      msgId: messageIds.heartbeat(this.o.sourceId, this.o.journalId, scn),
+      ref: null,
+      ops: null,
+      sortable: current.sortable,
       payload,
-      ops: "",
     });
     this.pendingCheckpoint = this.checkpointAt(current);
   }
@@ -377,7 +364,8 @@ export class Assembler implements BinlogHandler {
    * Forgets everything not yet written (the reader restarts from the journal's checkpoint);
    * complete transactions must be flushed first.
    */
-  reset(nextScn: number, txnOrdinal: number): void {
+  reset(nextScn: number, txnOrdinal: number, position: Position): void {
+    this.lastPosition = position;
     this.txn = null;
     this.rows.reset();
     this.pending = [];
@@ -395,13 +383,14 @@ export class Assembler implements BinlogHandler {
   }
 
   private beginImplicit(timestampMs: number): OpenTxn {
-    // Row events outside a transaction marker (old servers, non-transactional engines).
-    this.onBegin("", { file: "", pos: 0, gtid: null }, timestampMs);
+    // Row events outside a transaction marker (old servers, non-transactional engines): the
+    // transaction starts where the last one ended.
+    this.onBegin("", this.lastPosition, timestampMs);
     return this.txn!;
   }
 
   private nextChunk(txn: OpenTxn, table: TableInfo): number {
-    const key = `${table.db}.${table.table}`;
+    const key = tableKey(table);
     const n = txn.chunks.get(key) ?? 0;
     txn.chunks.set(key, n + 1);
     return n;
@@ -422,7 +411,7 @@ export class Assembler implements BinlogHandler {
         schemaVersion: t.schemaVersion,
         columns: t.columns,
         primaryKey: t.primaryKey,
-        position: this.positionOf(txn.start, txn.start, txn.gtid),
+        position: txn.start.toWire(txn.gtid),
         scn: BigInt(scn),
         txnOrdinal: BigInt(txn.ordinal),
         chunk: batch.chunk,
@@ -438,34 +427,17 @@ export class Assembler implements BinlogHandler {
       scn,
       kind: "batch",
       subject: t.subject,
-      msgId: `${this.o.sourceId}:${txn.startSortable}:${txn.idTag}${txn.msgIndex++}`,
-      rows: batch.rows,
-      pos: txn.startSortable,
+      msgId: messageIds.batch(this.o.sourceId, txn.start, txn.msgIndex++, txn.snapshotChunk),
+      ref: { db: t.db, table: t.table },
+      ops: batch.ops,
+      sortable: txn.start.sortable,
       payload,
-      ops: formatOps(batch),
       firstKey: batch.firstKey,
     });
   }
 
-  private positionOf(at: ReadPosition, start: ReadPosition, gtid: string): SourcePosition {
-    return {
-      gtid,
-      file: at.file,
-      pos: BigInt(at.pos),
-      startFile: start.file,
-      startPos: BigInt(start.pos),
-      sortable: at.file ? sortablePosition(at.file, at.pos) : "",
-    };
-  }
-
-  private checkpointAt(at: ReadPosition): Checkpoint {
-    return {
-      file: at.file,
-      pos: at.pos,
-      gtid: at.gtid,
-      committedScn: this.nextScn - 1,
-      txnOrdinal: this.txnOrdinal,
-      serverIdentity: this.o.serverIdentity,
-    };
+  private checkpointAt(at: Position): Checkpoint {
+    if (at.hasFile) this.lastPosition = at;
+    return { position: at, committedScn: this.nextScn - 1, txnOrdinal: this.txnOrdinal };
   }
 }

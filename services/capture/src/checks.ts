@@ -1,5 +1,5 @@
-import { ConfigError, ErrorCode } from "@dfs/common";
-import type { Connection } from "mysql2/promise";
+import { ConfigError, type DfsError, ErrorCode } from "@dfs/common";
+import type { MysqlSession } from "@dfs/mysql";
 import type { Checkpoint } from "./journal.js";
 
 export interface SourceFacts {
@@ -12,30 +12,30 @@ export interface SourceFacts {
 }
 
 /** The server's binlog files, oldest first, with their sizes (SHOW BINARY LOGS). */
-export async function listBinlogs(conn: Connection): Promise<{ name: string; size: number }[]> {
-  const [rows] = await conn.query("SHOW BINARY LOGS");
-  return (rows as { Log_name: string; File_size: number | string }[]).map((r) => ({
+export async function listBinlogs(conn: MysqlSession): Promise<{ name: string; size: number }[]> {
+  const rows = await conn.query<{ Log_name: string; File_size: number | string }[]>("SHOW BINARY LOGS");
+  return rows.map((r) => ({
     name: r.Log_name,
     size: Number(r.File_size),
   }));
 }
 
-async function variable(conn: Connection, name: string): Promise<string | null> {
+async function variable(conn: MysqlSession, name: string): Promise<string | null> {
   try {
-    const [rows] = await conn.query(`SELECT @@GLOBAL.${name} AS v`);
-    const v = (rows as { v: unknown }[])[0]?.v;
+    const rows = await conn.query<{ v: unknown }[]>(`SELECT @@GLOBAL.${name} AS v`);
+    const v = rows[0]?.v;
     return v === null || v === undefined ? null : String(v);
   } catch (err) {
-    if ((err as { errno?: number }).errno === 1193) return null; // ER_UNKNOWN_SYSTEM_VARIABLE
+    if ((err as DfsError).errno === 1193) return null; // ER_UNKNOWN_SYSTEM_VARIABLE
     throw err;
   }
 }
 
 /** Privileges granted to the current user on *.*, upper-cased. */
-async function globalPrivileges(conn: Connection): Promise<Set<string>> {
-  const [rows] = await conn.query("SHOW GRANTS FOR CURRENT_USER()");
+async function globalPrivileges(conn: MysqlSession): Promise<Set<string>> {
+  const rows = await conn.query<Record<string, string>[]>("SHOW GRANTS FOR CURRENT_USER()");
   const out = new Set<string>();
-  for (const row of rows as Record<string, string>[]) {
+  for (const row of rows) {
     const grant = Object.values(row)[0] ?? "";
     const m = /^GRANT\s+(.+?)\s+ON\s+\*\.\*\s+TO/i.exec(grant);
     if (!m) continue;
@@ -48,7 +48,7 @@ async function globalPrivileges(conn: Connection): Promise<Set<string>> {
  * Checks everything capture needs from the source and reports every problem at once, each
  * naming the setting and how to fix it. Returns what it learned about the server.
  */
-export async function checkSource(conn: Connection, checkpoint: Checkpoint | null): Promise<SourceFacts> {
+export async function checkSource(conn: MysqlSession, checkpoint: Checkpoint | null): Promise<SourceFacts> {
   const problems: string[] = [];
   const version = (await variable(conn, "version")) ?? "";
   const isMariaDb = /mariadb/i.test(version);
@@ -98,16 +98,17 @@ export async function checkSource(conn: Connection, checkpoint: Checkpoint | nul
   } catch (err) {
     if (problems.length === 0) problems.push(`SHOW BINARY LOGS failed: ${(err as Error).message}`);
   }
-  if (checkpoint?.file) {
-    if (checkpoint.serverIdentity && checkpoint.serverIdentity !== identity) {
+  const at = checkpoint?.position;
+  if (at?.hasFile) {
+    if (at.server && at.server !== identity) {
       throw new ConfigError(ErrorCode.SOURCE_CHANGED, [
-        `the journal was read from server ${checkpoint.serverIdentity} but the source is now ${identity}: positions do not carry over; start with a new journal (and a snapshot)`,
+        `the journal was read from server ${at.server} but the source is now ${identity}: positions do not carry over; start with a new journal (and a snapshot)`,
       ]);
     }
-    const file = binlogs.find((b) => b.name === checkpoint.file);
+    const file = binlogs.find((b) => b.name === at.file);
     if (binlogs.length > 0 && !file) {
       throw new ConfigError(ErrorCode.CHECKPOINT_PURGED, [
-        `the checkpoint ${checkpoint.file}:${checkpoint.pos} is no longer on the server (oldest binlog is ${binlogs[0]!.name}): it was purged; re-snapshot or set a new position`,
+        `the checkpoint ${at} is no longer on the server (oldest binlog is ${binlogs[0]!.name}): it was purged; re-snapshot or set a new position`,
       ]);
     }
   }

@@ -1,6 +1,6 @@
-export { Assembler, type BinlogHandler, type ReadPosition } from "./assembler.js";
-export { checkSource, type SourceFacts } from "./checks.js";
-export { type DdlInfo, parseDdl } from "./ddl.js";
-export { type FilterRules, TableFilter } from "./filter.js";
-export { type Checkpoint, Journal, type JournalEntry } from "./journal.js";
-export { type CaptureService, type CaptureState, type CaptureStatus, startCapture } from "./service.js";
+/**
+ * @dfs/capture: binlog -> SQLite journal -> JetStream. `startCapture` builds and runs the service;
+ * its parts are internal (see docs/capture.md for which file does what).
+ */
+export type { CaptureService, CaptureState, CaptureStatus } from "./runtime.js";
+export { type CaptureDeps, startCapture } from "./service.js";

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { Position, type TableRef } from "@dfs/codec";
 import { assert } from "@dfs/common";
 import Database from "better-sqlite3";
 
@@ -9,21 +10,35 @@ export type EntryKind = "batch" | "ddl" | "heartbeat";
 const KIND_CODE: Record<EntryKind, number> = { batch: 0, ddl: 1, heartbeat: 2 };
 const CODE_KIND: EntryKind[] = ["batch", "ddl", "heartbeat"];
 
+/** Rows of a batch per op. */
+export interface OpCounts {
+  c: number;
+  u: number;
+  d: number;
+  r: number;
+}
+
 /** One message to publish, as stored in the journal. */
 export interface JournalEntry {
   scn: number;
   kind: EntryKind;
   subject: string;
   msgId: string;
-  /** Rows in a batch (0 for DDL and heartbeats). */
-  rows: number;
-  /** Sortable source position, for diagnostics and the Dfs-Pos header. */
-  pos: string;
+  /** The table of a batch; null for DDL and heartbeats. */
+  ref: TableRef | null;
+  /** Rows of a batch per op (null for DDL and heartbeats): for the metrics. */
+  ops: OpCounts | null;
+  /** Position.sortable of the source position, for the Dfs-Pos header. */
+  sortable: string;
   payload: Uint8Array;
-  /** Rows per op in a batch, e.g. "c=3,u=1" (empty for DDL and heartbeats): for the metrics. */
-  ops: string;
   /** Key of a batch's first row, for the monitor's recent changes (in memory only). */
   firstKey?: string;
+}
+
+/** Rows of an entry (0 for DDL and heartbeats). */
+export function entryRows(e: JournalEntry): number {
+  const o = e.ops;
+  return o ? o.c + o.u + o.d + o.r : 0;
 }
 
 /**
@@ -31,16 +46,12 @@ export interface JournalEntry {
  * journal. Written in the same SQLite transaction as those rows.
  */
 export interface Checkpoint {
-  file: string;
-  pos: number;
-  /** Executed GTID set / MariaDB GTID position after that transaction, when known. */
-  gtid: string | null;
+  /** The resume point, with the GTID set executed there and the server it belongs to. */
+  position: Position;
   /** Every entry with scn <= committedScn belongs to a complete transaction. */
   committedScn: number;
   /** Ordinal of the last complete transaction. */
   txnOrdinal: number;
-  /** Identity of the server the journal was read from (server uuid or MariaDB server id). */
-  serverIdentity: string;
 }
 
 export interface JournalStats {
@@ -49,6 +60,16 @@ export interface JournalStats {
   committedScn: number;
   publishedScn: number;
 }
+
+/** Columns added after the first version of the journal, with their types. */
+const NEW_COLUMNS: [string, string][] = [
+  ["db", "TEXT NOT NULL DEFAULT ''"],
+  ["tbl", "TEXT NOT NULL DEFAULT ''"],
+  ["op_c", "INTEGER NOT NULL DEFAULT 0"],
+  ["op_u", "INTEGER NOT NULL DEFAULT 0"],
+  ["op_d", "INTEGER NOT NULL DEFAULT 0"],
+  ["op_r", "INTEGER NOT NULL DEFAULT 0"],
+];
 
 /**
  * The durable journal: a SQLite database in WAL mode with synchronous=FULL, so a change is on
@@ -101,26 +122,30 @@ export class Journal {
       CREATE TABLE IF NOT EXISTS published (id INTEGER PRIMARY KEY CHECK (id = 1), scn INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
-    // Journals written before per-op counts existed get the column (empty for their entries).
-    const columns = this.db.prepare("PRAGMA table_info(entries)").all() as { name: string }[];
-    if (!columns.some((c) => c.name === "ops"))
-      this.db.exec("ALTER TABLE entries ADD COLUMN ops TEXT NOT NULL DEFAULT ''");
+    // Journals written by earlier versions get the newer columns (empty for their entries).
+    const columns = new Set(
+      (this.db.prepare("PRAGMA table_info(entries)").all() as { name: string }[]).map((c) => c.name),
+    );
+    for (const [name, type] of NEW_COLUMNS)
+      if (!columns.has(name)) this.db.exec(`ALTER TABLE entries ADD COLUMN ${name} ${type}`);
     this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?)").run(randomUUID());
     this.journalId = (
       this.db.prepare("SELECT value FROM meta WHERE key = 'journal_id'").get() as { value: string }
     ).value;
     this.insertEntry = this.db.prepare(
-      "INSERT INTO entries (scn, kind, subject, msg_id, rows, pos, payload, ops) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      `INSERT INTO entries (scn, kind, subject, msg_id, rows, pos, payload, db, tbl, op_c, op_u, op_d, op_r)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.writeCheckpoint = this.db.prepare(
       `INSERT INTO checkpoint (id, file, pos, gtid, committed_scn, txn_ordinal, server_identity, updated_ms)
-       VALUES (1, @file, @pos, @gtid, @committedScn, @txnOrdinal, @serverIdentity, @now)
+       VALUES (1, @file, @pos, @gtid, @committedScn, @txnOrdinal, @server, @now)
        ON CONFLICT (id) DO UPDATE SET file = excluded.file, pos = excluded.pos, gtid = excluded.gtid,
          committed_scn = excluded.committed_scn, txn_ordinal = excluded.txn_ordinal,
          server_identity = excluded.server_identity, updated_ms = excluded.updated_ms`,
     );
     this.readEntries = this.db.prepare(
-      "SELECT scn, kind, subject, msg_id, rows, pos, payload, ops FROM entries WHERE scn > ? AND scn <= ? ORDER BY scn LIMIT ?",
+      `SELECT scn, kind, subject, msg_id, pos, payload, db, tbl, op_c, op_u, op_d, op_r
+         FROM entries WHERE scn > ? AND scn <= ? ORDER BY scn LIMIT ?`,
     );
     this.deleteUpTo = this.db.prepare("DELETE FROM entries WHERE scn <= ?");
     this.setPublished = this.db.prepare(
@@ -146,12 +171,14 @@ export class Journal {
       | undefined;
     if (!row) return null;
     return {
-      file: row.file,
-      pos: row.pos,
-      gtid: row.gtid,
+      position: Position.fromRecord({
+        file: row.file,
+        pos: row.pos,
+        gtid: row.gtid,
+        server: row.server_identity,
+      }),
       committedScn: row.committed_scn,
       txnOrdinal: row.txn_ordinal,
-      serverIdentity: row.server_identity,
     };
   }
 
@@ -190,9 +217,35 @@ export class Journal {
   append(entries: readonly JournalEntry[], checkpoint: Checkpoint | null): void {
     const tx = this.db.transaction(() => {
       for (const e of entries) {
-        this.insertEntry.run(e.scn, KIND_CODE[e.kind], e.subject, e.msgId, e.rows, e.pos, e.payload, e.ops);
+        const o = e.ops;
+        this.insertEntry.run(
+          e.scn,
+          KIND_CODE[e.kind],
+          e.subject,
+          e.msgId,
+          entryRows(e),
+          e.sortable,
+          e.payload,
+          e.ref?.db ?? "",
+          e.ref?.table ?? "",
+          o?.c ?? 0,
+          o?.u ?? 0,
+          o?.d ?? 0,
+          o?.r ?? 0,
+        );
       }
-      if (checkpoint) this.writeCheckpoint.run({ ...checkpoint, now: Date.now() });
+      if (checkpoint) {
+        const p = checkpoint.position;
+        this.writeCheckpoint.run({
+          file: p.file,
+          pos: p.pos,
+          gtid: p.gtid || null,
+          committedScn: checkpoint.committedScn,
+          txnOrdinal: checkpoint.txnOrdinal,
+          server: p.server,
+          now: Date.now(),
+        });
+      }
     });
     tx();
     for (const e of entries) {
@@ -216,21 +269,29 @@ export class Journal {
       kind: number;
       subject: string;
       msg_id: string;
-      rows: number;
       pos: string;
       payload: Buffer;
-      ops: string;
+      db: string;
+      tbl: string;
+      op_c: number;
+      op_u: number;
+      op_d: number;
+      op_r: number;
     }[];
-    return rows.map((r) => ({
-      scn: r.scn,
-      kind: CODE_KIND[r.kind]!,
-      subject: r.subject,
-      msgId: r.msg_id,
-      rows: r.rows,
-      pos: r.pos,
-      payload: r.payload,
-      ops: r.ops,
-    }));
+    return rows.map((r) => {
+      const kind = CODE_KIND[r.kind]!;
+      const batch = kind === "batch";
+      return {
+        scn: r.scn,
+        kind,
+        subject: r.subject,
+        msgId: r.msg_id,
+        ref: batch && r.db !== "" ? { db: r.db, table: r.tbl } : null,
+        ops: batch ? { c: r.op_c, u: r.op_u, d: r.op_d, r: r.op_r } : null,
+        sortable: r.pos,
+        payload: r.payload,
+      };
+    });
   }
 
   /**

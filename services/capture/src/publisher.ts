@@ -1,14 +1,19 @@
-import { Headers } from "@dfs/codec";
-import { backoffMs, errorMessage, type Logger, sleep } from "@dfs/common";
-import { lastPublished } from "@dfs/nats";
-import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
-import type { Journal, JournalEntry } from "./journal.js";
+import { Headers, type TableRef } from "@dfs/codec";
+import { backoffMs, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
+import type { StreamWriter } from "@dfs/nats";
+import { entryRows, type JournalEntry, type OpCounts } from "./journal.js";
+
+/** What the publisher needs of the journal. */
+export interface PublishSource {
+  readonly journalId: string;
+  readonly publishedScn: number;
+  read(afterScn: number, limit: number): JournalEntry[];
+}
 
 export interface PublisherOptions {
-  nc: NatsConnection;
-  stream: string;
-  journal: Journal;
+  /** The stream (JetStream in the service, a fake in unit tests). */
+  stream: StreamWriter;
+  journal: PublishSource;
   maxInFlight: number;
   /** The window is bounded by bytes too, so large messages cannot pile up in memory. */
   maxInFlightBytes: number;
@@ -17,8 +22,8 @@ export interface PublisherOptions {
   log: Logger;
   /** Every entry up to this SCN is acknowledged by JetStream (called in order, never backwards). */
   onPublished(scn: number, entries: number, rows: number): void;
-  /** Each acknowledged batch, in order: its subject and rows per op (for the metrics). */
-  onAcked?(subject: string, ops: string): void;
+  /** Each acknowledged batch, in order: its table and rows per op (for the metrics). */
+  onAcked?(ref: TableRef, ops: OpCounts): void;
   /** A publish failed and the window is sent again after a backoff. */
   onRetry?(err: unknown): void;
 }
@@ -26,29 +31,13 @@ export interface PublisherOptions {
 interface InFlight {
   scn: number;
   rows: number;
-  subject: string;
-  ops: string;
+  ref: TableRef | null;
+  ops: OpCounts | null;
   bytes: number;
   /** Acknowledged by the stream. */
   done: boolean;
   /** Acknowledged or failed: no longer outstanding. */
   settled: boolean;
-}
-
-/** A promise that the publisher waits on until something happens (new commits, an ack, a failure). */
-class Signal {
-  private resolve: (() => void) | null = null;
-  private promise: Promise<void> | null = null;
-  wait(): Promise<void> {
-    if (!this.promise) this.promise = new Promise((r) => (this.resolve = r));
-    return this.promise;
-  }
-  fire(): void {
-    const r = this.resolve;
-    this.resolve = null;
-    this.promise = null;
-    r?.();
-  }
 }
 
 /**
@@ -60,7 +49,6 @@ class Signal {
  */
 export class Publisher {
   private readonly o: PublisherOptions;
-  private readonly js: JetStreamClient;
   private readonly signal = new Signal();
   private inflight: InFlight[] = [];
   private inflightBytes = 0;
@@ -80,7 +68,6 @@ export class Publisher {
 
   constructor(options: PublisherOptions) {
     this.o = options;
-    this.js = jetstream(options.nc);
   }
 
   get inFlight(): number {
@@ -136,7 +123,7 @@ export class Publisher {
    */
   private async resync(): Promise<void> {
     const journal = this.o.journal;
-    const last = await lastPublished(this.o.nc, this.o.stream);
+    const last = await this.o.stream.last();
     let acked = journal.publishedScn;
     if (last && last.headers[Headers.journal] === journal.journalId) {
       acked = Math.max(acked, Number(last.headers[Headers.scn] ?? 0));
@@ -183,16 +170,18 @@ export class Publisher {
   }
 
   private send(e: JournalEntry): void {
-    const h = headers();
-    h.set(Headers.kind, e.kind);
-    h.set(Headers.scn, String(e.scn));
-    h.set(Headers.journal, this.o.journal.journalId);
-    h.set(Headers.position, e.pos);
-    h.set(Headers.rows, String(e.rows));
+    const rows = entryRows(e);
+    const headers = {
+      [Headers.kind]: e.kind,
+      [Headers.scn]: String(e.scn),
+      [Headers.journal]: this.o.journal.journalId,
+      [Headers.position]: e.sortable,
+      [Headers.rows]: String(rows),
+    };
     const item: InFlight = {
       scn: e.scn,
-      rows: e.rows,
-      subject: e.subject,
+      rows,
+      ref: e.ref,
       ops: e.ops,
       bytes: e.payload.byteLength,
       done: false,
@@ -200,16 +189,15 @@ export class Publisher {
     };
     this.inflight.push(item);
     this.inflightBytes += item.bytes;
-    const expect = this.lastMsgId ? { lastMsgID: this.lastMsgId } : undefined;
+    const expectLastMsgId = this.lastMsgId;
     this.lastMsgId = e.msgId;
     this.sentScn = e.scn;
-    this.js
+    this.o.stream
       .publish(e.subject, e.payload, {
-        msgID: e.msgId,
-        headers: h,
-        timeout: this.o.ackTimeoutMs,
-        expect,
-        retries: 0,
+        msgId: e.msgId,
+        headers,
+        timeoutMs: this.o.ackTimeoutMs,
+        ...(expectLastMsgId ? { expectLastMsgId } : {}),
       })
       .then(
         () => {
@@ -235,7 +223,7 @@ export class Publisher {
       this.ackedScn = head.scn;
       entries++;
       rows += head.rows;
-      if (head.ops) this.o.onAcked?.(head.subject, head.ops);
+      if (head.ref && head.ops) this.o.onAcked?.(head.ref, head.ops);
     }
     if (entries > 0) {
       this.publishedEntries += entries;

@@ -1,19 +1,17 @@
+import { Position } from "@dfs/codec";
 import type { Logger } from "@dfs/common";
+import { connectionOptions, type MysqlEndpoint } from "@dfs/mysql";
 import { Op } from "@dfs/proto";
 import ZongJi from "@vlasky/zongji";
-import type { BinlogHandler, ReadPosition } from "./assembler.js";
+import type { BinlogHandler } from "./assembler.js";
 import { parseDdl } from "./ddl.js";
 import type { TableFilter } from "./filter.js";
 import { type TableInfo, type TableMapEvent, tableInfoFromMap } from "./tables.js";
 
-export type StartFrom =
-  | { kind: "position"; file: string; pos: number }
-  | { kind: "gtid"; gtid: string }
-  | { kind: "latest" }
-  | { kind: "earliest"; file: string };
-
 export interface ReaderOptions {
-  connection: { host: string; port: number; user: string; password: string };
+  endpoint: MysqlEndpoint;
+  /** Identity of the source server (SourceFacts.identity): positions read belong to it. */
+  server: string;
   serverId: number;
   filter: TableFilter;
   handler: BinlogHandler;
@@ -82,13 +80,10 @@ export class BinlogReader {
     this.o = options;
   }
 
-  start(from: StartFrom): void {
-    const { connection } = this.o;
+  /** Starts reading at a file position, or at a GTID set when the position has no file. */
+  start(from: Position): void {
     const z = new FilteringZongJi({
-      host: connection.host,
-      port: connection.port,
-      user: connection.user,
-      password: connection.password,
+      ...connectionOptions(this.o.endpoint),
       // Exact values: temporal types as text (microseconds, zero dates), JSON as text,
       // TIMESTAMP rendered in UTC so the envelope does not depend on any time zone.
       dateStrings: true,
@@ -105,10 +100,8 @@ export class BinlogReader {
     z.on("binlog", (ev: ZEvent) => this.dispatch(ev));
     z.on("error", (err: unknown) => this.fail(err));
     const options: Record<string, unknown> = { serverId: this.o.serverId, includeEvents: EVENTS };
-    if (from.kind === "position") Object.assign(options, { filename: from.file, position: from.pos });
-    else if (from.kind === "gtid") options.gtidSet = from.gtid;
-    else if (from.kind === "earliest") Object.assign(options, { filename: from.file, position: 4 });
-    else options.startAtEnd = true;
+    if (from.hasFile) Object.assign(options, { filename: from.file, position: from.pos });
+    else options.gtidSet = from.gtid;
     z.start(options);
     const conn = (z as unknown as { connection: ConnectionLike }).connection;
     // Queued before the dump command, so the server sends heartbeats when idle.
@@ -123,14 +116,14 @@ export class BinlogReader {
   }
 
   /** Current resume point: after the last complete transaction seen. */
-  position(): ReadPosition {
+  position(): Position {
     const z = this.z;
-    if (!z) return { file: "", pos: 0, gtid: null };
-    return {
-      file: String(z.get("filename") ?? ""),
-      pos: Number(z.get("position") ?? 0),
-      gtid: z.gtidSet ?? null,
-    };
+    if (!z) return Position.NONE;
+    const file = String(z.get("filename") ?? "");
+    const gtid = z.gtidSet ?? "";
+    return file
+      ? Position.at(file, Number(z.get("position") ?? 0), gtid, this.o.server)
+      : Position.ofGtid(gtid, this.o.server);
   }
 
   /** Stops reading from the socket (backpressure); the server's data waits in TCP buffers. */
@@ -258,7 +251,7 @@ export class BinlogReader {
         h.onDdl(
           sql,
           ev.schema ?? "",
-          ddl.tables.map(([db, t]) => `${db}.${t}`),
+          ddl.tables.map(([db, table]) => ({ db, table })),
           this.position(),
           ev.timestamp,
         );

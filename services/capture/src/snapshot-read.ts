@@ -1,6 +1,6 @@
-import { ValueKind } from "@dfs/codec";
+import { formatTableRef, type TableRef, ValueKind } from "@dfs/codec";
 import { DataError, ErrorCode } from "@dfs/common";
-import type { Connection } from "mysql2/promise";
+import { describeTable, type MysqlSession, quoteId, quoteTable } from "@dfs/mysql";
 import type { TableFilter } from "./filter.js";
 import { type TableInfo, type TableMapEvent, tableInfoFromMap } from "./tables.js";
 
@@ -42,12 +42,10 @@ const GEOMETRY = new Set([
   "geometrycollection",
 ]);
 
-const q = (name: string) => `\`${name.replace(/`/g, "``")}\``;
-
 /** A table as a snapshot reads it. */
 export interface SnapshotTable {
   info: TableInfo;
-  /** Columns that order and page the chunks: the primary key, else a unique key of NOT NULL columns. */
+  /** Columns that order and page the chunks: the table's identity key (primary, else unique NOT NULL). */
   chunkKey: string[];
   /** The server's estimate of the row count (for progress only). */
   estimatedRows: number;
@@ -55,63 +53,33 @@ export interface SnapshotTable {
   selectList: string;
 }
 
-interface ColumnRow {
-  name: string;
-  dataType: string;
-  columnType: string;
-  charset: string | null;
-  nullable: string;
-}
-
 /**
- * Describes a table for a snapshot from INFORMATION_SCHEMA, through the same function as the
+ * Describes a table for a snapshot (the adapter's key discovery), through the same function as the
  * binlog path (tableInfoFromMap), so rows get the same kinds and column set.
  */
-export async function describeTable(
-  conn: Connection,
-  db: string,
-  table: string,
+export async function describeSnapshotTable(
+  conn: MysqlSession,
+  ref: TableRef,
   filter: TableFilter,
   subjectFor: (db: string, table: string) => string,
 ): Promise<SnapshotTable> {
-  const [cols] = await conn.query(
-    `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType,
-            CHARACTER_SET_NAME AS charset, IS_NULLABLE AS nullable
-       FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
-    [db, table],
-  );
-  const columns = cols as ColumnRow[];
-  if (columns.length === 0)
-    throw new DataError(ErrorCode.DATA_INVALID, `table ${db}.${table} does not exist`);
-  const [idx] = await conn.query(
-    `SELECT INDEX_NAME AS name, COLUMN_NAME AS col, NON_UNIQUE AS nonUnique
-       FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX`,
-    [db, table],
-  );
-  const indexes = new Map<string, string[]>();
-  for (const r of idx as { name: string; col: string; nonUnique: number | string }[]) {
-    if (Number(r.nonUnique) !== 0) continue;
-    indexes.set(r.name, [...(indexes.get(r.name) ?? []), r.col]);
-  }
-  const names = columns.map((c) => c.name);
-  const primary = indexes.get("PRIMARY") ?? [];
-  const notNull = new Set(columns.filter((c) => c.nullable === "NO").map((c) => c.name));
-  const unique = [...indexes.entries()].find(([n, cs]) => n !== "PRIMARY" && cs.every((c) => notNull.has(c)));
-  const chunkKey = primary.length > 0 ? primary : (unique?.[1] ?? []);
+  const d = await describeTable(conn, ref);
+  if (!d) throw new DataError(ErrorCode.OBJECT_MISSING, `table ${formatTableRef(ref)} does not exist`);
+  const names = d.columns.map((c) => c.name);
   const ev: TableMapEvent = {
     tableId: 0,
-    schemaName: db,
-    tableName: table,
-    primaryKey: primary.map((c) => names.indexOf(c)),
+    schemaName: ref.db,
+    tableName: ref.table,
+    primaryKey: d.primaryKey.map((c) => names.indexOf(c)),
     tableMap: {
       0: {
-        columnSchemas: columns.map((c) => ({
+        columnSchemas: d.columns.map((c) => ({
           COLUMN_NAME: c.name,
           COLUMN_TYPE: c.columnType,
           UNSIGNED: /\bunsigned\b/.test(c.columnType),
           CHARACTER_SET_NAME: c.charset,
         })),
-        columns: columns.map((c) => ({
+        columns: d.columns.map((c) => ({
           name: c.name,
           charset: c.charset,
           type: GEOMETRY.has(c.dataType) ? 255 : (TYPE_CODE[c.dataType] ?? 252),
@@ -122,17 +90,12 @@ export async function describeTable(
   const info = tableInfoFromMap(ev, filter, subjectFor);
   const selectList = info.keys
     .map((k) => {
-      const c = columns.find((x) => x.name === k)!;
+      const c = d.columns.find((x) => x.name === k)!;
       // FLOAT prints with 6 digits; as DOUBLE it is exact, and float32 of that is the stored value.
-      return c.dataType === "float" ? `CAST(${q(k)} AS DOUBLE) AS ${q(k)}` : q(k);
+      return c.dataType === "float" ? `CAST(${quoteId(k)} AS DOUBLE) AS ${quoteId(k)}` : quoteId(k);
     })
     .join(", ");
-  const [est] = await conn.query(
-    "SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-    [db, table],
-  );
-  const estimatedRows = Number((est as { n: number | null }[])[0]?.n ?? 0);
-  return { info, chunkKey, estimatedRows, selectList };
+  return { info, chunkKey: d.identity.columns, estimatedRows: d.estimatedRows, selectList };
 }
 
 /** mysql2 hands every column over as its raw text-protocol bytes (no parsing, no rounding). */
@@ -156,31 +119,36 @@ function toBinlogValue(raw: Buffer | null, kind: ValueKind, binary: boolean): un
  * Returns the rows as binlog-shaped objects and the key of the last one.
  */
 export async function readChunk(
-  conn: Connection,
+  conn: MysqlSession,
   t: SnapshotTable,
   after: unknown[] | null,
   limit: number,
 ): Promise<{ rows: Record<string, unknown>[]; last: unknown[] | null }> {
   const { info, chunkKey } = t;
-  const order = chunkKey.map(q).join(", ");
+  const order = chunkKey.map(quoteId).join(", ");
   let where = "";
   const params: unknown[] = [];
   if (after) {
     // (a > ?) OR (a = ? AND b > ?) ...: a form every optimizer turns into an index range.
     const ors: string[] = [];
     for (let i = 0; i < chunkKey.length; i++) {
-      const ands = chunkKey.slice(0, i).map((k) => `${q(k)} = ?`);
-      ands.push(`${q(chunkKey[i]!)} > ?`);
+      const ands = chunkKey.slice(0, i).map((k) => `${quoteId(k)} = ?`);
+      ands.push(`${quoteId(chunkKey[i]!)} > ?`);
       ors.push(`(${ands.join(" AND ")})`);
       params.push(...after.slice(0, i), after[i]);
     }
     where = `WHERE ${ors.join(" OR ")}`;
   }
-  const sql = `SELECT ${t.selectList} FROM ${q(info.db)}.${q(info.table)} ${where} ORDER BY ${order} LIMIT ${Math.floor(limit)}`;
-  const [raw] = await conn.query({ sql, values: params, typeCast: rawTypeCast as never, rowsAsArray: true });
+  const sql = `SELECT ${t.selectList} FROM ${quoteTable(info)} ${where} ORDER BY ${order} LIMIT ${Math.floor(limit)}`;
+  const raw = await conn.queryOptions<(Buffer | null)[][]>({
+    sql,
+    values: params,
+    typeCast: rawTypeCast as never,
+    rowsAsArray: true,
+  });
   const binary = info.columns.map((c) => c.charset === "");
   const n = info.keys.length;
-  const rows = (raw as (Buffer | null)[][]).map((r) => {
+  const rows = raw.map((r) => {
     const row: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) row[info.keys[i]!] = toBinlogValue(r[i] ?? null, info.kinds[i]!, binary[i]!);
     return row;

@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
+import { formatTableRef, type Position, parseTableRef, sameTable, type TableRef, tableKey } from "@dfs/codec";
 import { AbortedError, ConfigError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
 import type { SnapshotMetrics } from "@dfs/metrics";
+import { type MysqlEndpoint, MysqlSession, quoteId, quoteTable, READ_SESSION } from "@dfs/mysql";
 import type { Op } from "@dfs/proto";
-import mysql from "mysql2/promise";
-import type { Assembler, BinlogHandler, ReadPosition } from "./assembler.js";
+import type { Assembler, BinlogHandler } from "./assembler.js";
 import type { TableFilter } from "./filter.js";
 import type { Journal } from "./journal.js";
-import { describeTable, readChunk, type SnapshotTable } from "./snapshot-read.js";
+import { describeSnapshotTable, readChunk, type SnapshotTable } from "./snapshot-read.js";
 import type { TableInfo } from "./tables.js";
 
 /**
@@ -22,9 +23,9 @@ import type { TableInfo } from "./tables.js";
  */
 
 export interface SnapshotOptions {
-  connection: { host: string; port: number; user: string; password: string };
-  /** "db.table" of the signal table (created on first use). */
-  signalTable: { db: string; table: string };
+  endpoint: MysqlEndpoint;
+  /** The signal table (created on first use). */
+  signalTable: TableRef;
   chunkRows: number;
   filter: TableFilter;
   subjectFor(db: string, table: string): string;
@@ -52,7 +53,7 @@ interface Chunk {
 interface Progress {
   id: string;
   /** Tables still to do, the current one first. */
-  tables: string[];
+  tables: TableRef[];
   /** Chunk key of the last row done in the current table (Buffers as {b64}). */
   after: unknown[] | null;
   rowsRead: number;
@@ -69,7 +70,6 @@ const INITIAL_KEY = "initial-snapshot";
 export function requestInitialSnapshot(journal: Journal): void {
   journal.setMeta(INITIAL_KEY, "pending");
 }
-const q = (n: string) => `\`${n.replace(/`/g, "``")}\``;
 
 function encodeKey(after: unknown[] | null): unknown[] | null {
   return after?.map((v) => (Buffer.isBuffer(v) ? { b64: v.toString("base64") } : v)) ?? null;
@@ -96,7 +96,7 @@ function keyString(row: Record<string, unknown>, columns: readonly string[]): st
 
 export interface SnapshotState {
   id: string;
-  table: string;
+  table: TableRef;
   tablesLeft: number;
   rowsRead: number;
   estimatedRows: number;
@@ -117,12 +117,12 @@ export class SnapshotCoordinator implements BinlogHandler {
   constructor(private readonly o: SnapshotOptions) {}
 
   // --- the binlog side ---
-  onBegin(gtid: string, at: ReadPosition, ts: number): void {
+  onBegin(gtid: string, at: Position, ts: number): void {
     this.o.assembler.onBegin(gtid, at, ts);
   }
   onRows(op: Op, table: TableInfo, rows: unknown[], ts: number): void {
     const c = this.current;
-    if (c?.lowSeen && !c.highSeen && table.db === c.table.info.db && table.table === c.table.info.table) {
+    if (c?.lowSeen && !c.highSeen && sameTable(table, c.table.info)) {
       const key = c.table.chunkKey;
       for (const r of rows) {
         const images = (r as { before?: unknown }).before
@@ -136,7 +136,7 @@ export class SnapshotCoordinator implements BinlogHandler {
     }
     this.o.assembler.onRows(op, table, rows, ts);
   }
-  onCommit(at: ReadPosition, ts: number): void {
+  onCommit(at: Position, ts: number): void {
     this.o.assembler.onCommit(at, ts);
     const c = this.current;
     if (!c?.highSeen) return;
@@ -149,19 +149,19 @@ export class SnapshotCoordinator implements BinlogHandler {
       c.reject(err);
     }
   }
-  onDdl(statement: string, db: string, tables: string[], at: ReadPosition, ts: number): void {
+  onDdl(statement: string, db: string, tables: TableRef[], at: Position, ts: number): void {
     const c = this.current;
     // The table's columns may have changed under the chunk: read it again.
-    if (c?.lowSeen && tables.includes(`${c.table.info.db}.${c.table.info.table}`)) {
+    if (c?.lowSeen && tables.some((t) => sameTable(t, c.table.info))) {
       this.current = null;
       c.reject(new RetryChunk());
     }
     this.o.assembler.onDdl(statement, db, tables, at, ts);
   }
-  onPosition(at: ReadPosition): void {
+  onPosition(at: Position): void {
     this.o.assembler.onPosition(at);
   }
-  onStandalone(at: ReadPosition, ts: number): void {
+  onStandalone(at: Position, ts: number): void {
     this.o.assembler.onStandalone(at, ts);
   }
   onCaughtUp(): void {
@@ -192,6 +192,8 @@ export class SnapshotCoordinator implements BinlogHandler {
     const saved = journal.getMeta(PROGRESS_KEY);
     if (saved) {
       const p = JSON.parse(saved) as Progress;
+      // Progress saved by an earlier version named tables as "db.table" strings.
+      p.tables = p.tables.map((t) => (typeof t === "string" ? parseTableRef(t) : t));
       this.o.log.info({ snapshot: p.id, tables: p.tables.length }, "resuming the unfinished snapshot");
       this.launch(p);
     }
@@ -215,29 +217,29 @@ export class SnapshotCoordinator implements BinlogHandler {
   }
 
   /**
-   * Starts a snapshot of `tables` ("db.table"; empty = every captured table). Checks every table
-   * first and names each problem. Only one snapshot runs at a time. With `skipUnsuitable` (the
-   * initial snapshot), tables without a chunk key are left out with a warning instead.
+   * Starts a snapshot of `tables` (empty = every captured table). Checks every table first and
+   * names each problem. Only one snapshot runs at a time. With `skipUnsuitable` (the initial
+   * snapshot), tables without a chunk key are left out with a warning instead.
    */
-  async start(tables: readonly string[], options: { skipUnsuitable?: boolean } = {}): Promise<string> {
+  async start(tables: readonly TableRef[], options: { skipUnsuitable?: boolean } = {}): Promise<string> {
     if (this.running)
       throw new ConfigError(ErrorCode.CONFIG_INVALID, [
-        `snapshot ${this.state?.id} is still running (table ${this.state?.table}); wait for it to finish`,
+        `snapshot ${this.state?.id} is still running (table ${this.state ? formatTableRef(this.state.table) : "?"}); wait for it to finish`,
       ]);
     const conn = await this.connect();
-    let names: string[];
+    let refs: TableRef[];
     try {
-      names = tables.length > 0 ? [...new Set(tables)] : await this.allTables(conn);
+      const unique = new Map(tables.map((t) => [tableKey(t), t]));
+      refs = tables.length > 0 ? [...unique.values()] : await this.allTables(conn);
       const problems: string[] = [];
       const skipped = new Set<string>();
-      for (const name of names) {
-        const dot = name.indexOf(".");
-        const [db, table] = dot > 0 ? [name.slice(0, dot), name.slice(dot + 1)] : ["", name];
-        if (!db || !table) problems.push(`${name}: name tables as db.table`);
-        else if (!this.o.filter.includesTable(db, table))
+      for (const ref of refs) {
+        const name = formatTableRef(ref);
+        if (!ref.db || !ref.table) problems.push(`${name}: name tables by database and table`);
+        else if (!this.o.filter.includesTable(ref.db, ref.table))
           problems.push(`${name}: not captured (source.include/exclude)`);
         else {
-          const t = await describeTable(conn, db, table, this.o.filter, this.o.subjectFor).catch(
+          const t = await describeSnapshotTable(conn, ref, this.o.filter, this.o.subjectFor).catch(
             (e: Error) => e,
           );
           if (t instanceof Error) problems.push(`${name}: ${t.message}`);
@@ -245,18 +247,18 @@ export class SnapshotCoordinator implements BinlogHandler {
             const why = `${name}: has no primary key or NOT NULL unique key to read it in chunks`;
             if (options.skipUnsuitable) {
               this.o.log.warn({ table: name }, `not snapshotted: ${why}`);
-              skipped.add(name);
+              skipped.add(tableKey(ref));
             } else problems.push(why);
           }
         }
       }
-      names = names.filter((n) => !skipped.has(n));
-      if (names.length === 0) problems.push("no captured table to snapshot");
+      refs = refs.filter((r) => !skipped.has(tableKey(r)));
+      if (refs.length === 0) problems.push("no captured table to snapshot");
       if (problems.length > 0) throw new ConfigError(ErrorCode.CONFIG_INVALID, problems);
     } finally {
-      await conn.end().catch(() => {});
+      await conn.close();
     }
-    const progress: Progress = { id: randomUUID().slice(0, 13), tables: names, after: null, rowsRead: 0 };
+    const progress: Progress = { id: randomUUID().slice(0, 13), tables: refs, after: null, rowsRead: 0 };
     this.o.journal.setMeta(PROGRESS_KEY, JSON.stringify(progress));
     this.launch(progress);
     return progress.id;
@@ -288,39 +290,33 @@ export class SnapshotCoordinator implements BinlogHandler {
       });
   }
 
-  private async connect(): Promise<mysql.Connection> {
-    const conn = await mysql.createConnection({ ...this.o.connection, charset: "utf8mb4" });
-    await conn.query("SET time_zone = '+00:00'");
-    return conn;
+  private connect(): Promise<MysqlSession> {
+    return MysqlSession.open(this.o.endpoint, { role: "source", setup: READ_SESSION });
   }
 
-  private async allTables(conn: mysql.Connection): Promise<string[]> {
-    const [rows] = await conn.query(
+  private async allTables(conn: MysqlSession): Promise<TableRef[]> {
+    const rows = await conn.query<{ db: string; t: string }[]>(
       "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
     );
-    return (rows as { db: string; t: string }[])
-      .filter((r) => this.o.filter.includesTable(r.db, r.t))
-      .map((r) => `${r.db}.${r.t}`);
+    return rows.filter((r) => this.o.filter.includesTable(r.db, r.t)).map((r) => ({ db: r.db, table: r.t }));
   }
 
   private async run(p: Progress): Promise<void> {
     const conn = await this.connect();
-    const { db: sdb, table: stable } = this.o.signalTable;
-    const signal = `${q(sdb)}.${q(stable)}`;
+    const signal = quoteTable(this.o.signalTable);
     try {
-      await conn.query(`CREATE DATABASE IF NOT EXISTS ${q(sdb)}`);
+      await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(this.o.signalTable.db)}`);
       await conn.query(
         `CREATE TABLE IF NOT EXISTS ${signal} (id VARCHAR(64) PRIMARY KEY, snapshot_id VARCHAR(64) NOT NULL, kind VARCHAR(8) NOT NULL, table_name VARCHAR(200) NOT NULL, created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`,
       );
       while (p.tables.length > 0) {
-        const name = p.tables[0]!;
-        const dot = name.indexOf(".");
-        const [db, table] = [name.slice(0, dot), name.slice(dot + 1)];
-        let t = await describeTable(conn, db, table, this.o.filter, this.o.subjectFor);
-        const labels = { db, table };
+        const ref = p.tables[0]!;
+        const name = formatTableRef(ref);
+        let t = await describeSnapshotTable(conn, ref, this.o.filter, this.o.subjectFor);
+        const labels = { db: ref.db, table: ref.table };
         this.state = {
           id: p.id,
-          table: name,
+          table: ref,
           tablesLeft: p.tables.length,
           rowsRead: p.rowsRead,
           estimatedRows: t.estimatedRows,
@@ -358,7 +354,7 @@ export class SnapshotCoordinator implements BinlogHandler {
             await done;
           } catch (err) {
             if (!(err instanceof RetryChunk)) throw err;
-            t = await describeTable(conn, db, table, this.o.filter, this.o.subjectFor);
+            t = await describeSnapshotTable(conn, ref, this.o.filter, this.o.subjectFor);
             continue; // the same chunk again, with the new definition
           }
           // The chunk is journaled before the progress says so: a crash in between reads it again.
@@ -383,7 +379,7 @@ export class SnapshotCoordinator implements BinlogHandler {
       if (this.state) this.state.tablesLeft = 0;
     } finally {
       this.current = null;
-      await conn.end().catch(() => {});
+      await conn.close();
     }
   }
 }

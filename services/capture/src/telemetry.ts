@@ -1,3 +1,4 @@
+import { formatTableRef, type TableRef } from "@dfs/codec";
 import { ActivityLog } from "@dfs/control";
 import {
   type CaptureMetrics,
@@ -10,11 +11,16 @@ import {
   setState,
   snapshotMetrics,
 } from "@dfs/metrics";
-import { decodeToken } from "@dfs/nats";
 import type { StageStatus } from "@dfs/proto";
-import { parseOps } from "./assembler.js";
-import type { JournalEntry } from "./journal.js";
-import type { CaptureStatus } from "./service.js";
+import type { JournalEntry, OpCounts } from "./journal.js";
+import type { CaptureStatus } from "./runtime.js";
+
+const OPS = ["c", "u", "d", "r"] as const;
+
+/** "cu" for a batch of inserts and updates: the ops a batch holds. */
+function opLetters(ops: OpCounts): string {
+  return OPS.filter((op) => ops[op] > 0).join("");
+}
 
 /**
  * What capture reports about itself: Prometheus metrics, the recent-activity log the monitor
@@ -26,8 +32,6 @@ export class CaptureTelemetry {
   readonly m: CaptureMetrics;
   readonly snapshot: SnapshotMetrics;
   readonly activity = new ActivityLog();
-  /** subject -> [db, table], so subjects are decoded once. */
-  private readonly tables = new Map<string, [string, string]>();
 
   constructor(sourceId: string) {
     this.registry = createRegistry("capture", sourceId);
@@ -37,39 +41,27 @@ export class CaptureTelemetry {
     setState(this.service, "starting");
   }
 
-  private tableOf(subject: string): [string, string] {
-    let t = this.tables.get(subject);
-    if (!t) {
-      const parts = subject.split(".");
-      t = [decodeToken(parts[2] ?? ""), decodeToken(parts[3] ?? "")];
-      this.tables.set(subject, t);
-    }
-    return t;
-  }
-
   /** Entries written to the journal: rows captured, per table and op. */
   journaled(entries: readonly JournalEntry[]): void {
     for (const e of entries) {
       if (e.kind === "ddl") this.m.ddl.inc();
-      if (e.kind !== "batch") continue;
-      const [db, table] = this.tableOf(e.subject);
-      const ops = parseOps(e.ops);
-      for (const [op, rows] of ops) this.m.captured.inc({ db, table, op }, rows);
-      this.activity.add({
-        kind: "change",
-        db,
-        table,
-        op: ops.map(([op]) => op).join(""),
-        text: e.firstKey ?? "",
-        rows: e.rows,
-      });
+      if (e.kind !== "batch" || !e.ref || !e.ops) continue;
+      const { db, table } = e.ref;
+      let rows = 0;
+      for (const op of OPS) {
+        const n = e.ops[op];
+        if (n === 0) continue;
+        this.m.captured.inc({ db, table, op }, n);
+        rows += n;
+      }
+      this.activity.add({ kind: "change", db, table, op: opLetters(e.ops), text: e.firstKey ?? "", rows });
     }
   }
 
   /** A batch acknowledged by JetStream. */
-  acked(subject: string, ops: string): void {
-    const [db, table] = this.tableOf(subject);
-    for (const [op, rows] of parseOps(ops)) this.m.published.inc({ db, table, op }, rows);
+  acked(ref: TableRef, ops: OpCounts): void {
+    for (const op of OPS)
+      if (ops[op] > 0) this.m.published.inc({ db: ref.db, table: ref.table, op }, ops[op]);
   }
 
   transactions(n: number): void {
@@ -84,9 +76,8 @@ export class CaptureTelemetry {
   /** Gauges from the current status, set just before each scrape. */
   update(s: CaptureStatus): void {
     setState(this.service, s.state);
-    const [file, pos] = splitPosition(s.position);
-    this.m.binlogFile.set(file);
-    this.m.binlogPosition.set(pos);
+    this.m.binlogFile.set(s.position.fileNumber);
+    this.m.binlogPosition.set(s.position.pos);
     this.m.lag.set(s.lagSeconds);
     this.m.backlogEntries.set(s.journal.entries);
     this.m.backlogBytes.set(s.journal.bytes);
@@ -95,25 +86,21 @@ export class CaptureTelemetry {
   }
 }
 
-/** "mysql-bin.000042:1234" -> [42, 1234]. */
-function splitPosition(position: string): [number, number] {
-  const m = /\.(\d+):(\d+)$/.exec(position);
-  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
-
 /** Capture's status as the control plane reports it. */
 export function stageStatus(s: CaptureStatus): StageStatus {
   return {
     service: "capture",
     state: s.state,
     sourceId: s.sourceId,
-    position: s.position,
-    gtid: s.gtid,
+    position: s.position.toString(),
+    gtid: s.position.gtid,
     lagSeconds: s.lagSeconds,
     backlog: BigInt(s.journal.entries),
     backlogBytes: BigInt(s.journal.bytes),
     changesTotal: BigInt(s.rowsCaptured),
     lastError: s.lastError,
+    sourcePosition: s.position.toWire(""),
+    streamSeq: 0n,
     details: {
       rowsPublished: String(s.rowsPublished),
       transactions: String(s.txnsCaptured),
@@ -125,7 +112,7 @@ export function stageStatus(s: CaptureStatus): StageStatus {
       ...(s.snapshot
         ? {
             snapshotId: s.snapshot.id,
-            snapshotTable: s.snapshot.table,
+            snapshotTable: formatTableRef(s.snapshot.table),
             snapshotRows: String(s.snapshot.rowsRead),
             snapshotEstimatedRows: String(s.snapshot.estimatedRows),
             snapshotTablesLeft: String(s.snapshot.tablesLeft),

@@ -1,8 +1,8 @@
-import { decodeBatch, encodeBatch, Headers } from "@dfs/codec";
+import { decodeBatch, encodeBatch, Headers, messageIds, type TableRef } from "@dfs/codec";
 import { subjects } from "@dfs/nats";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
-import type { Rejected } from "./apply.js";
+import type { Rejected } from "./sink.js";
 
 /** Headers of a dead letter, besides Dfs-Kind. */
 export const DlqHeaders = {
@@ -24,25 +24,52 @@ export async function publishDeadLetters(
   consumer: string,
   rejected: Rejected[],
 ): Promise<void> {
-  const js = jetstream(nc);
   await Promise.all(
-    rejected.map(async (r) => {
-      const origin = r.change.origin;
-      if (!origin) throw new Error("a dead letter needs the change's envelope");
-      const h = headers();
-      h.set(Headers.kind, "batch");
-      h.set(DlqHeaders.error, r.error.replace(/[\r\n]+/g, " ").slice(0, 2000));
-      h.set(DlqHeaders.errno, String(r.errno ?? ""));
-      h.set(DlqHeaders.streamSeq, String(r.change.seq));
-      h.set(DlqHeaders.rowIndex, String(r.change.rowIndex));
-      h.set(DlqHeaders.consumer, consumer);
-      const payload = encodeBatch({ ...origin.batch, rows: [origin.row] });
-      await js.publish(subjects.dlq(sourceId, origin.batch.db, origin.batch.table), payload, {
-        msgID: `dlq:${consumer}:${r.change.seq}:${r.change.rowIndex}`,
-        headers: h,
-      });
+    rejected.map((r) => {
+      const { batch, row, seq, rowIndex } = r.change;
+      const payload = encodeBatch({ ...batch, rows: [row] });
+      return publishDeadLetter(nc, sourceId, consumer, batch, payload, r, seq, rowIndex);
     }),
   );
+}
+
+/**
+ * Dead-letters a whole stream message that cannot be decoded (an unknown op, a malformed image),
+ * exactly as it came, with the reason.
+ */
+export async function deadLetterMessage(
+  nc: NatsConnection,
+  sourceId: string,
+  consumer: string,
+  table: TableRef,
+  payload: Uint8Array,
+  seq: number,
+  error: string,
+): Promise<void> {
+  await publishDeadLetter(nc, sourceId, consumer, table, payload, { error, errno: undefined }, seq, -1);
+}
+
+async function publishDeadLetter(
+  nc: NatsConnection,
+  sourceId: string,
+  consumer: string,
+  table: TableRef,
+  payload: Uint8Array,
+  why: { error: string; errno: number | undefined },
+  seq: number,
+  rowIndex: number,
+): Promise<void> {
+  const h = headers();
+  h.set(Headers.kind, "batch");
+  h.set(DlqHeaders.error, why.error.replace(/[\r\n]+/g, " ").slice(0, 2000));
+  h.set(DlqHeaders.errno, String(why.errno ?? ""));
+  h.set(DlqHeaders.streamSeq, String(seq));
+  h.set(DlqHeaders.rowIndex, String(rowIndex));
+  h.set(DlqHeaders.consumer, consumer);
+  await jetstream(nc).publish(subjects.dlq(sourceId, table.db, table.table), payload, {
+    msgID: messageIds.deadLetter(consumer, seq, rowIndex),
+    headers: h,
+  });
 }
 
 export interface DlqEntry {

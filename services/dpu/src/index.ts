@@ -1,6 +1,8 @@
-export { Applier, type Rejected } from "./apply.js";
-export { type DlqEntry, deleteDeadLetter, listDeadLetters, publishDeadLetters } from "./dlq.js";
-export { type Change, planStatements, quoteId, type Statement, type TargetTable } from "./plan.js";
-export { type ReplayResult, replayDeadLetters } from "./replay.js";
-export { type DpuService, type DpuStatus, startDpu } from "./service.js";
-export { mapDdl, TargetCatalog } from "./target.js";
+/**
+ * @dfs/dpu: JetStream -> target. `startDpu` builds and runs the service; `listDeadLetters` and
+ * `replayFromConfig` serve `dfs dlq`. Its parts are internal (see docs/dpu.md).
+ */
+export { type DlqEntry, listDeadLetters } from "./dlq.js";
+export { type ReplayResult, replayFromConfig } from "./replay.js";
+export type { DpuService, DpuStatus } from "./runtime.js";
+export { type DpuDeps, startDpu } from "./service.js";

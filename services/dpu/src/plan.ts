@@ -1,44 +1,12 @@
 import type { SqlValue } from "@dfs/codec";
-import type { ChangeBatch, RowChange } from "@dfs/proto";
-
-/** What the DPU knows of a target table. */
-export interface TargetTable {
-  /** Target database and table names (after mapping). */
-  db: string;
-  table: string;
-  /** Column names of the target table. */
-  columns: Set<string>;
-  /** Columns that identify a row: the primary key, else a unique key of NOT NULL columns, else none. */
-  key: string[];
-  keyKind: "primary" | "unique" | "none";
-}
-
-/** One row change in stream order, with the stream message it came from. */
-export interface Change {
-  op: "c" | "u" | "d" | "r";
-  before: Record<string, SqlValue> | null;
-  after: Record<string, SqlValue> | null;
-  /** Stream sequence of the message and the row's index in its transaction: its identity. */
-  seq: number;
-  rowIndex: number;
-  table: TargetTable;
-  /** The envelope it was decoded from, to dead-letter it as it came. */
-  origin?: { batch: ChangeBatch; row: RowChange };
-}
+import { quoteId, quoteTable } from "@dfs/mysql";
+import type { Change, TargetTable } from "./sink.js";
 
 /** A parameterised statement and the changes it carries (for dead-lettering). */
 export interface Statement {
   sql: string;
   params: unknown[];
   changes: Change[];
-}
-
-export function quoteId(name: string): string {
-  return `\`${name.replace(/`/g, "``")}\``;
-}
-
-function tableRef(t: TargetTable): string {
-  return `${quoteId(t.db)}.${quoteId(t.table)}`;
 }
 
 type Kind = "upsert" | "delete" | "insert" | "delete-image";
@@ -95,7 +63,7 @@ export function planStatements(changes: readonly Change[], statementRows: number
     runs.push({ kind, table, columns, rows: [image], changes: [change] });
   };
   for (const ch of changes) {
-    const t = ch.table;
+    const t = ch.target;
     const keyed = t.keyKind !== "none";
     if (ch.op === "c" || ch.op === "r") {
       push(keyed ? "upsert" : "insert", t, ch.after!, ch);
@@ -121,7 +89,7 @@ function toStatement(run: Run): Statement {
     case "insert": {
       const tuple = `(${cols.map(() => "?").join(",")})`;
       for (const row of run.rows) for (const c of cols) params.push(row[c] ?? null);
-      let sql = `INSERT INTO ${tableRef(t)} (${cols.map(quoteId).join(",")}) VALUES ${run.rows.map(() => tuple).join(",")}`;
+      let sql = `INSERT INTO ${quoteTable(t.ref)} (${cols.map(quoteId).join(",")}) VALUES ${run.rows.map(() => tuple).join(",")}`;
       if (run.kind === "upsert") {
         const keys = new Set(t.key);
         const set = cols.filter((c) => !keys.has(c));
@@ -139,14 +107,14 @@ function toStatement(run: Run): Statement {
         cols.length === 1
           ? `${quoteId(cols[0]!)} IN (${run.rows.map(() => "?").join(",")})`
           : `(${cols.map(quoteId).join(",")}) IN (${run.rows.map(() => `(${cols.map(() => "?").join(",")})`).join(",")})`;
-      return { sql: `DELETE FROM ${tableRef(t)} WHERE ${where}`, params, changes: run.changes };
+      return { sql: `DELETE FROM ${quoteTable(t.ref)} WHERE ${where}`, params, changes: run.changes };
     }
     case "delete-image": {
       const row = run.rows[0]!;
       // <=> matches NULL to NULL: the row equal to the before image, one of them if there are twins.
       const where = cols.map((c) => `${quoteId(c)} <=> ?`).join(" AND ");
       for (const c of cols) params.push(row[c] ?? null);
-      return { sql: `DELETE FROM ${tableRef(t)} WHERE ${where} LIMIT 1`, params, changes: run.changes };
+      return { sql: `DELETE FROM ${quoteTable(t.ref)} WHERE ${where} LIMIT 1`, params, changes: run.changes };
     }
   }
 }

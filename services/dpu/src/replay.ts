@@ -1,10 +1,10 @@
-import { createLogger, errorMessage } from "@dfs/common";
-import { type DfsConfig, parseMysqlUrl } from "@dfs/config";
-import { connectNats } from "@dfs/nats";
-import { Applier } from "./apply.js";
-import { changesOf, decodeBatch } from "./changes.js";
+import { decodeBatch, decodeChanges, formatTableRef } from "@dfs/codec";
+import { ConfigError, DataError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
+import type { DfsConfig } from "@dfs/config";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { deleteDeadLetter, listDeadLetters } from "./dlq.js";
-import { TargetCatalog } from "./target.js";
+import { mysqlSinkOf } from "./mysql-sink.js";
+import type { Sink } from "./sink.js";
 
 export interface ReplayResult {
   seq: number;
@@ -14,51 +14,59 @@ export interface ReplayResult {
 }
 
 /**
- * Applies dead letters to the target again (after the cause was fixed) with the DPU's own
- * statement path; each one that commits is removed from the dead-letter stream.
+ * Applies dead letters again (after the cause was fixed) through a sink (the running DPU's own, or
+ * one built the same way by `dfs dlq replay`) and the same decoding as the stream; each one that
+ * commits is removed from the dead-letter stream. `seqs` picks dead letters (empty = all).
  */
-export async function replayDeadLetters(cfg: DfsConfig, seqs: number[] = []): Promise<ReplayResult[]> {
-  if (!cfg.target) throw new Error("target: replaying dead letters needs a target (target.url)");
-  const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
-  const t = parseMysqlUrl(cfg.target.url);
-  const targetDb = cfg.target.database;
-  const catalog = new TargetCatalog({ mapDb: (db) => targetDb ?? db, log });
+export async function replayDeadLetters(
+  nc: NatsConnection,
+  sourceId: string,
+  sink: Pick<Sink, "describe" | "replay">,
+  seqs: readonly number[] = [],
+): Promise<ReplayResult[]> {
+  const results: ReplayResult[] = [];
+  const wanted = new Set(seqs);
+  for (const entry of await listDeadLetters(nc, sourceId)) {
+    if (wanted.size > 0 && !wanted.has(entry.seq)) continue;
+    const batch = decodeBatch(entry.payload);
+    const ref = { db: batch.db, table: batch.table };
+    const name = formatTableRef(ref);
+    try {
+      const target = await sink.describe(ref);
+      if (!target) throw new DataError(ErrorCode.OBJECT_MISSING, `target table for ${name} does not exist`);
+      const changes = decodeChanges(batch).map((d) => ({ ...d, seq: entry.streamSeq, target }));
+      await sink.replay(changes);
+      await deleteDeadLetter(nc, sourceId, entry.seq);
+      results.push({ seq: entry.seq, table: name, ok: true });
+    } catch (err) {
+      results.push({ seq: entry.seq, table: name, ok: false, error: errorMessage(err) });
+    }
+  }
+  return results;
+}
+
+/** `dfs dlq replay` without a running DPU: the DPU's sink and decoding, on their own. */
+export async function replayFromConfig(
+  cfg: DfsConfig,
+  nc: NatsConnection,
+  seqs: readonly number[],
+  log: Logger,
+): Promise<ReplayResult[]> {
+  if (!cfg.target)
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [
+      "target: replaying dead letters needs a target (target.url)",
+    ]);
   const stop = new AbortController();
-  const applier = new Applier({
-    connection: { host: t.host, port: t.port, user: t.user, password: t.password },
-    catalog,
-    consumer: `${cfg.source.id}:dlq-replay`,
-    metaDatabase: cfg.dpu.metaDatabase,
-    statementRows: cfg.dpu.batch.statementRows,
-    retry: { initialMs: cfg.dpu.retry.initialMs, maxMs: Math.min(cfg.dpu.retry.maxMs, 2000) },
+  const sink = mysqlSinkOf(cfg, {
     log,
     signal: stop.signal,
     deadLetter: async () => {},
+    consumer: "dlq-replay",
   });
-  const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq-replay" });
-  const results: ReplayResult[] = [];
   try {
-    const wanted = new Set(seqs);
-    for (const entry of await listDeadLetters(nc, cfg.source.id)) {
-      if (wanted.size > 0 && !wanted.has(entry.seq)) continue;
-      const batch = decodeBatch(entry.payload);
-      const name = `${batch.db}.${batch.table}`;
-      try {
-        const table = await applier.withRetry("describe", (conn) =>
-          catalog.table(conn, batch.db, batch.table),
-        );
-        if (!table) throw new Error(`target table ${catalog.mapDb(batch.db)}.${batch.table} does not exist`);
-        await applier.applyDirect(changesOf(batch, entry.streamSeq, table));
-        await deleteDeadLetter(nc, cfg.source.id, entry.seq);
-        results.push({ seq: entry.seq, table: name, ok: true });
-      } catch (err) {
-        results.push({ seq: entry.seq, table: name, ok: false, error: errorMessage(err) });
-      }
-    }
+    return await replayDeadLetters(nc, cfg.source.id, sink, seqs);
   } finally {
     stop.abort();
-    await applier.close();
-    await nc.close();
+    await sink.close();
   }
-  return results;
 }

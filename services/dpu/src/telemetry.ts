@@ -9,9 +9,8 @@ import {
   setState,
 } from "@dfs/metrics";
 import type { StageStatus } from "@dfs/proto";
-import type { ApplierEvents, Rejected } from "./apply.js";
-import type { Change, Statement } from "./plan.js";
-import type { DpuStatus } from "./service.js";
+import type { DpuStatus } from "./runtime.js";
+import type { Change, Rejected, SinkEvents } from "./sink.js";
 
 /**
  * Collapses the repeated row groups of a multi-row statement ("(?, ?), (?, ?), ..." becomes
@@ -26,7 +25,7 @@ export function summarizeSql(sql: string, max = 400): string {
 }
 
 /** Metrics, the recent-activity log and the control plane's StageStatus of one DPU. */
-export class DpuTelemetry implements ApplierEvents {
+export class DpuTelemetry implements SinkEvents {
   readonly registry: Registry;
   readonly service: ServiceMetrics;
   readonly m: DpuMetrics;
@@ -42,8 +41,8 @@ export class DpuTelemetry implements ApplierEvents {
     setState(this.service, "starting");
   }
 
-  statement(st: Statement, ms: number): void {
-    const t = st.changes[0]?.table;
+  statement(st: { sql: string; changes: readonly Change[] }, ms: number): void {
+    const t = st.changes[0]?.target.ref;
     this.activity.add({
       kind: "dml",
       db: t?.db ?? "",
@@ -63,15 +62,15 @@ export class DpuTelemetry implements ApplierEvents {
     while (i < changes.length) {
       const c = changes[i]!;
       let j = i + 1;
-      while (j < changes.length && changes[j]!.table === c.table && changes[j]!.op === c.op) j++;
-      this.m.applied.inc({ db: c.table.db, table: c.table.table, op: c.op }, j - i);
+      while (j < changes.length && changes[j]!.target === c.target && changes[j]!.op === c.op) j++;
+      this.m.applied.inc({ db: c.target.ref.db, table: c.target.ref.table, op: c.op }, j - i);
       i = j;
     }
   }
 
   rejected(rejected: readonly Rejected[]): void {
     for (const r of rejected) {
-      const t = r.change.table;
+      const t = r.change.target.ref;
       this.m.deadLettered.inc({ db: t.db, table: t.table });
       this.service.errors.inc({ kind: "data" });
       this.activity.add({
@@ -121,15 +120,19 @@ export function stageStatus(s: DpuStatus, sourceId: string, stream: string): Sta
     service: "dpu",
     state: s.state,
     sourceId,
-    position: String(s.appliedSeq),
-    gtid: "",
+    position: s.position.toString(),
+    gtid: s.position.gtid,
     lagSeconds: s.lagSeconds,
     backlog: BigInt(s.pending),
     backlogBytes: 0n,
     changesTotal: BigInt(s.rowsApplied),
     lastError: s.lastError,
+    sourcePosition: s.position.toWire(""),
+    streamSeq: BigInt(s.appliedSeq),
     details: {
       stream,
+      streamSeq: String(s.appliedSeq),
+      ...(s.waitingFor ? { waitingFor: s.waitingFor } : {}),
       consumer: s.consumer,
       deadLettered: String(s.deadLettered),
       retries: String(s.retries),

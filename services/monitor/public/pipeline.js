@@ -82,7 +82,7 @@ function serviceLines(s) {
     ];
   if (s.kind === "dpu")
     return [
-      ["applied seq", s.position || "–", `position-${id}`],
+      ["applied to", s.position || (s.streamSeq ? `seq ${count(s.streamSeq)}` : "–"), `position-${id}`],
       ["lag", seconds(s.lagSeconds), `lag-${id}`],
       ["pending", count(s.backlog), `backlog-${id}`],
       ["applied", rate(s.rate), `rate-${id}`],

@@ -1,3 +1,4 @@
+import { formatTableRef, fromTableKey, parseTableRef, type TableRef, tableKey } from "@dfs/codec";
 /**
  * Gathers the pipeline's state: every poll interval, each watched service's Status, its new
  * Activity items, its dead letters (DPU) and its /metrics, turned into one MonitorState for the
@@ -91,6 +92,7 @@ function emptyView(svc: WatchedService): ServiceView {
     state: "starting",
     error: "",
     position: "",
+    streamSeq: 0,
     gtid: "",
     lagSeconds: 0,
     backlog: 0,
@@ -203,9 +205,9 @@ export class Poller {
         case "resume":
           return `${service}: ${(await c.resume()).state}`;
         case "snapshot": {
-          const tables = stringList(args.tables, "tables");
+          const tables = tableList(args.tables);
           const res = await c.snapshot(tables);
-          const what = tables.length > 0 ? tables.join(", ") : "every included table";
+          const what = tables.length > 0 ? tables.map(formatTableRef).join(", ") : "every included table";
           return `${service}: snapshot ${res.snapshotId} of ${what} started`;
         }
         case "replayDlq": {
@@ -300,10 +302,7 @@ export class Poller {
       v.publishedRate = rate(now.published, prev.published);
     }
     slot.prev = now;
-    if (slot.svc.kind === "dpu" && !v.position) {
-      const seq = sumOf(samples, "dfs_dpu_applied_sequence");
-      if (seq) v.position = String(seq);
-    }
+    if (slot.svc.kind === "dpu" && !v.streamSeq) v.streamSeq = sumOf(samples, "dfs_dpu_applied_sequence");
   }
 
   private async readActivity(slot: Slot): Promise<void> {
@@ -409,11 +408,12 @@ export function tableRows(
   slots: readonly { svc: { kind: ServiceKind }; samples: readonly Sample[] }[],
 ): TableRow[] {
   const rows = new Map<string, TableRow>();
-  const row = (key: string) => {
+  const row = (ref: TableRef) => {
+    const key = tableKey(ref);
     let r = rows.get(key);
     if (!r) {
       r = {
-        table: key,
+        table: formatTableRef(ref),
         target: "",
         captured: { c: 0, u: 0, d: 0, r: 0 },
         published: 0,
@@ -426,32 +426,46 @@ export function tableRows(
   const applied: Sample[] = [];
   for (const slot of slots) {
     for (const s of slot.samples) {
-      const key = `${s.labels.db ?? ""}.${s.labels.table ?? ""}`;
+      const ref = refOf(s);
       const op = s.labels.op as (typeof OPS)[number];
-      if (s.name === "dfs_capture_changes_total" && OPS.includes(op)) row(key).captured[op] += s.value;
-      else if (s.name === "dfs_capture_published_changes_total") row(key).published += s.value;
+      if (s.name === "dfs_capture_changes_total" && OPS.includes(op)) row(ref).captured[op] += s.value;
+      else if (s.name === "dfs_capture_published_changes_total") row(ref).published += s.value;
       else if (s.name === "dfs_dpu_changes_applied_total" && OPS.includes(op)) applied.push(s);
     }
   }
-  const captured = [...rows.keys()];
+  const captured = [...rows.keys()].map(fromTableKey);
   for (const s of applied) {
-    const key = `${s.labels.db ?? ""}.${s.labels.table ?? ""}`;
-    let r = rows.get(key);
+    const ref = refOf(s);
+    let r = rows.get(tableKey(ref));
     if (!r) {
-      const same = captured.filter((k) => k.slice(k.indexOf(".") + 1) === (s.labels.table ?? ""));
-      r = same.length === 1 ? rows.get(same[0]!)! : row(key);
-      if (r.table !== key) r.target = key;
+      const same = captured.filter((c) => c.table === ref.table);
+      r = same.length === 1 ? rows.get(tableKey(same[0]!))! : row(ref);
+      const name = formatTableRef(ref);
+      if (r.table !== name) r.target = name;
     }
     r.applied[s.labels.op as (typeof OPS)[number]] += s.value;
   }
   return [...rows.values()].sort((a, b) => a.table.localeCompare(b.table));
 }
 
-function stringList(v: unknown, what: string): string[] {
+/** Tables named by the page: "db.table" (quoted as formatTableRef writes it) or {db, table}. */
+function tableList(v: unknown): TableRef[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.length > 1000 || !v.every((t) => typeof t === "string" && t.length <= 200))
-    throw new Error(`${what} must be a list of "db.table" names`);
-  return v as string[];
+  const ok = (t: unknown) =>
+    (typeof t === "string" && t.length <= 300) ||
+    (typeof t === "object" &&
+      t !== null &&
+      typeof (t as TableRef).db === "string" &&
+      typeof (t as TableRef).table === "string");
+  if (!Array.isArray(v) || v.length > 1000 || !v.every(ok))
+    throw new Error('tables must be a list of "db.table" names');
+  return v.map((t) =>
+    typeof t === "string" ? parseTableRef(t) : { db: (t as TableRef).db, table: (t as TableRef).table },
+  );
+}
+
+function refOf(s: Sample): TableRef {
+  return { db: s.labels.db ?? "", table: s.labels.table ?? "" };
 }
 
 function seqList(v: unknown): number[] {

@@ -19,6 +19,8 @@ export interface ServiceView {
   error: string;
   /** capture: binlog file:pos; dpu: the applied stream sequence. */
   position: string;
+  /** The stream sequence applied up to (dpu); 0 for other services. */
+  streamSeq: number;
   gtid: string;
   lagSeconds: number;
   backlog: number;
@@ -154,11 +156,20 @@ export function statusFields(
   s: StageStatus,
 ): Pick<
   ServiceView,
-  "state" | "position" | "gtid" | "lagSeconds" | "backlog" | "backlogBytes" | "changesTotal" | "details"
+  | "state"
+  | "position"
+  | "streamSeq"
+  | "gtid"
+  | "lagSeconds"
+  | "backlog"
+  | "backlogBytes"
+  | "changesTotal"
+  | "details"
 > & { lastError: string } {
   return {
     state: (STATES.has(s.state) ? s.state : "error") as Health,
     position: s.position,
+    streamSeq: num(s.streamSeq),
     gtid: s.gtid,
     lagSeconds: s.lagSeconds,
     backlog: num(s.backlog),

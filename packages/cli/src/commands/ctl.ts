@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { parseTableRef } from "@dfs/codec";
 import { type DfsConfig, loadConfig } from "@dfs/config";
 import { ControlCallError, type ControlClient, connectControl, type ServiceKind } from "@dfs/control";
 
@@ -67,13 +68,13 @@ async function call(client: ControlClient, method: string, args: string[], table
     case "activity":
       return client.activity(0, 50);
     case "snapshot":
-      return client.snapshot(args);
+      return client.snapshot(args.map(parseTableRef));
     case "set-position":
       if (args.length !== 1)
         throw new Error("set-position takes one position: earliest, latest, file:pos, GTID");
       return client.setPosition(args[0]!);
     case "dlq-list":
-      return client.listDlq({ table: table ?? "" });
+      return client.listDlq(table ? { table: parseTableRef(table) } : {});
     case "dlq-replay": {
       const seqs = args.map(Number);
       if (seqs.some((n) => !Number.isInteger(n) || n <= 0))

@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { startCapture } from "@dfs/capture";
-import { decodeBatch, expandBatch, Headers, type SqlValue } from "@dfs/codec";
+import { decodeBatch, decodeChanges, Headers, type SqlValue } from "@dfs/codec";
 import { createLogger, ErrorCode, waitFor } from "@dfs/common";
 import { loadConfig } from "@dfs/config";
 import { startDpu } from "@dfs/dpu";
@@ -101,7 +101,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     for await (const m of messages) {
       const kind = m.headers?.get(Headers.kind);
       if (kind !== "batch") continue;
-      const events = expandBatch(decodeBatch(m.data));
+      const events = decodeChanges(decodeBatch(m.data));
       changes += events.length;
       // Bulk statements arrive as batches of many rows: show the first few of each.
       for (const e of events.slice(0, 3)) {

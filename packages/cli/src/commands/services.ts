@@ -1,10 +1,11 @@
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { startCapture } from "@dfs/capture";
+import { formatTableRef } from "@dfs/codec";
 import { createLogger, DfsError, ErrorCode } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { describeConfig, loadConfig } from "@dfs/config";
-import { listDeadLetters, replayDeadLetters, startDpu } from "@dfs/dpu";
+import { listDeadLetters, replayFromConfig, startDpu } from "@dfs/dpu";
 import { startMonitor } from "@dfs/monitor";
 import { connectNats } from "@dfs/nats";
 import { ensureControlToken, type Hosted, monitorConfigFor } from "./hosted.js";
@@ -118,7 +119,7 @@ export async function runDlq(argv: string[]): Promise<number> {
       const entries = await listDeadLetters(nc, cfg.source.id);
       console.log("SEQ\tTABLE\tSTREAM_SEQ\tROW\tERRNO\tERROR");
       for (const e of entries)
-        console.log(`${e.seq}\t${e.db}.${e.table}\t${e.streamSeq}\t${e.rowIndex}\t${e.errno}\t${e.error}`);
+        console.log(`${e.seq}\t${formatTableRef(e)}\t${e.streamSeq}\t${e.rowIndex}\t${e.errno}\t${e.error}`);
       console.error(`${entries.length} dead letter(s)`);
     } finally {
       await nc.close();
@@ -126,7 +127,9 @@ export async function runDlq(argv: string[]): Promise<number> {
     return 0;
   }
   if (action === "replay") {
-    const results = await replayDeadLetters(cfg, seqs);
+    const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq-replay" });
+    const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
+    const results = await replayFromConfig(cfg, nc, seqs, log).finally(() => nc.close());
     for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);
     const failed = results.filter((r) => !r.ok).length;
     console.error(`${results.length - failed} replayed, ${failed} failed`);

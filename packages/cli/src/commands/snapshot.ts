@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { parseTableRef } from "@dfs/codec";
 import { waitFor } from "@dfs/common";
 import { connectControl } from "@dfs/control";
 import { controlTarget } from "./ctl.js";
@@ -21,7 +22,7 @@ export async function runSnapshot(argv: string[]): Promise<number> {
   const { address, token } = controlTarget("capture", values);
   const client = connectControl("capture", address, { token });
   try {
-    const { snapshotId } = await client.snapshot(positionals);
+    const { snapshotId } = await client.snapshot(positionals.map(parseTableRef));
     console.log(`snapshot ${snapshotId} started`);
     if (!values.wait) return 0;
     let last = "";

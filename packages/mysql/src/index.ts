@@ -1,0 +1,35 @@
+/**
+ * @dfs/mysql: the project's adapter to MySQL and MariaDB. Endpoints are parsed from URLs once;
+ * sessions are opened with the project's settings and throw only classified errors; identifiers
+ * are quoted by one helper; keys are discovered by one function.
+ */
+export {
+  type ColumnInfo,
+  describeTable,
+  showCreateDatabase,
+  showCreateTable,
+  type TableDescription,
+} from "./describe.js";
+export {
+  DEFAULT_MYSQL_PORT,
+  endpointName,
+  type MysqlEndpoint,
+  mysqlUrlProblem,
+  parseMysqlUrl,
+} from "./endpoint.js";
+export {
+  classifyMysqlError,
+  kindOf,
+  MysqlErrno,
+  type MysqlErrorKind,
+  type MysqlRole,
+  mysqlErrorKind,
+} from "./errors.js";
+export { quoteId, quoteTable } from "./quote.js";
+export {
+  APPLY_SESSION,
+  connectionOptions,
+  MysqlSession,
+  READ_SESSION,
+  type SessionOptions,
+} from "./session.js";

@@ -1,0 +1,122 @@
+import mysql from "mysql2/promise";
+import { endpointName, type MysqlEndpoint } from "./endpoint.js";
+import { classifyMysqlError, type MysqlRole } from "./errors.js";
+
+/**
+ * Session settings of a connection that writes changes to a target: TIMESTAMP values travel in
+ * UTC; strict mode, so a value the column cannot hold is an error (dead-lettered), never silently
+ * truncated; zero dates and an explicit 0 in AUTO_INCREMENT columns kept as the source had them;
+ * FK checks off, as a replica applies (the stream is already in the source's order).
+ */
+export const APPLY_SESSION = [
+  "SET SESSION time_zone = '+00:00'",
+  "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+  "SET SESSION foreign_key_checks = 0",
+  "SET NAMES utf8mb4",
+] as const;
+
+/** Session settings of a connection that reads rows to publish (snapshots): TIMESTAMPs in UTC. */
+export const READ_SESSION = ["SET SESSION time_zone = '+00:00'", "SET NAMES utf8mb4"] as const;
+
+export interface SessionOptions {
+  role: MysqlRole;
+  /** Statements run once the connection is open (APPLY_SESSION, READ_SESSION, ...). */
+  setup?: readonly string[];
+  connectTimeoutMs?: number;
+  multipleStatements?: boolean;
+}
+
+/** The options every mysql2 or zongji connection of an endpoint is opened with. */
+export function connectionOptions(e: MysqlEndpoint): {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database?: string;
+} {
+  return {
+    host: e.host,
+    port: e.port,
+    user: e.user,
+    password: e.password,
+    ...(e.database ? { database: e.database } : {}),
+  };
+}
+
+/**
+ * One connection to a MySQL/MariaDB server. Values come back exact: BIGINT and DECIMAL as
+ * strings, temporals as the server's text. Every error it throws is classified (errors.ts).
+ */
+export class MysqlSession {
+  private dead = false;
+
+  private constructor(
+    readonly raw: mysql.Connection,
+    readonly role: MysqlRole,
+    /** "source 127.0.0.1:13306": for messages. */
+    readonly where: string,
+  ) {
+    raw.on("error", () => {
+      this.dead = true;
+    });
+  }
+
+  /** Opens a session and runs its setup; a refused or failed connect is a classified error. */
+  static async open(endpoint: MysqlEndpoint, options: SessionOptions): Promise<MysqlSession> {
+    const where = `${options.role} ${endpointName(endpoint)}`;
+    let raw: mysql.Connection;
+    try {
+      raw = await mysql.createConnection({
+        ...connectionOptions(endpoint),
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        dateStrings: true,
+        charset: "utf8mb4",
+        connectTimeout: options.connectTimeoutMs ?? 10_000,
+        multipleStatements: options.multipleStatements ?? false,
+      });
+    } catch (err) {
+      throw classifyMysqlError(err, options.role, `cannot connect to the ${where}`);
+    }
+    const session = new MysqlSession(raw, options.role, where);
+    try {
+      for (const sql of options.setup ?? []) await session.query(sql);
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
+    return session;
+  }
+
+  /** False once the connection failed (it is then closed; open a new one). */
+  get alive(): boolean {
+    return !this.dead;
+  }
+
+  /** Runs a statement with `?` parameters; returns the rows (or the result header). */
+  async query<T = Record<string, unknown>[]>(sql: string, params?: readonly unknown[]): Promise<T> {
+    try {
+      const [rows] = await this.raw.query(sql, params as unknown[]);
+      return rows as T;
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) this.dead = true;
+      throw classifyMysqlError(err, this.role, this.where);
+    }
+  }
+
+  /** A query with mysql2's options (raw type casting, rows as arrays), for the snapshot reader. */
+  async queryOptions<T>(options: mysql.QueryOptions): Promise<T> {
+    try {
+      const [rows] = await this.raw.query(options);
+      return rows as T;
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) this.dead = true;
+      throw classifyMysqlError(err, this.role, this.where);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.dead = true;
+    await this.raw.end().catch(() => this.raw.destroy());
+  }
+}

@@ -1,4 +1,4 @@
-import { DfsError } from "@dfs/common";
+import { DfsError, ErrorCode } from "@dfs/common";
 import { ControlCallError } from "@dfs/control";
 import { runStackCli } from "@dfs/stack";
 import { runBench } from "./commands/bench.js";
@@ -28,9 +28,19 @@ Commands:
 Not built yet (each answers with exit code 2): relmgr, verify, archive.
 
 Environment variables override the config file: DFS_SOURCE_URL, DFS_TARGET_URL, DFS_NATS_URL, ...
-(docs/configuration.md lists them all).`;
+(docs/configuration.md lists them all).
+
+Exit codes: 0 stopped cleanly; 1 stopped on an error (the message names it); 2 bad usage or config.`;
 
 const PLANNED = new Set(["relmgr", "verify", "archive"]);
+
+/**
+ * Exit codes: 0 a clean stop; 1 the service stopped on an error (a server refused, a checkpoint was
+ * purged, ...); 2 bad usage or a bad config, before anything ran.
+ */
+function exitCodeOf(err: DfsError): number {
+  return err.code === ErrorCode.CONFIG_INVALID || err.code === ErrorCode.CONFIG_UNREADABLE ? 2 : 1;
+}
 
 /** Runs one dfs command; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -79,7 +89,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof DfsError) {
       console.error(`dfs ${command}: ${err.code}: ${err.message}`);
-      return 2;
+      return exitCodeOf(err);
     }
     throw err;
   }

@@ -167,7 +167,8 @@ export function classifyMysqlError(err: unknown, role: MysqlRole, where: string)
   if (isDfsError(err)) return err;
   const kind = mysqlErrorKind(err);
   const e = (err && typeof err === "object" ? err : {}) as DriverError;
-  const errno = typeof e.errno === "number" ? e.errno : undefined;
+  // Node's socket errors carry negative errnos (-111 for ECONNREFUSED): only the server's count.
+  const errno = typeof e.errno === "number" && e.errno > 0 ? e.errno : undefined;
   const hint = HINTS[kind];
   const message = `${where}: ${errorMessage(err)}${errno ? ` (errno ${errno})` : ""}${hint ? `; ${hint}` : ""}`;
   const options = { cause: err, errno, details: { kind, errno, sqlState: e.sqlState } };

@@ -42,6 +42,7 @@ export interface JournalWriterOptions {
 export class JournalWriter {
   private assembler!: Assembler;
   private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | null = null;
   private txnsCounted = 0;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private trimTimer: NodeJS.Timeout | null = null;
@@ -74,7 +75,7 @@ export class JournalWriter {
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       const ms = this.o.groupCommitMs;
-      if (ms > 0) setTimeout(() => this.flush(), ms);
+      if (ms > 0) this.flushTimer = setTimeout(() => this.flush(), ms);
       else setImmediate(() => this.flush());
     }
   }
@@ -82,6 +83,8 @@ export class JournalWriter {
   /** Writes every complete transaction held in memory. */
   flush(): void {
     this.flushScheduled = false;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     try {
       this.assembler.flush();
     } catch (err) {
@@ -130,6 +133,7 @@ export class JournalWriter {
   close(): void {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     try {
       this.assembler.flush();
       this.o.journal.markPublished(this.o.acked());

@@ -35,7 +35,15 @@ export interface ReaderSupervisorOptions {
   /** A failure that is retried, for metrics and the activity log. */
   onRetry?(err: DfsError): void;
   signal: AbortSignal;
+  /** Makes the reader (a BinlogReader; tests pass a stand-in). */
+  createReader?(options: ReaderOptions): BinlogReaderLike;
 }
+
+/** What the supervisor uses of a binlog reader. */
+export type BinlogReaderLike = Pick<
+  BinlogReader,
+  "start" | "position" | "pause" | "resume" | "stop" | "isPaused"
+>;
 
 /**
  * Keeps one binlog reader running. zongji has no reconnect: when the reader fails with a passing
@@ -46,7 +54,7 @@ export interface ReaderSupervisorOptions {
  * resumes a reader a person paused.
  */
 export class ReaderSupervisor {
-  private readonly reader: BinlogReader;
+  private readonly reader: BinlogReaderLike;
   private readonly pauses = new Set<PauseReason>();
   private attempt = 0;
   private restarting = false;
@@ -58,14 +66,15 @@ export class ReaderSupervisor {
   readonly backpressure: Throttle;
 
   constructor(private readonly o: ReaderSupervisorOptions) {
-    this.reader = new BinlogReader({
+    const options: ReaderOptions = {
       ...o.reader,
       onError: (err) => void this.restart(err),
       afterEvent: () => {
         this.attempt = 0;
         o.afterEvent();
       },
-    });
+    };
+    this.reader = o.createReader ? o.createReader(options) : new BinlogReader(options);
     const self = this;
     this.backpressure = {
       pause: () => self.pause("backpressure"),

@@ -293,7 +293,7 @@ export class MysqlSink implements Sink {
         this.o.events?.retry?.(what, err);
         if (transient) await this.close();
         const wait = backoffMs(attempt, this.o.retry.initialMs, this.o.retry.maxMs);
-        this.o.log.warn({ err: this.stats.lastError, retryInMs: wait, what }, "target error; retrying");
+        this.o.log.warn({ err: this.stats.lastError, retryInMs: wait, what }, "cannot go on yet; retrying");
         await sleep(wait, this.o.signal);
       }
     }

@@ -50,9 +50,9 @@ test("DDL events arrive on _ddl in binlog order with the rows, and the schema ve
       "t2 c3",
       `ddl ${db}.t2`,
       "t2 c4",
-      `ddl ${db}.we.ird`,
+      `ddl ${db}.\`we.ird\``,
       "we.ird c1",
-      `ddl ${db}.t2,${db}.we.ird`,
+      `ddl ${db}.t2,${db}.\`we.ird\``,
     ];
     const messages = dataAndDdl(
       await waitForRaw(h.nc, h.id, (ms) => dataAndDdl(ms).length >= expected.length),

@@ -198,7 +198,7 @@ test("bad snapshot requests name every problem", async () => {
         assert.match(err.message, /nokey: has no primary key or NOT NULL unique key/);
         assert.match(err.message, /missing: table .* does not exist/);
         assert.match(err.message, /mysql\.user: not captured/);
-        assert.match(err.message, /plain: name tables as db\.table/);
+        assert.match(err.message, /plain: name tables by database and table/);
         return true;
       },
     );

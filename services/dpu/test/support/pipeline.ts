@@ -72,13 +72,14 @@ export async function openPipeline(
   prefix: string,
   dpu: Record<string, unknown> = {},
   extra: Record<string, unknown> = {},
+  o: { targetUrl?: string } = {},
 ): Promise<Pipeline> {
   await ensureStack();
   const id = uniqueId(prefix);
   const db = `${id}_src`;
   const targetDb = `${id}_dst`;
   const cfg = testConfig(id, db, {
-    target: { url: urls.targetUrl, database: targetDb },
+    target: { url: o.targetUrl ?? urls.targetUrl, database: targetDb },
     dpu: { http: { port: 0 }, grpc: { port: 0 }, retry: { initialMs: "50ms", maxMs: "1s" }, ...dpu },
     ...extra,
   });

@@ -1,0 +1,158 @@
+// The journal writer alone, with a real journal on a temporary file and stand-ins for the rest:
+// group commit, backpressure on the reader, and settling at the checkpoint (no servers).
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { Position, ValueKind } from "@dfs/codec";
+import { createLogger, waitFor } from "@dfs/common";
+import { Op } from "@dfs/proto";
+import { Assembler } from "../../dist/assembler.js";
+import { Journal } from "../../dist/journal.js";
+import { JournalWriter } from "../../dist/journal-writer.js";
+import type { TableInfo } from "../../dist/tables.js";
+import { CaptureTelemetry } from "../../dist/telemetry.js";
+
+const dir = mkdtempSync(join(tmpdir(), "dfs-writer-test-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+const T: TableInfo = {
+  db: "d",
+  table: "t",
+  columns: [{ name: "id", type: "int", charset: "" }],
+  keys: ["id"],
+  kinds: [ValueKind.Int],
+  primaryKey: ["id"],
+  schemaVersion: 1,
+  subject: "dfs.s.d.t",
+};
+const at = (pos: number) => Position.at("mysql-bin.000001", pos, "", "srv");
+
+function setup(
+  o: {
+    groupCommitMs?: number;
+    groupCommitBytes?: number;
+    maxJournalBytes?: number;
+    trimIntervalMs?: number;
+  } = {},
+) {
+  const journal = new Journal(join(dir, `w${n++}.db`));
+  journal.append([], { position: at(4), committedScn: 0, txnOrdinal: 0 });
+  const throttle = { paused: false, pauses: 0, pause: () => {}, resume: () => {} };
+  throttle.pause = () => {
+    throttle.paused = true;
+    throttle.pauses++;
+  };
+  throttle.resume = () => {
+    throttle.paused = false;
+  };
+  let notified = 0;
+  let acked = 0;
+  const writer = new JournalWriter({
+    journal,
+    notify: () => notified++,
+    acked: () => acked,
+    telemetry: new CaptureTelemetry("s"),
+    throttle,
+    position: () => at(4),
+    groupCommitMs: o.groupCommitMs ?? 20,
+    groupCommitBytes: o.groupCommitBytes ?? 1 << 20,
+    maxJournalBytes: o.maxJournalBytes ?? 1 << 30,
+    heartbeatIntervalMs: 60_000,
+    trimIntervalMs: o.trimIntervalMs ?? 60_000,
+    log: createLogger({ level: "fatal" }),
+    onFatal: (e) => {
+      throw e;
+    },
+  });
+  const assembler = new Assembler({
+    sourceId: "s",
+    serverUuid: "srv",
+    journalId: journal.journalId,
+    maxRows: 1000,
+    maxBytes: 1 << 20,
+    maxBufferBytes: 1 << 22,
+    ddlSubject: "dfs.s._ddl",
+    heartbeatSubject: "dfs.s._heartbeat",
+    nextScn: journal.nextScn,
+    txnOrdinal: 0,
+    position: at(4),
+    write: writer.write,
+  });
+  writer.bind(assembler);
+  const txn = (pos: number, ids: number[]) => {
+    assembler.onBegin("", at(pos), 0);
+    assembler.onRows(
+      Op.OP_CREATE,
+      T,
+      ids.map((id) => ({ id })),
+      0,
+    );
+    assembler.onCommit(at(pos + 50), 0);
+    writer.afterEvent();
+  };
+  return {
+    journal,
+    writer,
+    assembler,
+    throttle,
+    txn,
+    notified: () => notified,
+    setAcked: (s: number) => (acked = s),
+  };
+}
+
+describe("JournalWriter", () => {
+  test("complete transactions wait for the group commit window, then share one commit", async () => {
+    const s = setup({ groupCommitMs: 30 });
+    s.txn(100, [1]);
+    s.txn(200, [2]);
+    assert.equal(s.journal.stats().committedScn, 0, "not yet committed: inside the window");
+    await waitFor(() => s.journal.stats().committedScn === 2, { timeoutMs: 2000, what: "the group commit" });
+    assert.equal(s.notified(), 1, "one journal commit for both transactions");
+    assert.equal(s.journal.checkpoint?.position.pos, 250);
+    s.journal.close();
+  });
+
+  test("groupCommitBytes commits at once", () => {
+    const s = setup({ groupCommitMs: 60_000, groupCommitBytes: 1 });
+    s.txn(100, [1]);
+    assert.equal(s.journal.stats().committedScn, 1);
+    s.writer.close();
+    s.journal.close();
+  });
+
+  test("a full journal pauses the reader; once publishing trims it below 80%, the reader resumes", async () => {
+    const s = setup({ groupCommitBytes: 1, maxJournalBytes: 300, trimIntervalMs: 10 });
+    for (let i = 0; i < 20 && !s.throttle.paused; i++) s.txn(100 + i * 100, [i, i + 100, i + 200]);
+    assert.equal(s.throttle.paused, true, "paused at the limit");
+    assert.ok(s.journal.stats().bytes >= 300);
+    s.writer.start();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(s.throttle.paused, true, "nothing acknowledged yet: still paused");
+    s.setAcked(s.journal.stats().committedScn); // the publisher caught up
+    await waitFor(() => !s.throttle.paused, { timeoutMs: 2000, what: "the reader to resume" });
+    assert.equal(s.journal.stats().bytes, 0, "published entries were trimmed");
+    assert.equal(s.throttle.pauses, 1);
+    s.writer.close();
+    s.journal.close();
+  });
+
+  test("settle keeps complete transactions and drops an open one; moveTo sets the new checkpoint", () => {
+    const s = setup({ groupCommitMs: 60_000 });
+    s.txn(100, [1]);
+    s.assembler.onBegin("", at(300), 0);
+    s.assembler.onRows(Op.OP_CREATE, T, [{ id: 2 }], 0);
+    const cp = s.writer.settle();
+    assert.equal(cp.position.pos, 150, "after the complete transaction");
+    assert.equal(cp.committedScn, 1);
+    assert.equal(s.assembler.inTransaction, false, "the open transaction is forgotten (it is read again)");
+    const moved = s.writer.moveTo(at(9000));
+    assert.equal(moved.position.pos, 9000);
+    assert.equal(s.journal.checkpoint?.position.pos, 9000);
+    s.writer.close();
+    s.journal.close();
+  });
+});

@@ -1,0 +1,182 @@
+// The Publisher alone, against a fake stream that behaves like JetStream where it matters: message
+// ids dedupe, an expected-last-id that does not match is refused, acks come back in any order.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { createLogger, waitFor } from "@dfs/common";
+import type { LastPublished, StreamWriter } from "@dfs/nats";
+import type { JournalEntry } from "../../dist/journal.js";
+import { Publisher, type PublishSource } from "../../dist/publisher.js";
+
+const log = createLogger({ level: "fatal" });
+
+interface Stored {
+  subject: string;
+  msgId: string;
+  headers: Record<string, string>;
+}
+
+/** A stream in memory. Acks are held until `release` (to reorder them) unless `autoAck`. */
+class FakeStream implements StreamWriter {
+  stored: Stored[] = [];
+  pending: { resolve(): void; reject(e: Error): void; m: Stored }[] = [];
+  autoAck = true;
+  failNext = 0;
+  maxPending = 0;
+  lastIdSeen = "";
+
+  async publish(
+    subject: string,
+    _payload: Uint8Array,
+    o: { msgId: string; headers: Record<string, string>; expectLastMsgId?: string },
+  ): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error("nats: timeout");
+    }
+    const m = { subject, msgId: o.msgId, headers: o.headers };
+    const last = this.stored.at(-1)?.msgId;
+    const dup = this.stored.some((s) => s.msgId === o.msgId);
+    if (!dup) {
+      if (o.expectLastMsgId !== undefined && o.expectLastMsgId !== last)
+        throw new Error(`wrong last msg id: expected ${o.expectLastMsgId}, stream has ${last}`);
+      this.stored.push(m);
+    }
+    if (this.autoAck) return;
+    await new Promise<void>((resolve, reject) => {
+      this.pending.push({ resolve, reject, m });
+      this.maxPending = Math.max(this.maxPending, this.pending.length);
+    });
+  }
+
+  async last(): Promise<LastPublished | null> {
+    const m = this.stored.at(-1);
+    return m ? { seq: this.stored.length, msgId: m.msgId, headers: m.headers } : null;
+  }
+
+  /** Acknowledges pending publishes in the given order (indexes into `pending`; default all); the rest stay pending. */
+  release(order?: number[]): void {
+    const p = this.pending;
+    const picked = order ?? p.map((_, i) => i);
+    this.pending = p.filter((_, i) => !picked.includes(i));
+    for (const i of picked) p[i]!.resolve();
+  }
+}
+
+function journal(n: number, publishedScn = 0): PublishSource & { entries: JournalEntry[] } {
+  const entries: JournalEntry[] = Array.from({ length: n }, (_, i) => ({
+    scn: i + 1,
+    kind: "batch",
+    subject: `dfs.s.db.t${i % 3}`,
+    msgId: `s:id:${i + 1}`,
+    ref: { db: "db", table: `t${i % 3}` },
+    ops: { c: 1, u: 0, d: 0, r: 0 },
+    sortable: "0000000001:000000000004",
+    payload: Buffer.from([i]),
+  }));
+  return {
+    entries,
+    journalId: "J1",
+    publishedScn,
+    read: (after, limit) => entries.filter((e) => e.scn > after).slice(0, limit),
+  };
+}
+
+function publisher(stream: FakeStream, source: PublishSource, o: { maxInFlight?: number } = {}) {
+  const acked: [string, number][] = [];
+  const p = new Publisher({
+    stream,
+    journal: source,
+    maxInFlight: o.maxInFlight ?? 8,
+    maxInFlightBytes: 1 << 20,
+    ackTimeoutMs: 1000,
+    reconnect: { initialMs: 5, maxMs: 20 },
+    log,
+    onPublished: () => {},
+    onAcked: (ref, ops) => acked.push([ref.table, ops.c]),
+  });
+  return { p, acked };
+}
+
+describe("Publisher", () => {
+  test("publishes every entry once, in order, with headers; the acked cursor reaches the end", async () => {
+    const stream = new FakeStream();
+    const src = journal(50);
+    const { p, acked } = publisher(stream, src);
+    p.start();
+    await waitFor(() => p.acked === 50, { timeoutMs: 5000, what: "all acked" });
+    await p.stop();
+    assert.deepEqual(
+      stream.stored.map((m) => m.msgId),
+      src.entries.map((e) => e.msgId),
+    );
+    assert.deepEqual(stream.stored[0]!.headers, {
+      "Dfs-Kind": "batch",
+      "Dfs-Scn": "1",
+      "Dfs-Journal": "J1",
+      "Dfs-Pos": "0000000001:000000000004",
+      "Dfs-Rows": "1",
+    });
+    assert.equal(acked.length, 50);
+    assert.equal(p.publishedRows, 50);
+  });
+
+  test("the cursor moves only over the acknowledged prefix, never past a gap", async () => {
+    const stream = new FakeStream();
+    stream.autoAck = false;
+    const { p } = publisher(stream, journal(4), { maxInFlight: 4 });
+    p.start();
+    await waitFor(() => stream.pending.length === 4, { timeoutMs: 2000, what: "4 in flight" });
+    assert.equal(stream.maxPending, 4, "the window is bounded by maxInFlight");
+    stream.release([3, 1]); // acks of scn 4 and 2 arrive first
+    await new Promise((r) => setImmediate(r));
+    assert.equal(p.acked, 0, "scn 1 is not acked: the cursor cannot move");
+    stream.release([0]); // scn 1 (pending now holds scn 1 and 3)
+    await waitFor(() => p.acked === 2, { timeoutMs: 2000, what: "cursor over 1 and 2" });
+    stream.release(); // scn 3
+    await waitFor(() => p.acked === 4, { timeoutMs: 2000, what: "cursor at 4" });
+    await p.stop();
+  });
+
+  test("after a failure it resyncs from the stream's last message: nothing doubled, nothing lost", async () => {
+    const stream = new FakeStream();
+    const src = journal(30);
+    stream.failNext = 1;
+    const { p } = publisher(stream, src, { maxInFlight: 5 });
+    p.start();
+    await waitFor(() => p.acked === 30, { timeoutMs: 5000, what: "all acked after the failure" });
+    await p.stop();
+    assert.equal(p.failures, 1);
+    assert.deepEqual(
+      stream.stored.map((m) => m.msgId),
+      src.entries.map((e) => e.msgId),
+      "every entry stored exactly once, in order",
+    );
+  });
+
+  test("a restart reads where the stream is, even when the journal's published mark is behind", async () => {
+    const stream = new FakeStream();
+    const src = journal(10);
+    const first = publisher(stream, src).p;
+    first.start();
+    await waitFor(() => first.acked === 10, { timeoutMs: 2000, what: "first run" });
+    await first.stop();
+    // The acks were lost (a crash before the journal noted them): published mark still 0.
+    const again = journal(12, 0);
+    const second = publisher(stream, again).p;
+    second.start();
+    await waitFor(() => second.acked === 12, { timeoutMs: 2000, what: "second run" });
+    await second.stop();
+    assert.equal(stream.stored.length, 12, "the first 10 were not sent again");
+  });
+
+  test("another journal's messages in the stream are not taken for ours", async () => {
+    const stream = new FakeStream();
+    stream.stored.push({ subject: "x", msgId: "other", headers: { "Dfs-Journal": "J0", "Dfs-Scn": "999" } });
+    const src = journal(3);
+    const { p } = publisher(stream, src);
+    p.start();
+    await waitFor(() => p.acked === 3, { timeoutMs: 2000, what: "acked" });
+    await p.stop();
+    assert.equal(stream.stored.length, 4);
+  });
+});

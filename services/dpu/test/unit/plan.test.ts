@@ -1,0 +1,122 @@
+// The statement generator alone: changes in, parameterised SQL out (no servers).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { planStatements } from "../../dist/plan.js";
+import { change, targetTable } from "../support/changes.js";
+
+const t = targetTable("shop", "orders", ["id", "qty", "note"], ["id"]);
+
+describe("planStatements", () => {
+  test("consecutive inserts of one table share one multi-row upsert; values stay exact", () => {
+    const big = 18446744073709551615n;
+    const st = planStatements(
+      [
+        change(t, "c", null, { id: 1n, qty: big, note: "a" }),
+        change(t, "r", null, { id: 2n, qty: 0n, note: null }),
+      ],
+      1000,
+    );
+    assert.equal(st.length, 1);
+    assert.equal(
+      st[0]!.sql,
+      "INSERT INTO `shop`.`orders` (`id`,`qty`,`note`) VALUES (?,?,?),(?,?,?) ON DUPLICATE KEY UPDATE `qty`=VALUES(`qty`),`note`=VALUES(`note`)",
+    );
+    assert.deepEqual(st[0]!.params, [1n, big, "a", 2n, 0n, null]);
+    assert.equal(st[0]!.changes.length, 2);
+  });
+
+  test("an update that keeps its key is an upsert; one that changes it is delete + upsert, in order", () => {
+    const st = planStatements(
+      [
+        change(t, "u", { id: 1n, qty: 1n, note: "x" }, { id: 1n, qty: 2n, note: "x" }),
+        change(t, "u", { id: 1n, qty: 2n, note: "x" }, { id: 5n, qty: 2n, note: "x" }),
+      ],
+      1000,
+    );
+    assert.deepEqual(
+      st.map((s) => s.sql.split(" (")[0]),
+      [
+        "INSERT INTO `shop`.`orders`",
+        "DELETE FROM `shop`.`orders` WHERE `id` IN",
+        "INSERT INTO `shop`.`orders`",
+      ],
+    );
+    assert.deepEqual(st[1]!.params, [1n]);
+    assert.deepEqual(st[2]!.params, [5n, 2n, "x"]);
+  });
+
+  test("deletes by key: IN for one column, row tuples for a composite key", () => {
+    const single = planStatements(
+      [
+        change(t, "d", { id: 1n, qty: 1n, note: "" }, null),
+        change(t, "d", { id: 2n, qty: 1n, note: "" }, null),
+      ],
+      1000,
+    );
+    assert.equal(single[0]!.sql, "DELETE FROM `shop`.`orders` WHERE `id` IN (?,?)");
+    const c = targetTable("shop", "lines", ["order_id", "line", "sku"], ["order_id", "line"]);
+    const comp = planStatements(
+      [
+        change(c, "d", { order_id: 1n, line: 1n, sku: "a" }, null),
+        change(c, "d", { order_id: 1n, line: 2n, sku: "b" }, null),
+      ],
+      1000,
+    );
+    assert.equal(comp[0]!.sql, "DELETE FROM `shop`.`lines` WHERE (`order_id`,`line`) IN ((?,?),(?,?))");
+    assert.deepEqual(comp[0]!.params, [1n, 1n, 1n, 2n]);
+  });
+
+  test("statementRows splits a long run; a change of table or kind starts a new statement", () => {
+    const other = targetTable("shop", "other", ["id"], ["id"]);
+    const changes = [1n, 2n, 3n].map((id) => change(t, "c", null, { id, qty: 1n, note: "" }));
+    changes.push(change(other, "c", null, { id: 9n }));
+    changes.push(change(t, "d", { id: 1n, qty: 1n, note: "" }, null));
+    const st = planStatements(changes, 2);
+    assert.deepEqual(
+      st.map((s) => [s.sql.slice(0, 6), s.changes.length]),
+      [
+        ["INSERT", 2],
+        ["INSERT", 1],
+        ["INSERT", 1],
+        ["DELETE", 1],
+      ],
+    );
+  });
+
+  test("columns the target lacks are not written", () => {
+    const narrow = targetTable("shop", "orders", ["id", "qty"], ["id"]);
+    const st = planStatements([change(narrow, "c", null, { id: 1n, qty: 2n, dropped: "x" })], 10);
+    assert.match(st[0]!.sql, /^INSERT INTO `shop`.`orders` \(`id`,`qty`\) VALUES \(\?,\?\)/);
+  });
+
+  test("a table without a key: insert, delete of one row equal to the image (NULL-safe), update = both", () => {
+    const k = targetTable("shop", "log", ["a", "b"], []);
+    const st = planStatements(
+      [
+        change(k, "c", null, { a: 1n, b: null }),
+        change(k, "d", { a: 1n, b: null }, null),
+        change(k, "u", { a: 2n, b: "x" }, { a: 3n, b: "x" }),
+      ],
+      100,
+    );
+    assert.deepEqual(
+      st.map((s) => s.sql),
+      [
+        "INSERT INTO `shop`.`log` (`a`,`b`) VALUES (?,?)",
+        "DELETE FROM `shop`.`log` WHERE `a` <=> ? AND `b` <=> ? LIMIT 1",
+        "DELETE FROM `shop`.`log` WHERE `a` <=> ? AND `b` <=> ? LIMIT 1",
+        "INSERT INTO `shop`.`log` (`a`,`b`) VALUES (?,?)",
+      ],
+    );
+    assert.deepEqual(st[1]!.params, [1n, null]);
+  });
+
+  test("names with dots, backticks and any letters are quoted, never pasted", () => {
+    const odd = targetTable("dfs.ü`x", "t.ä`b", ["i`d", "wert"], ["i`d"]);
+    const st = planStatements([change(odd, "c", null, { "i`d": 1n, wert: "v" })], 10);
+    assert.equal(
+      st[0]!.sql,
+      "INSERT INTO `dfs.ü``x`.`t.ä``b` (`i``d`,`wert`) VALUES (?,?) ON DUPLICATE KEY UPDATE `wert`=VALUES(`wert`)",
+    );
+  });
+});

@@ -1,6 +1,6 @@
 import { DataError, ErrorCode } from "@dfs/common";
 import { ChangeBatch, DdlEvent, Heartbeat, Op, type RowChange, type Value } from "@dfs/proto";
-import type { TableRef } from "./table-ref.js";
+import { formatTableRef, type TableRef } from "./table-ref.js";
 import { fromValue, type SqlValue } from "./values.js";
 
 /** c = insert, u = update, d = delete, r = read by a snapshot (Debezium's letters). */
@@ -85,7 +85,7 @@ export function decodeChanges(batch: ChangeBatch): DecodedChange[] {
       if (img.length !== 0 && img.length !== names.length)
         throw new DataError(
           ErrorCode.DATA_INVALID,
-          `row ${row.rowIndex} of ${batch.db}.${batch.table} has ${img.length} values for ${names.length} columns`,
+          `row ${row.rowIndex} of ${formatTableRef(ref)} has ${img.length} values for ${names.length} columns`,
         );
     }
     return {

@@ -4,7 +4,7 @@
 import { bytes, count, rate, seconds } from "./format.js";
 
 const NS = "http://www.w3.org/2000/svg";
-const BOX_H = 128;
+const BOX_H = 148;
 const GAP_Y = 18;
 const GAP_X = 50;
 /** Box widths of the five columns: source, capture, JetStream, dpu, target. */
@@ -83,6 +83,7 @@ function serviceLines(s) {
   if (s.kind === "dpu")
     return [
       ["applied to", s.position || (s.streamSeq ? `seq ${count(s.streamSeq)}` : "–"), `position-${id}`],
+      ["behind capture", s.behind || "–", `behind-${id}`],
       ["lag", seconds(s.lagSeconds), `lag-${id}`],
       ["pending", count(s.backlog), `backlog-${id}`],
       ["applied", rate(s.rate), `rate-${id}`],

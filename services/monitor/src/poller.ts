@@ -1,4 +1,4 @@
-import { formatTableRef, fromTableKey, parseTableRef, type TableRef, tableKey } from "@dfs/codec";
+import { formatTableRef, fromTableKey, Position, parseTableRef, type TableRef, tableKey } from "@dfs/codec";
 /**
  * Gathers the pipeline's state: every poll interval, each watched service's Status, its new
  * Activity items, its dead letters (DPU) and its /metrics, turned into one MonitorState for the
@@ -84,6 +84,8 @@ interface Slot {
   samples: Sample[];
   prev: Counters | null;
   inflight: Promise<void> | null;
+  /** The source position from the last Status (read up to, or applied up to). */
+  position: Position;
 }
 
 function emptyView(svc: WatchedService): ServiceView {
@@ -93,6 +95,7 @@ function emptyView(svc: WatchedService): ServiceView {
     error: "",
     position: "",
     streamSeq: 0,
+    behind: "",
     gtid: "",
     lagSeconds: 0,
     backlog: 0,
@@ -140,6 +143,7 @@ export class Poller {
       samples: [],
       prev: null,
       inflight: null,
+      position: Position.NONE,
     }));
   }
 
@@ -254,6 +258,7 @@ export class Poller {
     if (status.status === "fulfilled") {
       const { lastError, ...fields } = statusFields(status.value);
       Object.assign(v, fields, { error: lastError, lastSeenMs: Date.now() });
+      slot.position = Position.fromWire(status.value.sourcePosition);
       this.count(slot, "ok");
       // Back after being away: activity ids may have restarted; re-read and dedupe.
       if (!wasReachable) slot.afterId = 0;
@@ -339,7 +344,12 @@ export class Poller {
 
   /** Builds the state from every slot's latest data and hands it to the listeners. */
   private publish(): void {
-    const services = this.slots.map((s) => ({ ...s.view, details: { ...s.view.details } }));
+    const reader = this.slots.find((s) => s.svc.kind === "capture")?.position ?? Position.NONE;
+    const services = this.slots.map((s) => ({
+      ...s.view,
+      details: { ...s.view.details },
+      behind: s.svc.kind === "dpu" ? binlogDistance(s.position, reader) : "",
+    }));
     const byKind = (k: ServiceKind) => services.filter((s) => s.kind === k);
     const sum = (list: ServiceView[], f: (s: ServiceView) => number) => list.reduce((a, s) => a + f(s), 0);
     const max = (list: ServiceView[]) => list.reduce((a, s) => Math.max(a, s.lagSeconds), 0);
@@ -462,6 +472,29 @@ function tableList(v: unknown): TableRef[] {
   return v.map((t) =>
     typeof t === "string" ? parseTableRef(t) : { db: (t as TableRef).db, table: (t as TableRef).table },
   );
+}
+
+/**
+ * How far `applied` is behind `read` in the binlog: bytes within one file, else whole files; ""
+ * when either is unknown or they belong to different servers.
+ */
+export function binlogDistance(applied: Position, read: Position): string {
+  if (!applied.hasFile || !read.hasFile) return "";
+  let order: number;
+  try {
+    order = applied.compare(read);
+  } catch {
+    return "";
+  }
+  if (order >= 0) return "0 B";
+  const files = read.fileNumber - applied.fileNumber;
+  if (files > 0) return `${files} binlog file${files === 1 ? "" : "s"}`;
+  const b = read.pos - applied.pos;
+  return b >= 1024 * 1024
+    ? `${(b / 1024 / 1024).toFixed(1)} MiB`
+    : b >= 1024
+      ? `${(b / 1024).toFixed(1)} KiB`
+      : `${b} B`;
 }
 
 function refOf(s: Sample): TableRef {

@@ -17,10 +17,12 @@ export interface ServiceView {
   state: Health;
   /** Why the service is unreachable or in error: the call's error or StageStatus.lastError. */
   error: string;
-  /** capture: binlog file:pos; dpu: the applied stream sequence. */
+  /** capture: the binlog position read up to; dpu: the source position applied up to. */
   position: string;
   /** The stream sequence applied up to (dpu); 0 for other services. */
   streamSeq: number;
+  /** dpu: how far its applied position is behind capture's read position in the binlog ("" unknown). */
+  behind: string;
   gtid: string;
   lagSeconds: number;
   backlog: number;

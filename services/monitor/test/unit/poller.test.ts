@@ -2,8 +2,9 @@
 // gathers, rates from counters, per-table counts, DLQ, and a service that goes away and returns.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { Position } from "@dfs/codec";
 import { waitFor } from "@dfs/common";
-import { Poller, tableRows } from "../../dist/poller.js";
+import { binlogDistance, Poller, tableRows } from "../../dist/poller.js";
 import type { MonitorState } from "../../dist/view.js";
 import { type FakeService, fakeService, quiet } from "../support/fakes.js";
 
@@ -196,4 +197,15 @@ test("tableRows keeps tables apart when a target name is ambiguous", () => {
       ["x.t", "", 0, 2],
     ],
   );
+});
+
+test("binlogDistance: bytes within a file, whole files across, nothing across servers", () => {
+  const p = (f: number, pos: number, server = "s") =>
+    Position.at(`mysql-bin.${String(f).padStart(6, "0")}`, pos, "", server);
+  assert.equal(binlogDistance(p(3, 1000), p(3, 1500)), "500 B");
+  assert.equal(binlogDistance(p(3, 0), p(3, 3 * 1024 * 1024)), "3.0 MiB");
+  assert.equal(binlogDistance(p(3, 1000), p(5, 4)), "2 binlog files");
+  assert.equal(binlogDistance(p(3, 1500), p(3, 1500)), "0 B");
+  assert.equal(binlogDistance(p(3, 1), p(4, 1, "other")), "", "positions of two servers do not compare");
+  assert.equal(binlogDistance(Position.NONE, p(3, 1)), "");
 });

@@ -28,8 +28,8 @@ export type Row = Record<string, SqlValue>;
 
 /**
  * One row change as every consumer sees it, decoded from its batch: the one decoded-change model
- * of the project. `batch` is the envelope it came in (shared by its rows, for the header fields),
- * `row` the envelope row itself (dead letters carry it exactly as it came).
+ * of the project. `batch` is the envelope's header (shared by its rows; its `rows` may be left
+ * out), `raw` the row's encoded field as it came (dead letters carry it exactly).
  */
 export interface DecodedChange {
   readonly ref: TableRef;
@@ -39,7 +39,13 @@ export interface DecodedChange {
   readonly before: Row | null;
   readonly after: Row | null;
   readonly batch: ChangeBatch;
-  readonly row: RowChange;
+  /** The RowChange as field 15 of a ChangeBatch (tag, length, body). */
+  readonly raw: Uint8Array;
+}
+
+/** A RowChange as field 15 of a ChangeBatch: what `DecodedChange.raw` holds. */
+export function rowField(row: RowChange): Uint8Array {
+  return ChangeBatch.encode({ ...ChangeBatch.fromPartial({}), rows: [row] }).finish();
 }
 
 export function encodeBatch(batch: ChangeBatch): Uint8Array {
@@ -95,7 +101,7 @@ export function decodeChanges(batch: ChangeBatch): DecodedChange[] {
       before: image(names, row.before),
       after: image(names, row.after),
       batch,
-      row,
+      raw: rowField(row),
     };
   });
 }

@@ -14,7 +14,9 @@ export {
   type OpCode,
   opCode,
   type Row,
+  rowField,
 } from "./batch.js";
+export { decodeBatchChanges, decodeRowField, type SplitBatch, splitBatch } from "./batch-reader.js";
 export { type GtidFlavor, gtidFlavor, isGtidSet } from "./gtid.js";
 export { messageIds } from "./message-id.js";
 export {

@@ -130,18 +130,43 @@ const dpuSchema = z.strictObject({
     .describe("Target database holding the DPU's checkpoint table (_dfs_checkpoint)"),
   batch: z
     .strictObject({
-      maxMessages: int(1, 10_000)
-        .default(64)
-        .describe("Most stream messages applied in one target transaction"),
+      maxMessages: int(1, 1_000_000)
+        .default(20_000)
+        .describe("Most stream messages in one group of source transactions applied together"),
       maxRows: int(1, 1_000_000)
         .default(20_000)
-        .describe("Most row changes applied in one target transaction"),
+        .describe(
+          "Most row changes in one group; a source transaction larger than this is applied alone, streamed in parts into one target transaction",
+        ),
+      maxBytes: size()
+        .prefault("16MiB")
+        .describe("Most message bytes in one group (the same bound streams a larger source transaction)"),
+      maxWaitMs: duration({ min: 0 })
+        .prefault("0ms")
+        .describe(
+          "How long a group waits for more source transactions when none are delivered yet (0 = apply what is there at once)",
+        ),
       statementRows: int(1, 10_000)
         .default(1000)
         .describe("Most rows in one multi-row INSERT or DELETE statement"),
     })
     .prefault({})
-    .describe("How changes are grouped into target transactions"),
+    .describe(
+      "Group commit: whole source transactions are gathered into groups, each applied in one target transaction per connection, with the checkpoint",
+    ),
+  apply: z
+    .strictObject({
+      connections: z
+        .union([z.literal("auto"), int(1, 64)], {
+          error: (iss) => `must be "auto" or an integer from 1 to 64 (got ${show(iss.input)})`,
+        })
+        .default("auto")
+        .describe(
+          'Target connections applying a group in parallel, split by conflicts (source transactions that share a key run in order on one connection); "auto" = chosen from the target (MariaDB: its thread_pool_size, which defaults to its CPU count, 2..8; MySQL: 4)',
+        ),
+    })
+    .prefault({})
+    .describe("Parallel apply"),
   retry: z
     .strictObject({
       initialMs: duration()

@@ -1,4 +1,4 @@
-import { decodeBatch, encodeBatch, Headers, messageIds, type TableRef } from "@dfs/codec";
+import { decodeBatch, encodeBatchWithRows, Headers, messageIds, type TableRef } from "@dfs/codec";
 import { subjects } from "@dfs/nats";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
@@ -26,8 +26,9 @@ export async function publishDeadLetters(
 ): Promise<void> {
   await Promise.all(
     rejected.map((r) => {
-      const { batch, row, seq, rowIndex } = r.change;
-      const payload = encodeBatch({ ...batch, rows: [row] });
+      const { batch, raw, seq, rowIndex } = r.change;
+      const { rows: _rows, ...header } = batch;
+      const payload = encodeBatchWithRows(header, raw);
       return publishDeadLetter(nc, sourceId, consumer, batch, payload, r, seq, rowIndex);
     }),
   );

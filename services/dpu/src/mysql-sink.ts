@@ -18,24 +18,20 @@ import {
   quoteId,
   showCreateTable,
 } from "@dfs/mysql";
-import { planStatements, type Statement } from "./plan.js";
-import type { Change, DdlChange, Rejected, Sink, SinkEvents, SinkStats, TargetTable } from "./sink.js";
-
-/**
- * MySQL error numbers that mean a DDL statement's effect is already there (the DPU re-applies DDL
- * after a restart, and a target table created from a later definition already has later columns).
- */
-export const DDL_ALREADY_APPLIED = new Set([
-  1007, // ER_DB_CREATE_EXISTS
-  1008, // ER_DB_DROP_EXISTS
-  1050, // ER_TABLE_EXISTS_ERROR
-  1051, // ER_BAD_TABLE_ERROR (drop of a missing table)
-  1060, // ER_DUP_FIELDNAME
-  1061, // ER_DUP_KEYNAME
-  1091, // ER_CANT_DROP_FIELD_OR_KEY
-  1146, // ER_NO_SUCH_TABLE (alter/truncate of a table dropped later)
-  1054, // ER_BAD_FIELD_ERROR (alter of a column dropped or renamed later)
-]);
+import { DDL_ALREADY_APPLIED, mapDdl } from "./ddl.js";
+import { planLane, planStatements, type Statement } from "./plan.js";
+import type {
+  ApplyGroup,
+  Change,
+  DdlChange,
+  Lane,
+  Rejected,
+  Sink,
+  SinkCheckpoint,
+  SinkEvents,
+  SinkStats,
+  TargetTable,
+} from "./sink.js";
 
 export interface MysqlSinkOptions {
   target: MysqlEndpoint;
@@ -45,111 +41,182 @@ export interface MysqlSinkOptions {
   mapDb(db: string): string;
   /** The consumer whose checkpoint this sink keeps. */
   consumer: string;
-  /** Target database of the checkpoint table (_dfs_checkpoint). */
+  /** Target database of the checkpoint tables (_dfs_checkpoint, _dfs_applied). */
   metaDatabase: string;
   statementRows: number;
+  /** Connections applying a group in parallel; "auto" = from the target (see resolveConnections). */
+  connections: number | "auto";
   retry: { initialMs: number; maxMs: number };
   log: Logger;
   signal: AbortSignal;
-  /** Records refused changes durably (the dead-letter stream) before their unit commits. */
+  /** Records refused changes durably (the dead-letter stream) before their transaction commits. */
   deadLetter(rejected: Rejected[]): Promise<void>;
   events?: SinkEvents;
 }
 
 /**
- * The MySQL/MariaDB sink: one target connection, each unit of changes in one transaction together
- * with the consumer's checkpoint. Passing failures (connection lost, deadlock, lock wait timeout)
- * reconnect and retry with backoff; so do refusals a person can lift (a read-only target, a
- * missing privilege) once the sink has started, so nothing is dead-lettered or lost meanwhile. A
- * change the target refuses for its data is dead-lettered; the rest of its unit commits.
+ * The MySQL/MariaDB sink. A group is applied on up to `parallelism` connections at once, one
+ * target transaction per lane; each lane's transaction carries its checkpoint record, so a crash
+ * between two lanes' commits re-applies exactly the lanes that did not commit. Passing failures
+ * (connection lost, deadlock, lock wait timeout) reconnect and retry that lane with backoff; so do
+ * refusals a person can lift (a read-only target, a missing privilege) once the sink has started,
+ * so nothing is dead-lettered or lost meanwhile. A change the target refuses for its data is
+ * dead-lettered; the rest of its lane commits.
  */
 export class MysqlSink implements Sink {
-  private session: MysqlSession | null = null;
+  /** Session 0 applies lane 0 and everything that needs one connection (DDL, look-ups, replays). */
+  private sessions: (MysqlSession | null)[] = [null];
   private sourceSession: MysqlSession | null = null;
   private readonly tables = new Map<string, TargetTable | null>();
+  private readonly plans = new WeakMap<ApplyGroup, Statement[][]>();
   private started = false;
+  private lanesValue = 1;
+  /** Whether _dfs_applied may hold rows of this consumer (cleared with the low-water mark). */
+  private appliedRows = false;
+  /** The group boundary every lane has passed; written with the next group (or by `advance`). */
+  private pendingLow = 0;
+  private largeOpen = false;
   readonly stats: SinkStats = { rowsApplied: 0, rejected: 0, retries: 0, lastError: "", waitingFor: "" };
 
   constructor(private readonly o: MysqlSinkOptions) {}
+
+  get parallelism(): number {
+    return this.lanesValue;
+  }
 
   private get checkpointTable(): string {
     return `${quoteId(this.o.metaDatabase)}.\`_dfs_checkpoint\``;
   }
 
-  async checkpoint(): Promise<number> {
-    const seq = await this.withRetry("read the checkpoint", async (s) => {
-      const rows = await s.query<{ s: string }[]>(
+  private get appliedTable(): string {
+    return `${quoteId(this.o.metaDatabase)}.\`_dfs_applied\``;
+  }
+
+  async open(): Promise<SinkCheckpoint> {
+    const cp = await this.withRetry("read the checkpoint", 0, async (s) => {
+      this.lanesValue = await resolveConnections(s, this.o.connections);
+      const low = await s.query<{ s: string }[]>(
         `SELECT stream_seq AS s FROM ${this.checkpointTable} WHERE consumer = ?`,
         [this.o.consumer],
       );
-      return Number(rows[0]?.s ?? 0);
+      const lowWater = Number(low[0]?.s ?? 0);
+      const rows = await s.query<{ s: string }[]>(
+        `SELECT stream_seq AS s FROM ${this.appliedTable} WHERE consumer = ? AND stream_seq > ?`,
+        [this.o.consumer, lowWater],
+      );
+      return { lowWater, applied: new Set(rows.map((r) => Number(r.s))) };
     });
+    this.sessions = Array.from({ length: this.lanesValue }, (_, i) => this.sessions[i] ?? null);
+    this.appliedRows = cp.applied.size > 0;
     this.started = true;
-    return seq;
+    return cp;
   }
 
   async describe(source: TableRef): Promise<TargetTable | null> {
     const key = tableKey(source);
     if (this.tables.has(key)) return this.tables.get(key)!;
     // Only an answer is cached: a failed look-up (a server away) is retried, never taken for "absent".
-    const found = await this.withRetry("describe the target table", (s) => this.lookUp(s, source));
+    const found = await this.withRetry("describe the target table", 0, (s) => this.lookUp(s, source));
     this.tables.set(key, found);
     return found;
   }
 
-  async apply(changes: readonly Change[], seq: number): Promise<Rejected[]> {
-    return this.withRetry("apply a batch", async (s) => {
-      const statements = planStatements(changes, this.o.statementRows);
-      const started = performance.now();
-      try {
-        await s.query("BEGIN");
-        for (const st of statements) await this.run(s, st);
-        await this.saveCheckpoint(s, seq);
-        await s.query("COMMIT");
-      } catch (err) {
-        await s.query("ROLLBACK").catch(() => {});
-        if (!(err instanceof DataError)) throw err;
-        this.o.log.warn(
-          { err: errorMessage(err) },
-          "a change was refused: applying the batch row by row to find it",
-        );
-        return this.applyCarefully(s, changes, seq);
-      }
-      this.stats.rowsApplied += changes.length;
-      this.o.events?.committed?.(changes, performance.now() - started);
-      return [];
-    });
+  prepare(group: ApplyGroup): void {
+    if (!this.plans.has(group))
+      this.plans.set(
+        group,
+        group.lanes.map((l) => planLane(l.components, this.o.statementRows)),
+      );
+  }
+
+  async applyGroup(group: ApplyGroup): Promise<Rejected[]> {
+    this.prepare(group);
+    const plans = this.plans.get(group)!;
+    const alone = group.lanes.length === 1;
+    const rejected = await Promise.all(
+      group.lanes.map((lane, i) =>
+        this.withRetry(`apply a group (connection ${i + 1})`, i, (s) =>
+          this.applyLane(s, lane, plans[i]!, (t) =>
+            alone ? this.saveLowWater(t, group.lastSeq) : this.saveApplied(t, lane, i === 0),
+          ),
+        ),
+      ),
+    );
+    // Every lane committed: the whole group is applied.
+    if (!alone) this.appliedRows = true;
+    this.pendingLow = alone ? 0 : group.lastSeq;
+    return rejected.flat();
+  }
+
+  /** One lane: its statements and checkpoint record in one transaction; row by row if one is refused. */
+  private async applyLane(
+    s: MysqlSession,
+    lane: Lane,
+    statements: Statement[],
+    record: (s: MysqlSession) => Promise<void>,
+  ): Promise<Rejected[]> {
+    const started = performance.now();
+    try {
+      await s.query("BEGIN");
+      for (const st of statements) await this.run(s, st);
+      await record(s);
+      await s.query("COMMIT");
+    } catch (err) {
+      await s.query("ROLLBACK").catch(() => {});
+      if (!(err instanceof DataError)) throw err;
+      this.o.log.warn(
+        { err: errorMessage(err) },
+        "a change was refused: applying its transactions row by row to find it",
+      );
+      return this.applyCarefully(s, lane.components.flat(), record);
+    }
+    const changes = lane.components.flat();
+    this.stats.rowsApplied += changes.length;
+    this.o.events?.committed?.(changes, performance.now() - started);
+    return [];
   }
 
   /** Row by row under savepoints: refused changes are dead-lettered, the others commit. */
   private async applyCarefully(
     s: MysqlSession,
     changes: readonly Change[],
-    seq: number,
+    record: (s: MysqlSession) => Promise<void>,
   ): Promise<Rejected[]> {
-    const rejected: Rejected[] = [];
     const started = performance.now();
     await s.query("BEGIN");
+    let rejected: Rejected[];
     try {
-      for (const change of changes) {
-        await s.query("SAVEPOINT dfs_row");
-        try {
-          for (const st of planStatements([change], 1)) await this.run(s, st);
-        } catch (err) {
-          if (!(err instanceof DataError)) throw err;
-          await s.query("ROLLBACK TO SAVEPOINT dfs_row");
-          rejected.push({ change, error: errorMessage(err), errno: err.errno });
-        }
-      }
-      // Dead letters are durable before the batch commits: a crash in between replays the batch,
-      // and the dead-letter message ids make the replay harmless.
-      if (rejected.length > 0) await this.o.deadLetter(rejected);
-      await this.saveCheckpoint(s, seq);
+      rejected = await this.applyRowByRow(s, changes);
+      await record(s);
       await s.query("COMMIT");
     } catch (err) {
       await s.query("ROLLBACK").catch(() => {});
       throw err;
     }
+    this.reportCareful(changes, rejected, started);
+    return rejected;
+  }
+
+  /** Inside an open transaction: each change under a savepoint; refused ones dead-lettered. */
+  private async applyRowByRow(s: MysqlSession, changes: readonly Change[]): Promise<Rejected[]> {
+    const rejected: Rejected[] = [];
+    for (const change of changes) {
+      await s.query("SAVEPOINT dfs_row");
+      try {
+        for (const st of planStatements([change], 1)) await this.run(s, st);
+      } catch (err) {
+        if (!(err instanceof DataError)) throw err;
+        await s.query("ROLLBACK TO SAVEPOINT dfs_row");
+        rejected.push({ change, error: errorMessage(err), errno: err.errno });
+      }
+    }
+    // Dead letters are durable before the transaction commits: a crash in between applies it
+    // again, and the dead-letter message ids make that harmless.
+    if (rejected.length > 0) await this.o.deadLetter(rejected);
+    return rejected;
+  }
+
+  private reportCareful(changes: readonly Change[], rejected: Rejected[], started: number): void {
     this.stats.rowsApplied += changes.length - rejected.length;
     this.stats.rejected += rejected.length;
     const refused = new Set(rejected.map((r) => r.change));
@@ -158,7 +225,6 @@ export class MysqlSink implements Sink {
       performance.now() - started,
     );
     if (rejected.length > 0) this.o.events?.rejected?.(rejected);
-    return rejected;
   }
 
   private async run(s: MysqlSession, st: Statement): Promise<void> {
@@ -168,7 +234,7 @@ export class MysqlSink implements Sink {
   }
 
   async applyDdl(ddl: DdlChange, seq: number): Promise<void> {
-    await this.withRetry("apply DDL", async (s) => {
+    await this.withRetry("apply DDL", 0, async (s) => {
       // The session database may be empty (qualified names only): map every database it touches.
       const touched = new Set([ddl.db, ...ddl.tables.map((t) => t.db)].filter(Boolean));
       const home = ddl.db || [...touched][0] || "";
@@ -192,16 +258,67 @@ export class MysqlSink implements Sink {
       }
       this.o.events?.ddl?.(db, sql, performance.now() - started);
       this.tables.clear();
-      await this.saveCheckpoint(s, seq);
+      await this.saveLowWater(s, seq);
     });
+    this.pendingLow = 0;
   }
 
   async advance(seq: number): Promise<void> {
-    await this.withRetry("save the checkpoint", (s) => this.saveCheckpoint(s, seq));
+    await this.withRetry("save the checkpoint", 0, (s) => this.saveLowWater(s, seq));
+    this.pendingLow = 0;
+  }
+
+  async flush(): Promise<void> {
+    if (this.pendingLow > 0) await this.advance(this.pendingLow);
+  }
+
+  async applyLargePart(changes: readonly Change[]): Promise<Rejected[]> {
+    const s = await this.connect(0);
+    try {
+      if (!this.largeOpen) {
+        await s.query("BEGIN");
+        this.largeOpen = true;
+      }
+      await s.query("SAVEPOINT dfs_part");
+      try {
+        for (const st of planStatements(changes, this.o.statementRows)) await this.run(s, st);
+        this.stats.rowsApplied += changes.length;
+        return [];
+      } catch (err) {
+        if (!(err instanceof DataError)) throw err;
+        await s.query("ROLLBACK TO SAVEPOINT dfs_part");
+        const started = performance.now();
+        const rejected = await this.applyRowByRow(s, changes);
+        this.reportCareful(changes, rejected, started);
+        return rejected;
+      }
+    } catch (err) {
+      await this.abortLarge();
+      throw err;
+    }
+  }
+
+  async commitLarge(seq: number): Promise<void> {
+    const s = await this.connect(0);
+    try {
+      if (!this.largeOpen) await s.query("BEGIN");
+      await this.saveLowWater(s, seq);
+      await s.query("COMMIT");
+      this.largeOpen = false;
+      this.pendingLow = 0;
+    } catch (err) {
+      await this.abortLarge();
+      throw err;
+    }
+  }
+
+  private async abortLarge(): Promise<void> {
+    this.largeOpen = false;
+    await this.sessions[0]?.query("ROLLBACK").catch(() => {});
   }
 
   async replay(changes: readonly Change[]): Promise<void> {
-    await this.withRetry("replay changes", async (s) => {
+    await this.withRetry("replay changes", 0, async (s) => {
       try {
         await s.query("BEGIN");
         for (const st of planStatements(changes, this.o.statementRows)) await s.query(st.sql, st.params);
@@ -215,17 +332,16 @@ export class MysqlSink implements Sink {
   }
 
   async close(): Promise<void> {
-    const [a, b] = [this.session, this.sourceSession];
-    this.session = null;
+    const all = [...this.sessions, this.sourceSession];
+    this.sessions = this.sessions.map(() => null);
     this.sourceSession = null;
-    await a?.close();
-    await b?.close();
+    await Promise.all(all.map((s) => s?.close()));
   }
 
   /** The target table; in sync mode, created from the source's definition when it is missing. */
   private async lookUp(s: MysqlSession, source: TableRef): Promise<TargetTable | null> {
     const ref = { db: this.o.mapDb(source.db), table: source.table };
-    let found = await describeTarget(s, ref);
+    const found = await describeTarget(s, ref);
     if (found || !this.o.source) return found;
     this.sourceSession = this.sourceSession?.alive
       ? this.sourceSession
@@ -239,46 +355,70 @@ export class MysqlSink implements Sink {
     await s.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(ref.db)}`);
     await s.query(`USE ${quoteId(ref.db)}`);
     await s.query(ddl.replace(/^CREATE TABLE /i, "CREATE TABLE IF NOT EXISTS "));
-    found = await describeTarget(s, ref);
-    return found;
+    return describeTarget(s, ref);
   }
 
-  private async saveCheckpoint(s: MysqlSession, seq: number): Promise<void> {
+  /** The low-water mark, and the applied records it makes unnecessary. */
+  private async saveLowWater(s: MysqlSession, seq: number): Promise<void> {
     await s.query(
       `INSERT INTO ${this.checkpointTable} (consumer, stream_seq, updated_at) VALUES (?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE stream_seq = VALUES(stream_seq), updated_at = VALUES(updated_at)`,
       [this.o.consumer, seq],
     );
+    if (this.appliedRows)
+      await s.query(`DELETE FROM ${this.appliedTable} WHERE consumer = ? AND stream_seq <= ?`, [
+        this.o.consumer,
+        seq,
+      ]);
   }
 
-  /** A live target session with the apply settings; the checkpoint table exists. */
-  private async connect(): Promise<MysqlSession> {
-    if (this.session?.alive) return this.session;
-    await this.session?.close();
-    this.session = null;
+  /**
+   * A lane of a group with several: the source transactions it commits. The first lane also
+   * moves the low-water mark to the previous group's end, which every lane had passed.
+   */
+  private async saveApplied(s: MysqlSession, lane: Lane, first: boolean): Promise<void> {
+    const rows = lane.txnSeqs.map(() => "(?, ?)").join(",");
+    await s.query(
+      `INSERT IGNORE INTO ${this.appliedTable} (consumer, stream_seq) VALUES ${rows}`,
+      lane.txnSeqs.flatMap((seq) => [this.o.consumer, seq]),
+    );
+    if (first && this.pendingLow > 0) await this.saveLowWater(s, this.pendingLow);
+  }
+
+  /** A live session of lane `i` with the apply settings; the checkpoint tables exist. */
+  private async connect(i: number): Promise<MysqlSession> {
+    const current = this.sessions[i];
+    if (current?.alive) return current;
+    await current?.close();
+    this.sessions[i] = null;
     const s = await MysqlSession.open(this.o.target, { role: "target", setup: APPLY_SESSION });
     try {
-      await s.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(this.o.metaDatabase)}`);
-      await s.query(
-        `CREATE TABLE IF NOT EXISTS ${this.checkpointTable} (consumer VARCHAR(200) PRIMARY KEY, stream_seq BIGINT UNSIGNED NOT NULL, updated_at DATETIME(6) NOT NULL)`,
-      );
+      if (i === 0) {
+        await s.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(this.o.metaDatabase)}`);
+        await s.query(
+          `CREATE TABLE IF NOT EXISTS ${this.checkpointTable} (consumer VARCHAR(200) PRIMARY KEY, stream_seq BIGINT UNSIGNED NOT NULL, updated_at DATETIME(6) NOT NULL)`,
+        );
+        await s.query(
+          `CREATE TABLE IF NOT EXISTS ${this.appliedTable} (consumer VARCHAR(200) NOT NULL, stream_seq BIGINT UNSIGNED NOT NULL, PRIMARY KEY (consumer, stream_seq))`,
+        );
+      }
     } catch (err) {
       await s.close();
       throw err;
     }
-    this.session = s;
+    this.sessions[i] = s;
     return s;
   }
 
   /**
-   * Runs `work` on a live session. Passing failures reconnect and retry with backoff until the
-   * DPU stops; so do refusals (read-only, privileges) once the sink has started, because a person
-   * can lift them and nothing may be dead-lettered meanwhile. At start-up a refusal is final: the
-   * DPU then does not start and says why.
+   * Runs `work` on a live session of lane `i`. Passing failures reconnect and retry with backoff
+   * until the DPU stops; so do refusals (read-only, privileges) once the sink has started, because a
+   * person can lift them and nothing may be dead-lettered meanwhile. At start-up a refusal is final:
+   * the DPU then does not start and says why.
    */
-  async withRetry<T>(what: string, work: (s: MysqlSession) => Promise<T>): Promise<T> {
+  async withRetry<T>(what: string, i: number, work: (s: MysqlSession) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const value = await work(await this.connect());
+        const value = await work(await this.connect(i));
         this.stats.waitingFor = "";
         return value;
       } catch (err) {
@@ -291,19 +431,58 @@ export class MysqlSink implements Sink {
           ? "the target to come back"
           : `a person to act: ${(err as DfsError).code}`;
         this.o.events?.retry?.(what, err);
-        if (transient) await this.close();
+        if (transient) await this.closeSession(i);
         const wait = backoffMs(attempt, this.o.retry.initialMs, this.o.retry.maxMs);
         this.o.log.warn({ err: this.stats.lastError, retryInMs: wait, what }, "cannot go on yet; retrying");
         await sleep(wait, this.o.signal);
       }
     }
   }
+
+  private async closeSession(i: number): Promise<void> {
+    const s = this.sessions[i];
+    this.sessions[i] = null;
+    await s?.close();
+    if (i === 0) {
+      const src = this.sourceSession;
+      this.sourceSession = null;
+      await src?.close();
+    }
+  }
 }
 
 /**
- * The MySQL sink of a config: the same for the running DPU and for `dfs dlq replay`. In sync mode a
- * missing target table is created from the source's definition.
+ * How many connections apply in parallel: the configured number, or, for "auto", MariaDB's
+ * thread_pool_size (which defaults to the server's CPU count) within 2..8, and 4 for MySQL.
  */
+async function resolveConnections(s: MysqlSession, configured: number | "auto"): Promise<number> {
+  if (configured !== "auto") return configured;
+  const rows = await s
+    .query<{ v: string; t: string | null }[]>(
+      "SELECT @@version AS v, IF(@@version LIKE '%MariaDB%', @@thread_pool_size, NULL) AS t",
+    )
+    .catch(() => [{ v: "", t: null }]);
+  const pool = Number(rows[0]?.t ?? 0);
+  return pool > 0 ? Math.min(8, Math.max(2, pool)) : 4;
+}
+
+/** The adapter's description of a target table, as the planner needs it. */
+async function describeTarget(s: MysqlSession, ref: TableRef): Promise<TargetTable | null> {
+  const d = await describeTable(s, ref);
+  if (!d) return null;
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((c, i) => c === b[i]);
+  const uniqueKeys = d.identity.columns.length > 0 ? [d.identity.columns] : [];
+  for (const k of d.uniqueKeys) if (!uniqueKeys.some((u) => same(u, k.columns))) uniqueKeys.push(k.columns);
+  return {
+    ref,
+    columns: new Set(d.columns.filter((c) => !c.generated).map((c) => c.name)),
+    key: d.identity.columns,
+    keyKind: d.identity.kind,
+    uniqueKeys,
+  };
+}
+
+/** The MySQL sink of a config: the same for the running DPU and for `dfs dlq replay`. */
 export function mysqlSinkOf(
   cfg: DfsConfig,
   o: {
@@ -312,6 +491,7 @@ export function mysqlSinkOf(
     deadLetter(rejected: Rejected[]): Promise<void>;
     events?: SinkEvents;
     consumer?: string;
+    connections?: number | "auto";
   },
 ): MysqlSink {
   const target = cfg.target!;
@@ -322,38 +502,11 @@ export function mysqlSinkOf(
     consumer: `${cfg.source.id}:${o.consumer ?? `dpu-${cfg.dpu.group}`}`,
     metaDatabase: cfg.dpu.metaDatabase,
     statementRows: cfg.dpu.batch.statementRows,
+    connections: o.connections ?? cfg.dpu.apply.connections,
     retry: cfg.dpu.retry,
     log: o.log,
     signal: o.signal,
     deadLetter: o.deadLetter,
     ...(o.events ? { events: o.events } : {}),
   });
-}
-
-/** The adapter's description of a target table, as the planner needs it. */
-async function describeTarget(s: MysqlSession, ref: TableRef): Promise<TargetTable | null> {
-  const d = await describeTable(s, ref);
-  if (!d) return null;
-  return {
-    ref,
-    columns: new Set(d.columns.filter((c) => !c.generated).map((c) => c.name)),
-    key: d.identity.columns,
-    keyKind: d.identity.kind,
-  };
-}
-
-/** Rewrites references to a source database in a DDL statement to the target database. */
-export function mapDdl(statement: string, srcDb: string, dstDb: string): string {
-  if (srcDb === dstDb || !srcDb) return statement;
-  const escaped = srcDb.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return statement
-    .replace(new RegExp(`\`${escaped.replace(/`/g, "``")}\`\\s*\\.`, "g"), `${quoteId(dstDb)}.`)
-    .replace(new RegExp(`(?<![\\w\`$])${escaped}\\s*\\.(?=\\s*[\`\\w])`, "g"), `${quoteId(dstDb)}.`)
-    .replace(
-      new RegExp(
-        `^(\\s*(?:CREATE|DROP|ALTER)\\s+(?:DATABASE|SCHEMA)\\s+(?:IF\\s+(?:NOT\\s+)?EXISTS\\s+)?)(\`${escaped}\`|${escaped})(?=\\s|$)`,
-        "i",
-      ),
-      `$1${quoteId(dstDb)}`,
-    );
 }

@@ -2,7 +2,7 @@ import type { SqlValue } from "@dfs/codec";
 import { quoteId, quoteTable } from "@dfs/mysql";
 import type { Change, TargetTable } from "./sink.js";
 
-/** A parameterised statement and the changes it carries (for dead-lettering). */
+/** A parameterised statement and the changes it carries (for dead-lettering and metrics). */
 export interface Statement {
   sql: string;
   params: unknown[];
@@ -11,17 +11,21 @@ export interface Statement {
 
 type Kind = "upsert" | "delete" | "insert" | "delete-image";
 
+/** One row to write: what a change becomes (an update that changes the key becomes two). */
+interface Op {
+  kind: Kind;
+  table: TargetTable;
+  columns: readonly string[];
+  image: Record<string, SqlValue>;
+  change: Change;
+}
+
 interface Run {
   kind: Kind;
   table: TargetTable;
-  columns: string[];
+  columns: readonly string[];
   rows: Record<string, SqlValue>[];
   changes: Change[];
-}
-
-/** Columns of an image that the target has, in image order. */
-function writable(image: Record<string, SqlValue>, t: TargetTable): string[] {
-  return Object.keys(image).filter((c) => t.columns.has(c));
 }
 
 function sameKey(t: TargetTable, a: Record<string, SqlValue>, b: Record<string, SqlValue>): boolean {
@@ -33,51 +37,154 @@ function sameKey(t: TargetTable, a: Record<string, SqlValue>, b: Record<string, 
   });
 }
 
+function sameColumns(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
- * Turns row changes, in stream order, into statements that have the same effect, in the same
- * order. Consecutive changes of one table and one kind share a multi-row statement; the server
- * applies its rows in order, so no unique key ever sees a state the source did not have.
+ * What changes become, in order:
  *  - keyed table: insert/read -> upsert of the after image; update -> upsert of the after image,
  *    or delete + upsert when the key changed; delete -> delete by key.
  *  - table without a primary or unique key: insert -> INSERT; delete -> DELETE of one row equal
  *    to the before image (LIMIT 1); update -> that delete, then INSERT of the after image.
  */
-export function planStatements(changes: readonly Change[], statementRows: number): Statement[] {
-  const runs: Run[] = [];
-  const push = (kind: Kind, table: TargetTable, image: Record<string, SqlValue>, change: Change) => {
-    const columns = kind === "delete" ? table.key : writable(image, table);
-    const last = runs[runs.length - 1];
-    const sig = columns.join("\u0000");
-    if (
-      last &&
-      last.kind === kind &&
-      last.table === table &&
-      last.columns.join("\u0000") === sig &&
-      last.rows.length < statementRows &&
-      kind !== "delete-image"
-    ) {
-      last.rows.push(image);
-      if (last.changes[last.changes.length - 1] !== change) last.changes.push(change);
-      return;
-    }
-    runs.push({ kind, table, columns, rows: [image], changes: [change] });
-  };
+function opsOf(changes: readonly Change[], out: Op[] = []): Op[] {
   for (const ch of changes) {
     const t = ch.target;
-    const keyed = t.keyKind !== "none";
-    if (ch.op === "c" || ch.op === "r") {
-      push(keyed ? "upsert" : "insert", t, ch.after!, ch);
+    const cols = ch.columns;
+    if (t.keyKind !== "none") {
+      if (ch.op === "c" || ch.op === "r")
+        out.push({ kind: "upsert", table: t, columns: cols, image: ch.after!, change: ch });
+      else if (ch.op === "d")
+        out.push({ kind: "delete", table: t, columns: t.key, image: ch.before!, change: ch });
+      else {
+        if (!sameKey(t, ch.before!, ch.after!))
+          out.push({ kind: "delete", table: t, columns: t.key, image: ch.before!, change: ch });
+        out.push({ kind: "upsert", table: t, columns: cols, image: ch.after!, change: ch });
+      }
+    } else if (ch.op === "c" || ch.op === "r") {
+      out.push({ kind: "insert", table: t, columns: cols, image: ch.after!, change: ch });
     } else if (ch.op === "d") {
-      push(keyed ? "delete" : "delete-image", t, ch.before!, ch);
-    } else if (keyed) {
-      if (!sameKey(t, ch.before!, ch.after!)) push("delete", t, ch.before!, ch);
-      push("upsert", t, ch.after!, ch);
+      out.push({ kind: "delete-image", table: t, columns: cols, image: ch.before!, change: ch });
     } else {
-      push("delete-image", t, ch.before!, ch);
-      push("insert", t, ch.after!, ch);
+      out.push({ kind: "delete-image", table: t, columns: cols, image: ch.before!, change: ch });
+      out.push({ kind: "insert", table: t, columns: cols, image: ch.after!, change: ch });
     }
   }
+  return out;
+}
+
+/** Whether `op` may join `run` (same table, kind and columns; a keyless delete is always alone). */
+function joins(run: Run, op: Op, statementRows: number): boolean {
+  return (
+    run.kind === op.kind &&
+    run.table === op.table &&
+    op.kind !== "delete-image" &&
+    run.rows.length < statementRows &&
+    sameColumns(run.columns, op.columns)
+  );
+}
+
+function add(runs: Run[], op: Op, statementRows: number): void {
+  const last = runs[runs.length - 1];
+  if (last && joins(last, op, statementRows)) {
+    last.rows.push(op.image);
+    if (last.changes[last.changes.length - 1] !== op.change) last.changes.push(op.change);
+    return;
+  }
+  runs.push({ kind: op.kind, table: op.table, columns: op.columns, rows: [op.image], changes: [op.change] });
+}
+
+/**
+ * Turns row changes, in stream order, into statements that have the same effect, in the same
+ * order. Consecutive changes of one table and one kind share a multi-row statement; the server
+ * applies its rows in order, so no unique key ever sees a state the source did not have.
+ */
+export function planStatements(changes: readonly Change[], statementRows: number): Statement[] {
+  const runs: Run[] = [];
+  for (const op of opsOf(changes)) add(runs, op, statementRows);
   return runs.filter((r) => r.columns.length > 0).map(toStatement);
+}
+
+/**
+ * Statements for one connection's share of a group: `components` are sequences of changes that
+ * share no key with each other (conflicts.ts), each in source order. Changes of different
+ * components commute, so their rows may share statements: each round takes, from every
+ * component, its next run of same-table, same-kind operations, and the round's runs of one table
+ * and kind go into one multi-row statement. A component's order is kept (its runs come in later
+ * rounds, in order). Many small transactions of the same shape thus become a few large statements.
+ */
+export function planLane(components: readonly (readonly Change[])[], statementRows: number): Statement[] {
+  if (components.length === 1) return planStatements(components[0]!, statementRows);
+  const ops = components.map((c) => opsOf(c));
+  const next = ops.map(() => 0);
+  const out: Statement[] = [];
+  let live = ops.filter((o) => o.length > 0).length;
+  while (live > 0) {
+    // One round: the runs of this round, grouped by table, kind and columns, in order of first use.
+    const groups: Run[] = [];
+    for (let c = 0; c < ops.length; c++) {
+      const list = ops[c]!;
+      let i = next[c]!;
+      if (i >= list.length) continue;
+      const first = list[i]!;
+      let group = groups.find(
+        (g) =>
+          g.kind === first.kind &&
+          g.table === first.table &&
+          first.kind !== "delete-image" &&
+          sameColumns(g.columns, first.columns),
+      );
+      if (!group) {
+        group = { kind: first.kind, table: first.table, columns: first.columns, rows: [], changes: [] };
+        groups.push(group);
+      }
+      do {
+        const op = list[i]!;
+        if (op.kind !== first.kind || op.table !== first.table || !sameColumns(op.columns, first.columns))
+          break;
+        group.rows.push(op.image);
+        if (group.changes[group.changes.length - 1] !== op.change) group.changes.push(op.change);
+        i++;
+      } while (i < list.length && first.kind !== "delete-image");
+      next[c] = i;
+      if (i >= list.length) live--;
+    }
+    for (const g of groups) {
+      if (g.columns.length === 0) continue;
+      if (g.kind === "delete-image") {
+        // One row per statement (LIMIT 1 finds one twin).
+        for (const [i, row] of g.rows.entries())
+          out.push(
+            toStatement({ ...g, rows: [row], changes: [g.changes[Math.min(i, g.changes.length - 1)]!] }),
+          );
+        continue;
+      }
+      for (let at = 0; at < g.rows.length; at += statementRows) {
+        const rows = g.rows.slice(at, at + statementRows);
+        out.push(
+          toStatement({
+            ...g,
+            rows,
+            changes: at === 0 && rows.length === g.rows.length ? g.changes : changesOf(g, rows),
+          }),
+        );
+      }
+    }
+  }
+  return out;
+}
+
+/** The changes whose images are `rows` (a slice of a group's rows). */
+function changesOf(g: Run, rows: readonly Record<string, SqlValue>[]): Change[] {
+  const set = new Set(rows);
+  const out: Change[] = [];
+  for (const ch of g.changes)
+    if ((ch.after && set.has(ch.after)) || (ch.before && set.has(ch.before))) out.push(ch);
+  return out;
 }
 
 function toStatement(run: Run): Statement {

@@ -1,5 +1,6 @@
 import { Position, parseStreamPoint } from "@dfs/codec";
 import {
+  backoffMs,
   Completion,
   ConfigError,
   ErrorCode,
@@ -7,19 +8,22 @@ import {
   type Logger,
   type Scope,
   Signal,
+  sleep,
+  TransientError,
 } from "@dfs/common";
 import { setState } from "@dfs/metrics";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { splitLanes } from "./conflicts.js";
 import { type ReplayResult, replayDeadLetters } from "./replay.js";
-import type { Sink } from "./sink.js";
+import type { ApplyGroup, Sink } from "./sink.js";
 import type { StreamReader } from "./stream-reader.js";
 import type { DpuTelemetry } from "./telemetry.js";
-import type { ChangeUnit, DdlUnit, UnitBuilder } from "./unit-builder.js";
+import type { DdlStep, Group, LargePart, TxnBuilder } from "./txn-builder.js";
 
 export interface DpuStatus {
   state: "starting" | "running" | "paused" | "stopped" | "error";
   consumer: string;
-  /** The last stream sequence whose effect is in the target. */
+  /** The last stream sequence up to which everything is in the target (the low-water mark). */
   appliedSeq: number;
   /** The source position of the last message applied that carried one. */
   position: Position;
@@ -33,6 +37,8 @@ export interface DpuStatus {
   lagSeconds: number;
   /** What the DPU waits for while it retries a write ("" when it does not). */
   waitingFor: string;
+  /** Connections applying in parallel. */
+  connections: number;
   lastError: string;
 }
 
@@ -46,7 +52,7 @@ export interface DpuService {
    * skipped ones are not applied.
    */
   setPosition(position: string): Promise<void>;
-  /** Applies dead letters again (all, or the given DLQ sequences), between units. */
+  /** Applies dead letters again (all, or the given DLQ sequences), between groups. */
   replayDlq(seqs: readonly number[]): Promise<ReplayResult[]>;
   /** The ports actually bound (the config may say 0 = any free port). */
   readonly endpoints: { http: number; grpc: number };
@@ -63,28 +69,38 @@ export interface DpuParts {
   nc: NatsConnection;
   telemetry: DpuTelemetry;
   reader: StreamReader;
-  builder: UnitBuilder;
+  builder: TxnBuilder;
   sink: Sink;
+  /** Groups with fewer rows than this go on one connection (parallel lanes cost their records). */
+  parallelFromRows: number;
+  retry: { initialMs: number; maxMs: number };
   /** Resources closed after the parts stopped (endpoints, NATS). */
   scope: Scope;
   stopping: AbortController;
 }
 
+/** How long the DPU may be idle before it writes a low-water mark no transaction recorded yet. */
+const IDLE_FLUSH_MS = 250;
+
 /**
- * A running DPU: one loop that takes the next unit from the unit builder and applies it through
- * the sink, acknowledging its messages after the commit. Control calls (pause, a new position, a
- * dead-letter replay) are served between units.
+ * A running DPU: one loop that takes the next group from the transaction builder and applies it
+ * through the sink. Groups are pipelined: while one group's lanes wait for the target, the next
+ * is decoded, split by conflicts and planned; it starts once the one before has committed (so
+ * groups never overlap, and the low-water mark is simply the last committed group's end). A
+ * group's messages are acknowledged after its commit. DDL, large transactions, re-reads and
+ * control calls (pause, a new position, a dead-letter replay) wait for the group in flight.
  */
 export class DpuRuntime implements DpuService {
   private state: DpuStatus["state"] = "starting";
-  private appliedSeq = 0;
+  private lowWater = 0;
   private position = Position.NONE;
   private lastError = "";
   private readonly wake = new Signal();
   private readonly completion = new Completion();
   private loop: Promise<void> = Promise.resolve();
-  /** The unit being applied, so a position change can wait for it. */
-  private applying: Promise<void> | null = null;
+  /** The group being applied (the pipeline's second stage), and its failure if it failed. */
+  private inFlight: Promise<void> | null = null;
+  private inFlightError: unknown = null;
   private replays: { seqs: readonly number[]; done(r: ReplayResult[]): void; fail(e: unknown): void }[] = [];
   endpoints = { http: 0, grpc: 0 };
 
@@ -100,11 +116,16 @@ export class DpuRuntime implements DpuService {
 
   /** Reads the checkpoint, starts delivery after it and the apply loop. */
   async start(): Promise<void> {
-    this.appliedSeq = await this.p.sink.checkpoint();
-    await this.p.reader.readFrom(this.appliedSeq);
+    const cp = await this.p.sink.open();
+    this.lowWater = cp.lowWater;
+    this.p.builder.reset(cp.lowWater, cp.applied);
+    await this.p.reader.readFrom(cp.lowWater);
     this.state = "running";
     setState(this.p.telemetry.service, "running");
-    this.p.log.info({ consumer: this.p.consumer, checkpoint: this.appliedSeq }, "dpu running");
+    this.p.log.info(
+      { consumer: this.p.consumer, checkpoint: cp.lowWater, connections: this.p.sink.parallelism },
+      "dpu running",
+    );
     this.loop = this.run();
   }
 
@@ -113,7 +134,7 @@ export class DpuRuntime implements DpuService {
     return {
       state: this.state,
       consumer: this.p.consumer,
-      appliedSeq: this.appliedSeq,
+      appliedSeq: this.lowWater,
       position: this.position,
       rowsApplied: sink.stats.rowsApplied,
       deadLettered: sink.stats.rejected + this.p.builder.deadLettered,
@@ -122,6 +143,7 @@ export class DpuRuntime implements DpuService {
       pending: Math.max(reader.pending, reader.queued),
       lagSeconds: telemetry.lagSeconds(),
       waitingFor: sink.stats.waitingFor,
+      connections: sink.parallelism,
       lastError: this.lastError || sink.stats.lastError,
     };
   }
@@ -141,10 +163,11 @@ export class DpuRuntime implements DpuService {
     const point = parseStreamPoint(position);
     const seq =
       point.kind === "seq" ? point.seq : point.kind === "earliest" ? 0 : await this.p.reader.lastSeq();
-    await this.applying?.catch(() => {});
+    await this.drain();
     await this.p.sink.advance(seq);
-    this.p.log.warn({ from: this.appliedSeq, to: seq }, "checkpoint moved by a control call");
-    this.appliedSeq = seq;
+    this.p.log.warn({ from: this.lowWater, to: seq }, "checkpoint moved by a control call");
+    this.lowWater = seq;
+    this.p.builder.reset(seq, new Set());
     await this.p.reader.readFrom(seq);
   }
 
@@ -164,61 +187,139 @@ export class DpuRuntime implements DpuService {
   }
 
   private async run(): Promise<void> {
-    const { reader, stopping } = this.p;
-    while (!stopping.signal.aborted) {
-      if (this.replays.length > 0) {
-        await this.runReplay(this.replays.shift()!);
-        continue;
+    const { stopping } = this.p;
+    try {
+      while (!stopping.signal.aborted) {
+        if (this.inFlightError) throw this.inFlightError;
+        if (this.replays.length > 0) {
+          await this.drain();
+          await this.runReplay(this.replays.shift()!);
+          continue;
+        }
+        if (this.state === "paused") {
+          await this.drain();
+          await this.wake.wait();
+          continue;
+        }
+        const step = await this.p.builder.next();
+        if (step === null) {
+          await this.idle();
+          continue;
+        }
+        if (step.kind === "group") {
+          const group = this.lanesOf(step);
+          this.p.sink.prepare(group); // planned while the group before is in flight
+          await this.drain();
+          this.launch(step, group);
+          continue;
+        }
+        await this.drain();
+        if (step.kind === "ddl") await this.applyDdl(step);
+        else if (step.kind === "large") await this.applyLarge(step);
+        else {
+          this.p.log.warn(
+            { appliedSeq: this.lowWater, seenSeq: step.seenSeq },
+            "stream messages missing from delivery (e.g. the connection was cut): re-reading from the checkpoint",
+          );
+          await this.reread();
+        }
       }
-      if (reader.queued === 0 || this.state === "paused") {
-        // A delivery or a control call wakes the loop.
-        await Promise.race([this.wake.wait(), reader.arrived.wait()]);
-        continue;
-      }
-      try {
-        this.applying = this.step();
-        await this.applying;
-      } catch (err) {
-        if (stopping.signal.aborted) break;
-        this.fail(err);
-        break;
-      }
+      await this.drain();
+    } catch (err) {
+      if (!stopping.signal.aborted) this.fail(err);
     }
   }
 
-  /** Applies the next unit (or DDL) the builder gives. */
-  private async step(): Promise<void> {
-    const step = await this.p.builder.next(this.appliedSeq);
-    if (step === null) return;
-    if (step.kind === "reread") {
-      this.p.log.warn(
-        { appliedSeq: this.appliedSeq, seenSeq: step.seenSeq },
-        "stream messages missing from delivery (e.g. the connection was cut): re-reading from the checkpoint",
-      );
-      await this.p.reader.readFrom(this.appliedSeq);
+  /** Nothing to build: wait for a delivery, the group in flight, or a control call. */
+  private async idle(): Promise<void> {
+    const waits: Promise<unknown>[] = [this.wake.wait(), this.p.reader.arrived.wait()];
+    if (this.inFlight) {
+      waits.push(this.inFlight);
+      await Promise.race(waits);
       return;
     }
-    if (step.kind === "ddl") await this.applyDdl(step);
-    else await this.applyChanges(step);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.race(waits).then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), IDLE_FLUSH_MS))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) await this.p.sink.flush();
   }
 
-  private async applyDdl(u: DdlUnit): Promise<void> {
+  /** A group's lanes: split by conflicts when it is large enough for parallel apply to pay. */
+  private lanesOf(step: Group): ApplyGroup {
+    const lanes = step.rows >= this.p.parallelFromRows ? this.p.sink.parallelism : 1;
+    return { lanes: splitLanes(step.txns, lanes), lastSeq: step.lastSeq };
+  }
+
+  /** Starts applying a group (the loop goes on preparing the next). */
+  private launch(step: Group, group: ApplyGroup): void {
+    this.inFlight = this.applyGroup(step, group).catch((err: unknown) => {
+      this.inFlightError = err;
+      this.wake.fire();
+    });
+  }
+
+  /** Waits for the group in flight; rethrows its failure. */
+  private async drain(): Promise<void> {
+    const f = this.inFlight;
+    this.inFlight = null;
+    if (f) await f;
+    if (this.inFlightError) throw this.inFlightError;
+  }
+
+  private async applyGroup(step: Group, group: ApplyGroup): Promise<void> {
+    const { sink, telemetry } = this.p;
+    if (group.lanes.length > 0) await sink.applyGroup(group);
+    else await sink.advance(step.lastSeq);
+    this.lowWater = step.lastSeq;
+    if (step.position) this.position = step.position;
+    step.lastMessage?.ack();
+    const now = Date.now();
+    for (const ms of step.captureTimesMs) telemetry.m.endToEnd.observe(Math.max(0, now - ms) / 1000);
+    if (step.heartbeatSourceMs > 0) telemetry.heartbeatSourceMs = step.heartbeatSourceMs;
+  }
+
+  private async applyDdl(u: DdlStep): Promise<void> {
     await this.p.sink.applyDdl(u.ddl, u.message.seq);
-    this.appliedSeq = u.message.seq;
+    this.lowWater = u.message.seq;
     if (u.position.hasFile) this.position = u.position;
     u.message.ack();
   }
 
-  private async applyChanges(u: ChangeUnit): Promise<void> {
+  /**
+   * A part of a transaction larger than a group. A failure loses the open target transaction: the
+   * stream is read again from the checkpoint (the whole transaction comes again) after a backoff.
+   */
+  private async applyLarge(part: LargePart): Promise<void> {
     const { sink, telemetry } = this.p;
-    if (u.changes.length > 0) await sink.apply(u.changes, u.lastSeq);
-    else await sink.advance(u.lastSeq);
-    this.appliedSeq = u.lastSeq;
-    if (u.position) this.position = u.position;
-    for (const m of u.messages) m.ack();
+    try {
+      await sink.applyLargePart(part.changes);
+      if (part.last) await sink.commitLarge(part.lastSeq);
+    } catch (err) {
+      if (!(err instanceof TransientError)) throw err;
+      const wait = backoffMs(0, this.p.retry.initialMs, this.p.retry.maxMs);
+      this.p.log.warn(
+        { err: errorMessage(err), retryInMs: wait },
+        "a large transaction failed; reading it again",
+      );
+      await sleep(wait, this.p.stopping.signal);
+      await this.reread();
+      return;
+    }
+    part.lastMessage.ack();
     const now = Date.now();
-    for (const ms of u.captureTimesMs) telemetry.m.endToEnd.observe(Math.max(0, now - ms) / 1000);
-    if (u.heartbeatSourceMs > 0) telemetry.heartbeatSourceMs = u.heartbeatSourceMs;
+    for (const ms of part.captureTimesMs) telemetry.m.endToEnd.observe(Math.max(0, now - ms) / 1000);
+    if (!part.last) return;
+    this.lowWater = part.lastSeq;
+    if (part.position) this.position = part.position;
+  }
+
+  /** Reads again from the checkpoint (what lanes committed above it stays skipped). */
+  private async reread(): Promise<void> {
+    this.p.builder.reset(this.lowWater);
+    await this.p.reader.readFrom(this.lowWater);
   }
 
   private async runReplay(job: (typeof this.replays)[number]): Promise<void> {
@@ -251,6 +352,7 @@ export class DpuRuntime implements DpuService {
     for (const job of this.replays.splice(0)) job.fail(new Error("the dpu stopped"));
     await reader.close();
     await this.loop;
+    await this.inFlight?.catch(() => {});
     await sink.close();
     await scope.close();
   }

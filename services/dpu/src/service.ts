@@ -10,7 +10,7 @@ import { DpuRuntime, type DpuService } from "./runtime.js";
 import type { Rejected } from "./sink.js";
 import { StreamReader } from "./stream-reader.js";
 import { DpuTelemetry } from "./telemetry.js";
-import { UnitBuilder } from "./unit-builder.js";
+import { TxnBuilder } from "./txn-builder.js";
 
 export interface DpuDeps {
   log?: Logger;
@@ -18,6 +18,8 @@ export interface DpuDeps {
 
 /** Prefetch bound of a pull: well under the server's per-client pending limit (64 MiB by default). */
 const MAX_PULL_BYTES = 16 * 1024 * 1024;
+/** Groups smaller than this go on one connection: splitting them costs more than it saves. */
+const PARALLEL_FROM_ROWS = 256;
 
 /**
  * The composition root of the DPU: HTTP endpoint (probes see "starting" meanwhile), NATS and the
@@ -54,23 +56,29 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
     await ensureStreams(nc, sourceId, streamSettings(cfg));
     const deadLetter = (rejected: Rejected[]) => publishDeadLetters(nc, sourceId, consumer, rejected);
     const sink = mysqlSinkOf(cfg, { log, signal: stopping.signal, deadLetter, events: telemetry });
+    const b = cfg.dpu.batch;
+    // The queue holds two groups: the one being built and the next, while one is applied.
     const reader = new StreamReader({
       nc,
       stream,
       consumer,
-      maxQueue: cfg.dpu.batch.maxMessages * 4,
+      maxQueue: b.maxMessages * 2,
+      maxQueueBytes: b.maxBytes * 2,
       maxPullBytes: MAX_PULL_BYTES,
       log,
     });
-    const builder = new UnitBuilder({
+    const builder = new TxnBuilder({
       source: reader,
       sink,
-      maxMessages: cfg.dpu.batch.maxMessages,
-      maxRows: cfg.dpu.batch.maxRows,
+      maxMessages: b.maxMessages,
+      maxRows: b.maxRows,
+      maxBytes: b.maxBytes,
+      maxWaitMs: b.maxWaitMs,
       deadLetter,
       deadLetterMessage: (table, m, error) =>
         deadLetterMessage(nc, sourceId, consumer, table, m.data, m.seq, error),
       rejected: (r) => telemetry.rejected(r),
+      log,
     });
     runtime = new DpuRuntime({
       sourceId,
@@ -81,6 +89,8 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       reader,
       builder,
       sink,
+      parallelFromRows: PARALLEL_FROM_ROWS,
+      retry: cfg.dpu.retry,
       scope,
       stopping,
     });

@@ -9,6 +9,8 @@ export interface TargetTable {
   /** Columns that identify a row: the primary key, else a unique key of NOT NULL columns, else none. */
   key: string[];
   keyKind: "primary" | "unique" | "none";
+  /** The identity key and every other unique key: what two changes conflict on (conflicts.ts). */
+  uniqueKeys: string[][];
 }
 
 /** One row change in stream order: the decoded change, its stream message and its target table. */
@@ -16,6 +18,8 @@ export interface Change extends DecodedChange {
   /** Stream sequence of the message; with rowIndex, the change's identity. */
   seq: number;
   target: TargetTable;
+  /** The columns of its images the target has, in image order (shared by a batch's changes). */
+  columns: readonly string[];
 }
 
 /** A change the target refused for a reason that retrying will not fix. */
@@ -34,6 +38,38 @@ export interface DdlChange {
   tables: readonly TableRef[];
 }
 
+/** One whole source transaction, identified by the stream sequence of its last message. */
+export interface TxnChanges {
+  seq: number;
+  changes: Change[];
+}
+
+/**
+ * One connection's share of a group: components (sequences of changes that share no key with any
+ * other component, each in source order) and the source transactions they hold.
+ */
+export interface Lane {
+  components: Change[][];
+  txnSeqs: number[];
+  rows: number;
+}
+
+/** Source transactions applied together: one target transaction per lane, lanes in parallel. */
+export interface ApplyGroup {
+  lanes: Lane[];
+  /** Every message up to this stream sequence is applied once every lane committed. */
+  lastSeq: number;
+}
+
+/**
+ * Where the DPU resumes: every message up to `lowWater` is applied, and so are the source
+ * transactions (by the sequence of their last message) in `applied`, which lanes committed above it.
+ */
+export interface SinkCheckpoint {
+  lowWater: number;
+  applied: Set<number>;
+}
+
 /** What a sink has done so far, for status and metrics. */
 export interface SinkStats {
   rowsApplied: number;
@@ -46,24 +82,40 @@ export interface SinkStats {
 }
 
 /**
- * Where the DPU writes. Every write moves the consumer's checkpoint (the last stream sequence whose
- * effect is in the sink) in the same atomic step, so that after a crash nothing is applied twice.
- * Implementations retry passing failures themselves until the DPU stops; what they throw is final.
+ * Where the DPU writes. Every write moves the consumer's checkpoint in the same atomic step as
+ * the changes, so that after a crash nothing is applied twice: with one lane, the low-water mark
+ * itself; with several, each lane records the source transactions it committed, and the
+ * low-water mark follows once every lane of a group has. Implementations retry passing failures
+ * themselves until the DPU stops; what they throw is final.
  */
 export interface Sink {
-  /** The last stream sequence applied (0 when none). */
-  checkpoint(): Promise<number>;
+  /** How many lanes a group may be split into (connections applying in parallel). */
+  readonly parallelism: number;
+  /** Connects and reads where to resume. */
+  open(): Promise<SinkCheckpoint>;
   /** The target of a source table, or null when there is none and none can be made. */
   describe(source: TableRef): Promise<TargetTable | null>;
+  /** Work done ahead of `applyGroup` (planning), so it overlaps the previous group's round trips. */
+  prepare(group: ApplyGroup): void;
   /**
-   * Applies changes (in order) and moves the checkpoint to `seq`, atomically. Changes the sink
-   * refuses for good are handed to `deadLetter` before the rest commit, and returned.
+   * Applies a group: each lane's changes in one transaction with its checkpoint record, lanes in
+   * parallel. Changes refused for good are handed to `deadLetter` before their lane commits, and
+   * returned.
    */
-  apply(changes: readonly Change[], seq: number): Promise<Rejected[]>;
+  applyGroup(group: ApplyGroup): Promise<Rejected[]>;
   /** Applies a schema change (a barrier: everything before it is applied), then the checkpoint. */
   applyDdl(ddl: DdlChange, seq: number): Promise<void>;
-  /** Moves the checkpoint alone (heartbeats, a control call). */
+  /** Moves the low-water mark alone (heartbeats, a control call). */
   advance(seq: number): Promise<void>;
+  /** Writes a low-water mark every lane has passed but no transaction has recorded yet (an idle DPU). */
+  flush(): Promise<void>;
+  /**
+   * A source transaction larger than a group, streamed: `part` applies its changes inside one
+   * open target transaction, `commitLarge` commits it with the checkpoint. A failure loses the
+   * open transaction: the caller reads the stream again from the checkpoint.
+   */
+  applyLargePart(changes: readonly Change[]): Promise<Rejected[]>;
+  commitLarge(seq: number): Promise<void>;
   /** Applies changes without touching the checkpoint (dead-letter replay). */
   replay(changes: readonly Change[]): Promise<void>;
   readonly stats: SinkStats;
@@ -73,7 +125,7 @@ export interface Sink {
 /** What a sink reports as it works (metrics, the monitor's recent DML). */
 export interface SinkEvents {
   statement?(st: { sql: string; changes: readonly Change[] }, ms: number): void;
-  /** A unit committed: the changes that are in the target now, and how long it took. */
+  /** A group (or a lane of it) committed: the changes that are in the target now, and how long it took. */
   committed?(changes: readonly Change[], ms: number): void;
   rejected?(rejected: readonly Rejected[]): void;
   ddl?(db: string, statement: string, ms: number): void;

@@ -1,7 +1,8 @@
 import { Headers } from "@dfs/codec";
-import { type Logger, Signal } from "@dfs/common";
+import { backoffMs, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
 import {
   AckPolicy,
+  type Consumer,
   type ConsumerMessages,
   DeliverPolicy,
   type JetStreamManager,
@@ -28,21 +29,36 @@ export interface MessageSource {
   take(): StreamMessage;
   /** Whether the stream still holds a message with a sequence in [from, to). */
   anyStored(from: number, to: number): Promise<boolean>;
+  /** Resolves when a message arrives, or after `ms`. */
+  waitForMore?(ms: number): Promise<void>;
 }
 
 export interface StreamReaderOptions {
   nc: NatsConnection;
   stream: string;
   consumer: string;
-  /** Most messages queued in memory before reading pauses. */
+  /** Most messages queued in memory; reading waits for room. */
   maxQueue: number;
+  /** Most payload bytes queued in memory; reading waits for room. */
+  maxQueueBytes: number;
   /** Most bytes one pull may ask for: well under the server's per-client pending limit. */
   maxPullBytes: number;
   log: Logger;
 }
 
+/** How long a pull waits for messages when the stream has none. */
+const PULL_EXPIRES_MS = 5_000;
+/** A pull asks for at least this many bytes, so that one large message always fits. */
+const MIN_PULL_BYTES = 8 * 1024 * 1024;
+
 /**
  * Reads the stream through a durable pull consumer into a bounded queue, in stream order.
+ *
+ * Reading pulls only what the queue has room for (messages and bytes), one pull at a time, after
+ * the queue has room again. A consume() loop would not do: it asks for more whenever messages
+ * arrive, not when they are used, so a DPU slower than the stream buffers in the client until the
+ * consumer's max_ack_pending stops the server, whose open pull requests on nats-server 2.9 then
+ * sit until they expire (30 s) before anything more is delivered: idle time with work pending.
  *
  * Delivery always starts right after the checkpoint: the consumer is (re)created at checkpoint + 1
  * whenever reading starts again. Messages delivered but not acknowledged (a crashed process's
@@ -52,9 +68,13 @@ export interface StreamReaderOptions {
  */
 export class StreamReader implements MessageSource {
   private readonly queue: StreamMessage[] = [];
-  /** Fires when a message arrives, or room frees up, or reading stops. */
+  private queueBytes = 0;
+  /** Fires when a message arrives, or reading stops. */
   readonly arrived = new Signal();
-  private messages: ConsumerMessages | null = null;
+  /** Fires when the queue has more room, or reading stops. */
+  private readonly roomFreed = new Signal();
+  /** The pull in progress, so a stop can end it. */
+  private current: ConsumerMessages | null = null;
   private reading: Promise<void> = Promise.resolve();
   private generation = 0;
   private closed = false;
@@ -76,7 +96,8 @@ export class StreamReader implements MessageSource {
   take(): StreamMessage {
     const m = this.queue.shift();
     if (!m) throw new Error("take() on an empty queue");
-    if (this.queue.length < this.o.maxQueue) this.arrived.fire();
+    this.queueBytes -= m.data.byteLength;
+    this.roomFreed.fire();
     return m;
   }
 
@@ -84,26 +105,34 @@ export class StreamReader implements MessageSource {
   async readFrom(checkpoint: number): Promise<void> {
     // The old reader is not awaited (its pending pull may take a while to end); its generation is
     // stale from here on, so it can no longer add to the queue.
+    void this.current?.close().catch(() => {});
     const gen = ++this.generation;
-    void this.messages?.close().catch(() => {});
     this.queue.length = 0;
+    this.queueBytes = 0;
     this.arrived.fire();
+    this.roomFreed.fire();
     const jsm = await this.jsm();
     const { stream, consumer: name } = this.o;
     await jsm.consumers.delete(stream, name).catch(() => {}); // none yet: nothing to delete
     await jsm.consumers.add(stream, {
       durable_name: name,
-      ack_policy: AckPolicy.Explicit,
+      // Acknowledging a group's last message acknowledges the whole group.
+      ack_policy: AckPolicy.All,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: checkpoint + 1,
-      max_ack_pending: 20_000,
+      // Reading is bounded by the queue (pulls ask only for what it has room for), not by this.
+      max_ack_pending: 1_000_000,
       ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
     });
     const consumer = await jetstream(this.o.nc).consumers.get(stream, name);
-    const messages = await consumer.consume({ max_bytes: this.o.maxPullBytes });
-    this.messages = messages;
-    this.reading = this.pump(messages, gen);
+    this.reading = this.pump(consumer, gen);
     this.pendingTimer ??= setInterval(() => void this.refreshPending(), 2000);
+  }
+
+  async waitForMore(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.arrived.wait(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   async anyStored(from: number, to: number): Promise<boolean> {
@@ -128,17 +157,42 @@ export class StreamReader implements MessageSource {
     this.generation++;
     if (this.pendingTimer) clearInterval(this.pendingTimer);
     this.arrived.fire();
-    await this.messages?.close().catch(() => {});
+    this.roomFreed.fire();
+    await this.current?.close().catch(() => {});
     await this.reading.catch(() => {});
   }
 
-  private async pump(messages: ConsumerMessages, gen: number): Promise<void> {
-    for await (const m of messages) {
-      if (gen !== this.generation) break; // a reader of a replaced consumer: its messages are stale
-      this.queue.push(wrap(m));
-      this.arrived.fire();
-      while (this.queue.length >= this.o.maxQueue && gen === this.generation && !this.closed)
-        await this.arrived.wait();
+  /** One pull at a time, each for what the queue has room for. */
+  private async pump(consumer: Consumer, gen: number): Promise<void> {
+    let failures = 0;
+    while (gen === this.generation && !this.closed) {
+      const roomBytes = this.o.maxQueueBytes - this.queueBytes;
+      if (this.queue.length >= this.o.maxQueue || roomBytes < MIN_PULL_BYTES / 2) {
+        await this.roomFreed.wait();
+        continue;
+      }
+      const maxBytes = Math.min(this.o.maxPullBytes, Math.max(MIN_PULL_BYTES, roomBytes));
+      try {
+        const batch = await consumer.fetch({ max_bytes: maxBytes, expires: PULL_EXPIRES_MS });
+        this.current = batch;
+        for await (const m of batch) {
+          if (gen !== this.generation) break; // a reader of a replaced consumer: its messages are stale
+          this.queue.push(wrap(m));
+          this.queueBytes += m.data.byteLength;
+          this.arrived.fire();
+        }
+        failures = 0;
+      } catch (err) {
+        if (gen !== this.generation || this.closed) break;
+        const wait = backoffMs(failures++, 100, 5000);
+        this.o.log.warn(
+          { err: errorMessage(err), retryInMs: wait },
+          "pulling from the stream failed; retrying",
+        );
+        await sleep(wait).catch(() => {});
+      } finally {
+        this.current = null;
+      }
     }
   }
 

@@ -1,5 +1,5 @@
 // Builds decoded changes for the DPU's unit tests, as the stream would deliver them.
-import type { Row } from "@dfs/codec";
+import { type Row, rowField } from "@dfs/codec";
 import { ChangeBatch, Op } from "@dfs/proto";
 import type { Change, TargetTable } from "../../dist/sink.js";
 
@@ -11,8 +11,15 @@ export function targetTable(
   columns: string[],
   key: string[],
   keyKind: TargetTable["keyKind"] = key.length > 0 ? "primary" : "none",
+  uniqueKeys: string[][] = [],
 ): TargetTable {
-  return { ref: { db, table }, columns: new Set(columns), key, keyKind };
+  return {
+    ref: { db, table },
+    columns: new Set(columns),
+    key,
+    keyKind,
+    uniqueKeys: key.length > 0 ? [key, ...uniqueKeys] : uniqueKeys,
+  };
 }
 
 let nextIndex = 0;
@@ -27,6 +34,7 @@ export function change(
 ): Change {
   const batch = ChangeBatch.fromPartial({ db: target.ref.db, table: target.ref.table });
   const rowIndex = nextIndex++;
+  const image = after ?? before ?? {};
   return {
     ref: target.ref,
     op,
@@ -34,8 +42,9 @@ export function change(
     before,
     after,
     batch,
-    row: { op: OPS[op], rowIndex, before: [], after: [] },
+    raw: rowField({ op: OPS[op], rowIndex, before: [], after: [] }),
     seq,
     target,
+    columns: Object.keys(image).filter((c) => target.columns.has(c)),
   };
 }

@@ -1,7 +1,7 @@
 // The statement generator alone: changes in, parameterised SQL out (no servers).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { planStatements } from "../../dist/plan.js";
+import { planLane, planStatements } from "../../dist/plan.js";
 import { change, targetTable } from "../support/changes.js";
 
 const t = targetTable("shop", "orders", ["id", "qty", "note"], ["id"]);
@@ -118,5 +118,59 @@ describe("planStatements", () => {
       st[0]!.sql,
       "INSERT INTO `dfs.ü``x`.`t.ä``b` (`i``d`,`wert`) VALUES (?,?) ON DUPLICATE KEY UPDATE `wert`=VALUES(`wert`)",
     );
+  });
+});
+
+describe("planLane", () => {
+  const t1 = targetTable("shop", "t1", ["id", "v"], ["id"]);
+  const t2 = targetTable("shop", "t2", ["id", "v"], ["id"]);
+  /** An OLTP transaction: an update of t1, a delete and an insert in t2. */
+  const txn = (i: number) => [
+    change(t1, "u", { id: BigInt(i), v: "a" }, { id: BigInt(i), v: "b" }, i),
+    change(t2, "d", { id: BigInt(i), v: "x" }, null, i),
+    change(t2, "c", null, { id: BigInt(1000 + i), v: "y" }, i),
+  ];
+
+  test("independent transactions of the same shape share statements: one per table and kind", () => {
+    const components = [1, 2, 3, 4, 5].map(txn);
+    const st = planLane(components, 1000);
+    assert.deepEqual(
+      st.map((s) => [s.sql.slice(0, 29), s.changes.length]),
+      [
+        ["INSERT INTO `shop`.`t1` (`id`", 5],
+        ["DELETE FROM `shop`.`t2` WHERE", 5],
+        ["INSERT INTO `shop`.`t2` (`id`", 5],
+      ],
+    );
+    assert.deepEqual(st[1]!.params, [1n, 2n, 3n, 4n, 5n]);
+  });
+
+  test("a component keeps its order across rounds; runs of one component go together", () => {
+    // Component A inserts then deletes the same key; B inserts 3 rows in a row.
+    const a = [change(t1, "c", null, { id: 1n, v: "a" }, 1), change(t1, "d", { id: 1n, v: "a" }, null, 1)];
+    const b = [1, 2, 3].map((i) => change(t1, "c", null, { id: BigInt(10 + i), v: "b" }, 2));
+    const st = planLane([a, b], 1000);
+    assert.deepEqual(
+      st.map((s) => [s.sql.slice(0, 6), s.params.filter((p) => typeof p === "bigint")]),
+      [
+        ["INSERT", [1n, 11n, 12n, 13n]],
+        ["DELETE", [1n]],
+      ],
+      "A's insert comes before A's delete; B's rows join A's first round",
+    );
+  });
+
+  test("statementRows still bounds every statement; keyless deletes stay one per statement", () => {
+    const many = Array.from({ length: 7 }, (_, i) => [change(t1, "c", null, { id: BigInt(i), v: "x" }, i)]);
+    assert.deepEqual(
+      planLane(many, 3).map((s) => s.changes.length),
+      [3, 3, 1],
+    );
+    const k = targetTable("shop", "log", ["a"], []);
+    const st = planLane(
+      [[change(k, "d", { a: 1n }, null)], [change(t1, "c", null, { id: 9n, v: "z" })]],
+      100,
+    );
+    assert.ok(st.some((s) => /LIMIT 1$/.test(s.sql)));
   });
 });

@@ -1,0 +1,282 @@
+import { DataError, ErrorCode } from "@dfs/common";
+import { ChangeBatch } from "@dfs/proto";
+import type { DecodedChange, OpCode, Row } from "./batch.js";
+import { formatTableRef, type TableRef } from "./table-ref.js";
+import type { SqlValue } from "./values.js";
+
+/**
+ * The consumer's hot path: a ChangeBatch's rows decoded straight from the bytes into row images,
+ * without the intermediate objects of the generic decoder (a Value object and its oneof per
+ * value). The header (table, columns, position, ...) is small and decoded by ts-proto; each
+ * RowChange is read by hand. Values are the same as `fromValue` gives, except that integers that
+ * fit a double exactly are numbers (bigint only beyond 2^53): exact either way, and far fewer
+ * allocations. Golden-tested against the generic decoder.
+ */
+
+const TAG_ROWS = (15 << 3) | 2;
+const TWO_32 = 4294967296;
+const OPS: (OpCode | undefined)[] = [undefined, "c", "u", "d", "r"];
+
+/** A batch split into its header (decoded, rows left out) and its rows (the encoded fields). */
+export interface SplitBatch {
+  header: ChangeBatch;
+  /** Each RowChange as its full field bytes (tag, length, body): re-encodable as it came. */
+  rows: Uint8Array[];
+}
+
+class Reader {
+  pos: number;
+  constructor(
+    readonly buf: Buffer,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+
+  /** An unsigned varint of up to 32 bits. */
+  uint32(): number {
+    const b = this.buf;
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      if (this.pos >= this.end) throw truncated();
+      const byte = b[this.pos++]!;
+      if (shift < 28) v |= (byte & 0x7f) << shift;
+      else v += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return v;
+      shift += 7;
+      if (shift > 63) throw new DataError(ErrorCode.DATA_INVALID, "malformed varint in a change");
+    }
+  }
+
+  /** A 64-bit varint as [low 32 bits, high 32 bits]. */
+  varint64(out: [number, number]): void {
+    const b = this.buf;
+    let lo = 0;
+    let hi = 0;
+    let i = 0;
+    for (; i < 4; i++) {
+      if (this.pos >= this.end) throw truncated();
+      const byte = b[this.pos++]!;
+      lo = (lo | ((byte & 0x7f) << (i * 7))) >>> 0;
+      if (byte < 0x80) {
+        out[0] = lo;
+        out[1] = 0;
+        return;
+      }
+    }
+    if (this.pos >= this.end) throw truncated();
+    let byte = b[this.pos++]!;
+    lo = (lo | ((byte & 0x7f) << 28)) >>> 0;
+    hi = (byte & 0x7f) >> 4;
+    if (byte < 0x80) {
+      out[0] = lo;
+      out[1] = hi;
+      return;
+    }
+    for (i = 0; i < 5; i++) {
+      if (this.pos >= this.end) throw truncated();
+      byte = b[this.pos++]!;
+      hi = (hi | ((byte & 0x7f) << (i * 7 + 3))) >>> 0;
+      if (byte < 0x80) {
+        out[0] = lo;
+        out[1] = hi;
+        return;
+      }
+    }
+    throw new DataError(ErrorCode.DATA_INVALID, "malformed varint in a change");
+  }
+
+  skip(wire: number): void {
+    switch (wire) {
+      case 0:
+        while (this.pos < this.end && this.buf[this.pos++]! >= 0x80);
+        return;
+      case 1:
+        this.pos += 8;
+        return;
+      case 2: {
+        const len = this.uint32(); // read before the position is: `pos += uint32()` would lose the advance
+        this.pos += len;
+        return;
+      }
+      case 5:
+        this.pos += 4;
+        return;
+      default:
+        throw new DataError(ErrorCode.DATA_INVALID, `unknown wire type ${wire} in a change`);
+    }
+  }
+}
+
+function truncated(): DataError {
+  return new DataError(ErrorCode.DATA_INVALID, "a change message is truncated");
+}
+
+const pair: [number, number] = [0, 0];
+
+/** The unsigned 64-bit value of [lo, hi]: a number when exact, else a bigint. */
+function unsigned(lo: number, hi: number): number | bigint {
+  if (hi < 0x200000) return hi * TWO_32 + lo;
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** The zigzag-decoded signed 64-bit value of [lo, hi]. */
+function zigzag(lo: number, hi: number): number | bigint {
+  const negative = (lo & 1) === 1;
+  const l = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
+  const h = hi >>> 1;
+  if (h < 0x200000) {
+    const m = h * TWO_32 + l;
+    return negative ? -m - 1 : m;
+  }
+  const m = (BigInt(h) << 32n) | BigInt(l);
+  return negative ? -m - 1n : m;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Splits a ChangeBatch into its decoded header and its encoded rows, without decoding the rows. */
+export function splitBatch(bytes: Uint8Array): SplitBatch {
+  const buf = asBuffer(bytes);
+  const r = new Reader(buf, 0, buf.length);
+  const rows: Uint8Array[] = [];
+  const headerParts: Buffer[] = [];
+  let headerStart = 0;
+  while (r.pos < r.end) {
+    const fieldStart = r.pos;
+    const tag = r.uint32();
+    if (tag === TAG_ROWS) {
+      if (fieldStart > headerStart) headerParts.push(buf.subarray(headerStart, fieldStart));
+      const len = r.uint32();
+      r.pos += len;
+      if (r.pos > r.end) throw truncated();
+      rows.push(buf.subarray(fieldStart, r.pos));
+      headerStart = r.pos;
+    } else {
+      r.skip(tag & 7);
+    }
+  }
+  if (r.end > headerStart) headerParts.push(buf.subarray(headerStart, r.end));
+  const header = ChangeBatch.decode(headerParts.length === 1 ? headerParts[0]! : Buffer.concat(headerParts));
+  return { header, rows };
+}
+
+/** Reads one Value message (bytes [r.pos, end)) as the JS value `fromValue` gives. */
+function readValue(r: Reader, end: number): SqlValue {
+  let v: SqlValue = null;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | 0: // null
+        r.skip(0);
+        v = null;
+        break;
+      case (2 << 3) | 0: // int (sint64)
+        r.varint64(pair);
+        v = zigzag(pair[0], pair[1]);
+        break;
+      case (3 << 3) | 0: // uint
+        r.varint64(pair);
+        v = unsigned(pair[0], pair[1]);
+        break;
+      case (4 << 3) | 1: // float64
+        v = r.buf.readDoubleLE(r.pos);
+        r.pos += 8;
+        break;
+      case (5 << 3) | 5: // float32
+        v = r.buf.readFloatLE(r.pos);
+        r.pos += 4;
+        break;
+      case (6 << 3) | 2: // decimal
+      case (7 << 3) | 2: // text
+      case (9 << 3) | 2: // temporal
+      case (10 << 3) | 2: {
+        // json
+        const len = r.uint32();
+        v = r.buf.toString("utf8", r.pos, r.pos + len);
+        r.pos += len;
+        break;
+      }
+      case (8 << 3) | 2: {
+        // bytes: a view into the message, not a copy
+        const len = r.uint32();
+        v = r.buf.subarray(r.pos, r.pos + len);
+        r.pos += len;
+        break;
+      }
+      default:
+        r.skip(tag & 7);
+    }
+  }
+  r.pos = end;
+  return v;
+}
+
+/**
+ * Decodes one row field (as `splitBatch` returns it) into a change of `header`'s table. `names`
+ * are the header's column names. Throws DataError for an unknown op or an image whose length does
+ * not match the columns.
+ */
+export function decodeRowField(
+  header: ChangeBatch,
+  ref: TableRef,
+  names: readonly string[],
+  field: Uint8Array,
+): DecodedChange {
+  const buf = asBuffer(field);
+  const outer = new Reader(buf, 0, buf.length);
+  outer.uint32(); // the field's tag
+  const len = outer.uint32();
+  const r = new Reader(buf, outer.pos, outer.pos + len);
+  let op = 0;
+  let rowIndex = 0;
+  let before: Row | null = null;
+  let after: Row | null = null;
+  let beforeCount = 0;
+  let afterCount = 0;
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    if (field === 1 && (tag & 7) === 0) op = r.uint32();
+    else if (field === 2 && (tag & 7) === 0) rowIndex = r.uint32();
+    else if ((field === 3 || field === 4) && (tag & 7) === 2) {
+      const vlen = r.uint32();
+      const end = r.pos + vlen;
+      const value = readValue(r, end);
+      if (field === 3) {
+        before ??= {};
+        if (beforeCount < names.length) before[names[beforeCount]!] = value;
+        beforeCount++;
+      } else {
+        after ??= {};
+        if (afterCount < names.length) after[names[afterCount]!] = value;
+        afterCount++;
+      }
+    } else r.skip(tag & 7);
+  }
+  const code = OPS[op];
+  if (!code)
+    throw new DataError(ErrorCode.DATA_INVALID, `unknown op ${op} in a change (a newer capture?)`, {
+      details: { op },
+    });
+  for (const n of [beforeCount, afterCount])
+    if (n !== 0 && n !== names.length)
+      throw new DataError(
+        ErrorCode.DATA_INVALID,
+        `row ${rowIndex} of ${formatTableRef(ref)} has ${n} values for ${names.length} columns`,
+      );
+  return { ref, op: code, rowIndex, before, after, batch: header, raw: field };
+}
+
+/** Every change of an encoded batch, decoded on the hot path (see above). */
+export function decodeBatchChanges(bytes: Uint8Array): { header: ChangeBatch; changes: DecodedChange[] } {
+  const { header, rows } = splitBatch(bytes);
+  const ref = { db: header.db, table: header.table };
+  const names = header.columns.map((c) => c.name);
+  const changes = rows.map((row) => decodeRowField(header, ref, names, row));
+  return { header, changes };
+}

@@ -1,0 +1,347 @@
+import {
+  type DecodedChange,
+  decodeBatch,
+  decodeBatchChanges,
+  decodeDdl,
+  decodeHeartbeat,
+  formatTableRef,
+  Position,
+  type TableRef,
+} from "@dfs/codec";
+import { AssertionError, DataError, errorMessage, type Logger } from "@dfs/common";
+import type { ChangeBatch } from "@dfs/proto";
+import type { Change, DdlChange, Rejected, Sink, TargetTable, TxnChanges } from "./sink.js";
+import type { MessageSource, StreamMessage } from "./stream-reader.js";
+
+/** Whole source transactions (and heartbeats) to apply together: group commit. */
+export interface Group {
+  kind: "group";
+  txns: TxnChanges[];
+  rows: number;
+  /** Every message up to this sequence belongs to the group (or was applied before it). */
+  lastSeq: number;
+  /** The message at lastSeq: acknowledging it acknowledges the group (AckPolicy.All). */
+  lastMessage: StreamMessage | null;
+  /** Capture times (ms) of its batches, for the end-to-end latency histogram. */
+  captureTimesMs: number[];
+  /** Source time of its last heartbeat (ms), 0 when none: the pipeline lag. */
+  heartbeatSourceMs: number;
+  /** Source position of its last message that carried one. */
+  position: Position | null;
+}
+
+/** A part of a source transaction too large for a group; `last` commits it. */
+export interface LargePart {
+  kind: "large";
+  changes: Change[];
+  last: boolean;
+  /** Sequence and message of the part's last message. */
+  lastSeq: number;
+  lastMessage: StreamMessage;
+  captureTimesMs: number[];
+  position: Position | null;
+}
+
+/** A schema change: applied on its own, after everything before it. */
+export interface DdlStep {
+  kind: "ddl";
+  message: StreamMessage;
+  ddl: DdlChange;
+  position: Position;
+}
+
+/** Delivery skipped a message the stream still holds: read again from the checkpoint. */
+export interface Reread {
+  kind: "reread";
+  seenSeq: number;
+}
+
+export type Step = Group | LargePart | DdlStep | Reread | null;
+
+export interface TxnBuilderOptions {
+  source: MessageSource;
+  sink: Pick<Sink, "describe">;
+  /** A group closes at the first source transaction boundary past any of these. */
+  maxMessages: number;
+  maxRows: number;
+  maxBytes: number;
+  /** How long a group waits for more when nothing more is delivered yet (0 = not at all). */
+  maxWaitMs: number;
+  /** A change that cannot be applied as it is (no target table): dead-letter it, with the reason. */
+  deadLetter(rejected: Rejected[]): Promise<void>;
+  /** A message that cannot be decoded: dead-letter it whole, with the reason. */
+  deadLetterMessage(table: TableRef, m: StreamMessage, error: string): Promise<void>;
+  /** Told what was dead-lettered here (metrics, the activity log). */
+  rejected?(rejected: readonly Rejected[]): void;
+  log: Logger;
+}
+
+/** The source transaction being gathered: its changes so far. */
+interface OpenTxn {
+  ordinal: bigint;
+  changes: Change[];
+  bytes: number;
+  lastMessage: StreamMessage | null;
+  /** Some of it was applied already as large parts (a target transaction is open). */
+  large: boolean;
+  captureTimesMs: number[];
+  position: Position | null;
+}
+
+/**
+ * Gathers the delivered messages into whole source transactions and groups them, in stream order.
+ * A source transaction is the run of batch messages with one txn_ordinal, up to the one marked
+ * txn_last: it is never split between groups (a reader of the target never sees half of it),
+ * and one larger than a group is streamed in parts into one target transaction. A DDL message is
+ * a barrier. Delivery must be gap-free: the next message is the one after the last taken, unless
+ * the ones in between are gone from the stream. Messages at or below the checkpoint, and source
+ * transactions a lane already committed above it, are dropped.
+ */
+export class TxnBuilder {
+  private cursor = 0;
+  private skip = new Set<number>();
+  private open: OpenTxn | null = null;
+  /** Writable columns per batch schema and target table, so each change shares one array. */
+  private readonly columnsCache = new WeakMap<TargetTable, Map<string, readonly string[]>>();
+  deadLettered = 0;
+
+  constructor(private readonly o: TxnBuilderOptions) {}
+
+  /**
+   * Starts over after `lowWater` (a start, a re-read, a new position), skipping the transactions
+   * in `applied` (lanes committed them above it); without `applied`, the ones known stay skipped.
+   */
+  reset(lowWater: number, applied?: ReadonlySet<number>): void {
+    this.cursor = lowWater;
+    this.skip = new Set([...(applied ?? this.skip)].filter((s) => s > lowWater));
+    this.open = null;
+  }
+
+  /** Whether a source transaction is being gathered (its first messages taken, not its last). */
+  get gathering(): boolean {
+    return this.open !== null;
+  }
+
+  async next(): Promise<Step> {
+    const { source } = this.o;
+    const g: Group = {
+      kind: "group",
+      txns: [],
+      rows: 0,
+      lastSeq: 0,
+      lastMessage: null,
+      captureTimesMs: [],
+      heartbeatSourceMs: 0,
+      position: null,
+    };
+    let messages = 0;
+    let bytes = 0;
+    const waitUntil = Date.now() + this.o.maxWaitMs;
+    for (;;) {
+      const m = source.peek();
+      if (m === undefined) {
+        const hasWork = g.lastMessage !== null;
+        if (this.o.maxWaitMs > 0 && hasWork && Date.now() < waitUntil && source.waitForMore) {
+          await source.waitForMore(waitUntil - Date.now());
+          continue;
+        }
+        break;
+      }
+      if (m.seq <= this.cursor) {
+        source.take(); // already applied or taken (a redelivery)
+        continue;
+      }
+      const expected = this.cursor + 1;
+      if (m.seq !== expected) {
+        if (g.lastMessage !== null || this.open) break; // apply what is complete first
+        if (await source.anyStored(expected, m.seq)) return { kind: "reread", seenSeq: m.seq };
+      }
+      if (m.kind !== "batch" && this.open) this.endOpen(g, "the next message is not a batch");
+      if (m.kind === "ddl") {
+        if (g.lastMessage !== null) break;
+        source.take();
+        this.cursor = m.seq;
+        const ev = decodeDdl(m.data);
+        const ddl = { db: ev.db, statement: ev.statement, tables: ev.tables };
+        return { kind: "ddl", message: m, ddl, position: Position.fromWire(ev.position) };
+      }
+      if (m.kind !== "batch") {
+        source.take();
+        this.cursor = m.seq;
+        g.lastSeq = m.seq;
+        g.lastMessage = m;
+        messages++;
+        if (m.kind === "heartbeat") {
+          const hb = decodeHeartbeat(m.data);
+          g.heartbeatSourceMs = Number(hb.sourceTimeMs);
+          if (hb.position?.file) g.position = Position.fromWire(hb.position);
+        }
+        continue;
+      }
+      // A new source transaction starts only while the group has room.
+      const full = messages >= this.o.maxMessages || g.rows >= this.o.maxRows || bytes >= this.o.maxBytes;
+      if (!this.open && full) break;
+      source.take();
+      this.cursor = m.seq;
+      messages++;
+      bytes += m.data.byteLength;
+      const batch = await this.decode(m);
+      if (this.open && batch.ordinal !== null && batch.ordinal !== this.open.ordinal)
+        this.endOpen(g, "the next transaction began");
+      if (!this.open) this.open = newTxn(batch.ordinal ?? 0n);
+      const txn = this.open;
+      await this.add(txn, m, batch);
+      if (batch.txnLast) {
+        this.open = null;
+        if (txn.large) return this.part(txn, true);
+        this.finish(g, txn);
+        continue;
+      }
+      if (txn.changes.length >= this.o.maxRows || txn.bytes >= this.o.maxBytes) {
+        if (g.lastMessage !== null) break; // the group first; the transaction goes on next time
+        txn.large = true;
+        return this.part(txn, false);
+      }
+    }
+    return g.lastMessage !== null ? g : null;
+  }
+
+  /** A whole transaction joins the group (unless a lane applied it before a restart). */
+  private finish(g: Group, txn: OpenTxn): void {
+    const seq = txn.lastMessage!.seq;
+    if (!this.skip.delete(seq)) {
+      g.txns.push({ seq, changes: txn.changes });
+      g.rows += txn.changes.length;
+      for (const t of txn.captureTimesMs) g.captureTimesMs.push(t);
+    }
+    g.lastSeq = seq;
+    g.lastMessage = txn.lastMessage;
+    if (txn.position) g.position = txn.position;
+  }
+
+  /** Emits what a large transaction has gathered so far as a part. */
+  private part(txn: OpenTxn, last: boolean): LargePart {
+    const part: LargePart = {
+      kind: "large",
+      changes: txn.changes,
+      last,
+      lastSeq: txn.lastMessage!.seq,
+      lastMessage: txn.lastMessage!,
+      captureTimesMs: txn.captureTimesMs,
+      position: txn.position,
+    };
+    txn.changes = [];
+    txn.bytes = 0;
+    txn.captureTimesMs = [];
+    return part;
+  }
+
+  /**
+   * The open transaction's final batch is missing: capture never writes another message inside a
+   * transaction, so this is taken as its end (with a warning), never dropped. Half of a large one
+   * is already in an open target transaction: that cannot be taken as ended, the DPU stops.
+   */
+  private endOpen(g: Group, why: string): void {
+    const txn = this.open!;
+    this.open = null;
+    if (txn.large)
+      throw new AssertionError(
+        `a large source transaction has no final batch (${why}); stopping before committing half of it`,
+      );
+    this.o.log.warn(
+      { seq: txn.lastMessage?.seq, why },
+      "a source transaction had no final batch; taking it as ended",
+    );
+    this.finish(g, txn);
+  }
+
+  /** The batch's changes, or why it cannot be decoded (its header's fields when those can be). */
+  private async decode(m: StreamMessage): Promise<{
+    ordinal: bigint | null;
+    txnLast: boolean;
+    header: ChangeBatch | null;
+    changes: DecodedChange[];
+  }> {
+    try {
+      const { header, changes } = decodeBatchChanges(m.data);
+      return { ordinal: header.txnOrdinal, txnLast: header.txnLast, header, changes };
+    } catch (err) {
+      if (!(err instanceof DataError)) throw err;
+      // Undecodable: the whole message is dead-lettered as it came, with the reason.
+      let ref: TableRef = { db: "", table: "" };
+      let ordinal: bigint | null = null;
+      let txnLast = true;
+      try {
+        const b = decodeBatch(m.data);
+        ref = { db: b.db, table: b.table };
+        ordinal = b.txnOrdinal;
+        txnLast = b.txnLast;
+      } catch {
+        // not even the header
+      }
+      await this.o.deadLetterMessage(ref, m, errorMessage(err));
+      this.deadLettered++;
+      return { ordinal, txnLast, header: null, changes: [] };
+    }
+  }
+
+  /** Adds a decoded batch to a transaction; rows of a table the target lacks are dead-lettered. */
+  private async add(
+    txn: OpenTxn,
+    m: StreamMessage,
+    b: { header: ChangeBatch | null; changes: DecodedChange[] },
+  ): Promise<void> {
+    txn.bytes += m.data.byteLength;
+    txn.lastMessage = m;
+    const header = b.header;
+    if (!header) return;
+    txn.captureTimesMs.push(Number(header.captureTimeMs));
+    if (header.position?.file) txn.position = Position.fromWire(header.position, header.serverUuid);
+    if (b.changes.length === 0) return;
+    const ref = b.changes[0]!.ref;
+    const target = await this.o.sink.describe(ref);
+    if (target) {
+      const columns = this.columnsOf(header, target);
+      for (const d of b.changes) txn.changes.push({ ...d, seq: m.seq, target, columns });
+      return;
+    }
+    // No such table in the target and none to copy from the source: these rows cannot be applied.
+    const missing: TargetTable = { ref, columns: new Set(), key: [], keyKind: "none", uniqueKeys: [] };
+    const rejected = b.changes.map((d) => ({
+      change: { ...d, seq: m.seq, target: missing, columns: [] },
+      error: `target table for ${formatTableRef(ref)} does not exist`,
+      errno: 1146,
+    }));
+    await this.o.deadLetter(rejected);
+    this.deadLettered += rejected.length;
+    this.o.rejected?.(rejected);
+  }
+
+  /** The batch's columns the target has, in order: one shared array per schema and target table. */
+  private columnsOf(header: ChangeBatch, target: TargetTable): readonly string[] {
+    let byTable = this.columnsCache.get(target);
+    if (!byTable) {
+      byTable = new Map();
+      this.columnsCache.set(target, byTable);
+    }
+    const sig = header.columns.map((c) => c.name).join("\u0000");
+    let cols = byTable.get(sig);
+    if (!cols) {
+      cols = header.columns.map((c) => c.name).filter((n) => target.columns.has(n));
+      byTable.set(sig, cols);
+    }
+    return cols;
+  }
+}
+
+function newTxn(ordinal: bigint): OpenTxn {
+  return {
+    ordinal,
+    changes: [],
+    bytes: 0,
+    lastMessage: null,
+    large: false,
+    captureTimesMs: [],
+    position: null,
+  };
+}

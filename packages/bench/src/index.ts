@@ -3,13 +3,18 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { benchCapture, type CaptureBenchResult } from "./capture.js";
 import { benchE2e, type E2eResult } from "./e2e.js";
+import { benchOltp, type OltpResult } from "./oltp.js";
 import { recordBenchmark } from "./report.js";
 import { benchSnapshot } from "./snapshot.js";
 
 export { benchCapture, type CaptureBenchResult } from "./capture.js";
 export { benchE2e, type E2eOptions, type E2eResult } from "./e2e.js";
+export { benchOltp, type OltpOptions, type OltpResult } from "./oltp.js";
+export * as oltp from "./oltp-parts.js";
 export { machineLine, recordBenchmark } from "./report.js";
+export { type CaughtUp, type DfsRun, startDfsRun, stopChild, waitCaughtUp } from "./run.js";
 export { benchSnapshot, type SnapshotBenchResult } from "./snapshot.js";
+export { binlogEnd } from "./workload.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
@@ -86,6 +91,61 @@ Latency: with the pipeline caught up, ${n(l.transactions)} autocommit INSERTs of
   return 0;
 }
 
+function oltpBody(r: OltpResult): string {
+  const w = r.write;
+  const c = r.catchUp;
+  const l = r.latency;
+  const rep = r.replica;
+  const repTxns = rep ? w.txns / rep.seconds : 0;
+  return [
+    "Catch-up of an OLTP backlog (written while nothing replicated, then `dfs run` started):",
+    "",
+    "| source wrote | transactions | row changes | dfs catch-up | dfs txns/s (rows/s) | dfs / source rate | longest stall with work pending | `dfs run` peak RSS | MariaDB replica, same range | dfs / replica |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    `| ${w.seconds.toFixed(1)} s at ${n(w.txnsPerSecond)} txns/s | ${n(w.txns)} | ${n(w.rowChanges)} | ${c.seconds.toFixed(2)} s | ${n(c.txnsPerSecond)} (${n(c.rowsPerSecond)}) | ${(c.txnsPerSecond / w.txnsPerSecond).toFixed(2)} | ${c.longestStallSeconds.toFixed(1)} s | ${c.peakRssMb.toFixed(0)} MB | ${rep ? `${n(repTxns)} txns/s (${rep.seconds.toFixed(2)} s)` : "not measured"} | ${rep ? (c.txnsPerSecond / repTxns).toFixed(2) : "-"} |`,
+    "",
+    "Steady OLTP latency at half the source's rate (source commit -> visible in the target):",
+    "",
+    "| rate asked | rate achieved | transactions | p50 | p90 | p99 | max | `dfs run` peak RSS |",
+    "|---|---|---|---|---|---|---|---|",
+    `| ${n(l.rateAsked)} txns/s | ${n(l.txnsPerSecond)} txns/s | ${n(l.txns)} | ${ms(l.p50)} ms | ${ms(l.p90)} ms | ${ms(l.p99)} ms | ${ms(l.max)} ms | ${l.peakRssMb.toFixed(0)} MB |`,
+  ].join("\n");
+}
+
+async function runOltp(seconds: number, replica: boolean, record: boolean, extra: string[]): Promise<number> {
+  const r = await benchOltp({
+    seconds,
+    clients: 4,
+    tables: 4,
+    rowsPerTable: 10_000,
+    latencySeconds: 30,
+    replica,
+    extraConfig: extra,
+    log: (s) => console.error(s),
+  });
+  const table = oltpBody(r);
+  console.log(table);
+  if (r.replicaNote) console.log(r.replicaNote);
+  if (!record) return 0;
+  const c = r.catchUp;
+  const rep = r.replica;
+  const met = (ok: boolean) => (ok ? "met" : "NOT met");
+  const repTxns = rep ? r.write.txns / rep.seconds : 0;
+  const body = `${table}
+
+Goals: OLTP catch-up faster than the source was written (${met(c.txnsPerSecond > r.write.txnsPerSecond)}) and >= 0.5 of the native replica (${rep ? met(c.txnsPerSecond >= 0.5 * repTxns) : "not measured"}); latency p50 < 20 ms (${met(r.latency.p50 < 20)}), p99 < 100 ms (${met(r.latency.p99 < 100)}); \`dfs run\` <= 300 MB (${met(Math.max(c.peakRssMb, r.latency.peakRssMb) <= 300)}).
+
+Method. 4 tables of 10,000 rows (INT key, an indexed INT, CHAR(120), CHAR(60)) are created with the same rows on the source and the target. 4 client connections then commit transactions as fast as the source takes them for ${r.write.seconds.toFixed(0)} s, each: UPDATE of the indexed column of one row, UPDATE of a non-indexed column of another, DELETE of a third row and INSERT of it again (random rows of random tables; 4 row changes). Nothing replicates meanwhile. A sentinel row follows. \`dfs run\` (capture, DPU and monitor in one process, default settings${extra.length > 0 ? `, plus ${extra.join(" ")}` : ""}) then starts at the workload's first position; time runs from spawning it to the sentinel being visible in the target; then every table's checksum (COUNT, SUM(k), SUM(CRC32) of every column) matched the source's. "Longest stall" is the longest time the DPU's checkpoint stood still while the stream held messages after it (sampled every 200 ms). The replica is a temporary mariadbd (the stack's target flags, log-slave-updates, single-threaded SQL thread) with the same first rows, replicating the same binlog range; checksums verified. Latency: the same transactions, each also inserting its number into a fifth table, paced on an absolute schedule at half the rate the source was written at over the 4 clients; a separate connection polls the target for new numbers every ~2 ms.`;
+  const file = recordBenchmark(
+    root,
+    "e2e oltp",
+    `dfs bench e2e --workload oltp --seconds ${seconds}${replica ? "" : " --no-replica"}`,
+    body,
+  );
+  console.error(`recorded in ${file}`);
+  return 0;
+}
+
 async function runSnapshotBench(rows: number, chunkRows: number, record: boolean): Promise<number> {
   const r = await benchSnapshot(rows, chunkRows, (s) => console.error(s));
   const table = [
@@ -117,6 +177,9 @@ export async function runBench(argv: string[]): Promise<number> {
       "no-record": { type: "boolean", default: false },
       "no-replica": { type: "boolean", default: false },
       chunk: { type: "string", default: "5000" },
+      workload: { type: "string", default: "bulk" },
+      seconds: { type: "string", default: "30" },
+      config: { type: "string", multiple: true },
     },
   });
   const what = positionals[0];
@@ -125,6 +188,8 @@ export async function runBench(argv: string[]): Promise<number> {
     console.error(`dfs bench: --rows must be a whole number >= 1000 (got "${values.rows}")`);
     return 2;
   }
+  if (what === "e2e" && values.workload === "oltp")
+    return runOltp(Number(values.seconds), !values["no-replica"], !values["no-record"], values.config ?? []);
   if (what === "e2e") return runE2e(rows, !values["no-replica"], !values["no-record"]);
   if (what === "snapshot") return runSnapshotBench(rows, Number(values.chunk), !values["no-record"]);
   if (what !== "capture") {

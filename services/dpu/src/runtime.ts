@@ -100,6 +100,7 @@ export class DpuRuntime implements DpuService {
   private loop: Promise<void> = Promise.resolve();
   /** The group being applied (the pipeline's second stage), and its failure if it failed. */
   private inFlight: Promise<void> | null = null;
+  private inFlightSettled = false;
   private inFlightError: unknown = null;
   private replays: { seqs: readonly number[]; done(r: ReplayResult[]): void; fail(e: unknown): void }[] = [];
   endpoints = { http: 0, grpc: 0 };
@@ -232,6 +233,10 @@ export class DpuRuntime implements DpuService {
 
   /** Nothing to build: wait for a delivery, the group in flight, or a control call. */
   private async idle(): Promise<void> {
+    if (this.inFlight && this.inFlightSettled) {
+      await this.drain();
+      return;
+    }
     const waits: Promise<unknown>[] = [this.wake.wait(), this.p.reader.arrived.wait()];
     if (this.inFlight) {
       waits.push(this.inFlight);
@@ -255,10 +260,15 @@ export class DpuRuntime implements DpuService {
 
   /** Starts applying a group (the loop goes on preparing the next). */
   private launch(step: Group, group: ApplyGroup): void {
-    this.inFlight = this.applyGroup(step, group).catch((err: unknown) => {
-      this.inFlightError = err;
-      this.wake.fire();
-    });
+    this.inFlightSettled = false;
+    this.inFlight = this.applyGroup(step, group)
+      .catch((err: unknown) => {
+        this.inFlightError = err;
+      })
+      .finally(() => {
+        this.inFlightSettled = true;
+        this.wake.fire();
+      });
   }
 
   /** Waits for the group in flight; rethrows its failure. */

@@ -1,16 +1,7 @@
-import { Headers } from "@dfs/codec";
 import { backoffMs, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
-import {
-  AckPolicy,
-  type Consumer,
-  type ConsumerMessages,
-  DeliverPolicy,
-  type JetStreamManager,
-  type JsMsg,
-  jetstream,
-  jetstreamManager,
-} from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { type Pulled, pullOnce } from "./pull.js";
 
 /** A stream message as the unit builder sees it. */
 export interface StreamMessage {
@@ -47,7 +38,9 @@ export interface StreamReaderOptions {
 }
 
 /** How long a pull waits for messages when the stream has none. */
-const PULL_EXPIRES_MS = 5_000;
+const PULL_EXPIRES_MS = 2_000;
+/** Most messages one pull asks for. */
+const PULL_BATCH = 1_000;
 /** A pull asks for at least this many bytes, so that one large message always fits. */
 const MIN_PULL_BYTES = 8 * 1024 * 1024;
 
@@ -73,12 +66,12 @@ export class StreamReader implements MessageSource {
   readonly arrived = new Signal();
   /** Fires when the queue has more room, or reading stops. */
   private readonly roomFreed = new Signal();
-  /** The pull in progress, so a stop can end it. */
-  private current: ConsumerMessages | null = null;
   private reading: Promise<void> = Promise.resolve();
   private generation = 0;
   private closed = false;
   private jsmValue: JetStreamManager | null = null;
+  /** Aborted when the current generation ends (a new one, or a stop): its pull ends at once. */
+  private generationStop = new AbortController();
   /** Messages after the checkpoint that the consumer has not had acknowledged, refreshed in the background. */
   pending = 0;
   private pendingTimer: NodeJS.Timeout | null = null;
@@ -105,8 +98,9 @@ export class StreamReader implements MessageSource {
   async readFrom(checkpoint: number): Promise<void> {
     // The old reader is not awaited (its pending pull may take a while to end); its generation is
     // stale from here on, so it can no longer add to the queue.
-    void this.current?.close().catch(() => {});
     const gen = ++this.generation;
+    this.generationStop.abort();
+    this.generationStop = new AbortController();
     this.queue.length = 0;
     this.queueBytes = 0;
     this.arrived.fire();
@@ -124,8 +118,7 @@ export class StreamReader implements MessageSource {
       max_ack_pending: 1_000_000,
       ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
     });
-    const consumer = await jetstream(this.o.nc).consumers.get(stream, name);
-    this.reading = this.pump(consumer, gen);
+    this.reading = this.pump(gen);
     this.pendingTimer ??= setInterval(() => void this.refreshPending(), 2000);
   }
 
@@ -155,32 +148,41 @@ export class StreamReader implements MessageSource {
   async close(): Promise<void> {
     this.closed = true;
     this.generation++;
+    this.generationStop.abort();
     if (this.pendingTimer) clearInterval(this.pendingTimer);
     this.arrived.fire();
     this.roomFreed.fire();
-    await this.current?.close().catch(() => {});
     await this.reading.catch(() => {});
   }
 
-  /** One pull at a time, each for what the queue has room for. */
-  private async pump(consumer: Consumer, gen: number): Promise<void> {
+  /** One pull at a time, each for what the queue has room for (messages and bytes). */
+  private async pump(gen: number): Promise<void> {
     let failures = 0;
+    let minBytes = MIN_PULL_BYTES;
     while (gen === this.generation && !this.closed) {
+      const roomMessages = this.o.maxQueue - this.queue.length;
       const roomBytes = this.o.maxQueueBytes - this.queueBytes;
-      if (this.queue.length >= this.o.maxQueue || roomBytes < MIN_PULL_BYTES / 2) {
+      if (roomMessages <= 0 || roomBytes < minBytes / 2) {
         await this.roomFreed.wait();
         continue;
       }
-      const maxBytes = Math.min(this.o.maxPullBytes, Math.max(MIN_PULL_BYTES, roomBytes));
+      const maxBytes = Math.min(Math.max(this.o.maxPullBytes, minBytes), Math.max(minBytes, roomBytes));
       try {
-        const batch = await consumer.fetch({ max_bytes: maxBytes, expires: PULL_EXPIRES_MS });
-        this.current = batch;
-        for await (const m of batch) {
-          if (gen !== this.generation) break; // a reader of a replaced consumer: its messages are stale
-          this.queue.push(wrap(m));
-          this.queueBytes += m.data.byteLength;
-          this.arrived.fire();
-        }
+        const r = await pullOnce(this.o.nc, this.o.stream, this.o.consumer, {
+          batch: Math.min(roomMessages, PULL_BATCH),
+          maxBytes,
+          expiresMs: PULL_EXPIRES_MS,
+          signal: this.generationStop.signal,
+          onMessage: (m) => {
+            if (gen !== this.generation) return; // a pull of a replaced consumer: its messages are stale
+            this.queue.push(this.wrap(m));
+            this.queueBytes += m.data.byteLength;
+            this.arrived.fire();
+          },
+        });
+        // One message larger than the pull's byte bound: ask for more next time.
+        if (r.status === 409 && r.received === 0 && /MaxBytes/i.test(r.description)) minBytes *= 2;
+        else if (r.received > 0) minBytes = MIN_PULL_BYTES;
         failures = 0;
       } catch (err) {
         if (gen !== this.generation || this.closed) break;
@@ -190,10 +192,13 @@ export class StreamReader implements MessageSource {
           "pulling from the stream failed; retrying",
         );
         await sleep(wait).catch(() => {});
-      } finally {
-        this.current = null;
       }
     }
+  }
+
+  private wrap(m: Pulled): StreamMessage {
+    const nc = this.o.nc;
+    return { seq: m.seq, data: m.data, kind: m.kind, ack: () => nc.publish(m.reply, "+ACK") };
   }
 
   private async refreshPending(): Promise<void> {
@@ -209,13 +214,4 @@ export class StreamReader implements MessageSource {
     this.jsmValue ??= await jetstreamManager(this.o.nc);
     return this.jsmValue;
   }
-}
-
-function wrap(m: JsMsg): StreamMessage {
-  return {
-    seq: m.seq,
-    data: m.data,
-    kind: m.headers?.get(Headers.kind) ?? "",
-    ack: () => m.ack(),
-  };
 }

@@ -4,6 +4,8 @@
 import { readFileSync } from "node:fs";
 
 const [file, top = "25"] = process.argv.slice(2);
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: a developer tool, never run by turbo
+const depth = Number(process.env.DEPTH ?? 6);
 if (!file) {
   console.error("usage: cpuprofile-top.mjs FILE.cpuprofile [N]");
   process.exit(2);
@@ -49,7 +51,7 @@ if (match) {
     if (!(n.callFrame.functionName || "").includes(match)) continue;
     const names = [];
     let cur = parent.get(id);
-    for (let k = 0; k < Number(process.env.DEPTH ?? 6) && cur !== undefined; k++) {
+    for (let k = 0; k < depth && cur !== undefined; k++) {
       const cf = byId.get(cur).callFrame;
       names.push(
         `${cf.functionName || "(anon)"}@${(cf.url || "").split("/").slice(-1)[0]}:${cf.lineNumber + 1}`,

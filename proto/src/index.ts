@@ -33,6 +33,7 @@ export {
   Op,
   RowChange,
   SourcePosition,
+  SourceTxn,
   TableRef,
   Value,
 } from "./gen/dfs/v1/envelope.js";

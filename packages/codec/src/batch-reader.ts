@@ -234,6 +234,7 @@ export function decodeRowField(
   const r = new Reader(buf, outer.pos, outer.pos + len);
   let op = 0;
   let rowIndex = 0;
+  let sourceTxn = 0;
   let before: Row | null = null;
   let after: Row | null = null;
   let beforeCount = 0;
@@ -243,6 +244,7 @@ export function decodeRowField(
     const field = tag >>> 3;
     if (field === 1 && (tag & 7) === 0) op = r.uint32();
     else if (field === 2 && (tag & 7) === 0) rowIndex = r.uint32();
+    else if (field === 5 && (tag & 7) === 0) sourceTxn = r.uint32();
     else if ((field === 3 || field === 4) && (tag & 7) === 2) {
       const vlen = r.uint32();
       const end = r.pos + vlen;
@@ -269,7 +271,7 @@ export function decodeRowField(
         ErrorCode.DATA_INVALID,
         `row ${rowIndex} of ${formatTableRef(ref)} has ${n} values for ${names.length} columns`,
       );
-  return { ref, op: code, rowIndex, before, after, batch: header, raw: field };
+  return { ref, op: code, rowIndex, before, after, sourceTxn, batch: header, raw: field };
 }
 
 /** Every change of an encoded batch, decoded on the hot path (see above). */

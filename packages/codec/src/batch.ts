@@ -38,6 +38,8 @@ export interface DecodedChange {
   readonly rowIndex: number;
   readonly before: Row | null;
   readonly after: Row | null;
+  /** Index of its source transaction in batch.sourceTxns (GTID, position, commit time). */
+  readonly sourceTxn: number;
   readonly batch: ChangeBatch;
   /** The RowChange as field 15 of a ChangeBatch (tag, length, body). */
   readonly raw: Uint8Array;
@@ -100,6 +102,7 @@ export function decodeChanges(batch: ChangeBatch): DecodedChange[] {
       rowIndex: row.rowIndex,
       before: image(names, row.before),
       after: image(names, row.after),
+      sourceTxn: row.sourceTxn,
       batch,
       raw: rowField(row),
     };

@@ -14,6 +14,7 @@ const TAG_ROW_OP = (1 << 3) | 0;
 const TAG_ROW_INDEX = (2 << 3) | 0;
 const TAG_ROW_BEFORE = (3 << 3) | 2;
 const TAG_ROW_AFTER = (4 << 3) | 2;
+const TAG_ROW_SOURCE_TXN = (5 << 3) | 0;
 const TAG_NULL = (1 << 3) | 0;
 const TAG_INT = (2 << 3) | 0;
 const TAG_UINT = (3 << 3) | 0;
@@ -67,7 +68,8 @@ export class RowsWriter {
 
   /**
    * Appends one RowChange. `before`/`after` are row objects keyed by `keys` (null when that image
-   * is absent); `kinds[i]` says how keys[i]'s value is carried.
+   * is absent); `kinds[i]` says how keys[i]'s value is carried; `sourceTxn` indexes the batch's
+   * source_txns.
    */
   writeRow(
     op: number,
@@ -76,9 +78,10 @@ export class RowsWriter {
     keys: readonly string[],
     before: Record<string, unknown> | null,
     after: Record<string, unknown> | null,
+    sourceTxn = 0,
   ): void {
     const bodyMax =
-      12 +
+      18 +
       (before ? this.imageMax(kinds, keys, before) : 0) +
       (after ? this.imageMax(kinds, keys, after) : 0);
     this.ensure(bodyMax + 11);
@@ -95,6 +98,10 @@ export class RowsWriter {
     }
     if (before) this.image(TAG_ROW_BEFORE, kinds, keys, before);
     if (after) this.image(TAG_ROW_AFTER, kinds, keys, after);
+    if (sourceTxn !== 0) {
+      this.byte(TAG_ROW_SOURCE_TXN);
+      this.varint(sourceTxn);
+    }
     this.fill(lenAt, bodyMax, this.pos - start);
   }
 

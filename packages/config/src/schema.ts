@@ -131,15 +131,15 @@ const dpuSchema = z.strictObject({
   batch: z
     .strictObject({
       maxMessages: int(1, 1_000_000)
-        .default(20_000)
+        .default(5000)
         .describe("Most stream messages in one group of source transactions applied together"),
       maxRows: int(1, 1_000_000)
-        .default(20_000)
+        .default(5000)
         .describe(
           "Most row changes in one group; a source transaction larger than this is applied alone, streamed in parts into one target transaction",
         ),
       maxBytes: size()
-        .prefault("16MiB")
+        .prefault("4MiB")
         .describe("Most message bytes in one group (the same bound streams a larger source transaction)"),
       maxWaitMs: duration({ min: 0 })
         .prefault("0ms")
@@ -167,6 +167,11 @@ const dpuSchema = z.strictObject({
     })
     .prefault({})
     .describe("Parallel apply"),
+  heapLimitMb: int(32, 65_536)
+    .default(160)
+    .describe(
+      "Heap limit (V8 old space, MiB) of the DPU's worker thread in `dfs run`, which keeps its memory bounded; a standalone `dfs dpu` takes node's --max-old-space-size instead",
+    ),
   retry: z
     .strictObject({
       initialMs: duration()

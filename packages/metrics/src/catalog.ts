@@ -105,6 +105,17 @@ export function dpuMetrics(r: Registry) {
       labelNames: ["db", "table", "op"],
       registers: [r],
     }),
+    transactions: new Counter({
+      name: "dfs_dpu_transactions_total",
+      help: "Source transactions committed to the target",
+      registers: [r],
+    }),
+    groups: new Counter({
+      name: "dfs_dpu_groups_total",
+      help: "Groups of source transactions applied, by the number of target connections each was applied on in parallel",
+      labelNames: ["connections"],
+      registers: [r],
+    }),
     ddl: new Counter({
       name: "dfs_dpu_ddl_total",
       help: "DDL statements handled (applied, or skipped as already in effect)",

@@ -26,6 +26,7 @@ export {
   mysqlErrorKind,
 } from "./errors.js";
 export { quoteId, quoteTable } from "./quote.js";
+export { runScript, type ScriptStatement } from "./script.js";
 export {
   APPLY_SESSION,
   connectionOptions,

@@ -104,6 +104,11 @@ export class MysqlSession {
     }
   }
 
+  /** A statement with its `?` parameters filled in, escaped as `query` would. */
+  format(sql: string, params: readonly unknown[]): string {
+    return this.raw.format(sql, params as unknown[]);
+  }
+
   /** A query with mysql2's options (raw type casting, rows as arrays), for the snapshot reader. */
   async queryOptions<T>(options: mysql.QueryOptions): Promise<T> {
     try {

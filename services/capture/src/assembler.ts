@@ -9,7 +9,7 @@ import {
   tableKey,
 } from "@dfs/codec";
 import { AssertionError } from "@dfs/common";
-import { Op } from "@dfs/proto";
+import { Op, type SourceTxn } from "@dfs/proto";
 import type { Checkpoint, JournalEntry, OpCounts } from "./journal.js";
 import type { TableInfo } from "./tables.js";
 
@@ -47,35 +47,43 @@ export interface AssemblerOptions {
   sourceId: string;
   serverUuid: string;
   journalId: string;
+  /** Most rows and bytes of one table in one message. */
   maxRows: number;
   maxBytes: number;
-  /** Decoded bytes of an open transaction held in memory before they are written as chunks. */
+  /** Decoded bytes of an open group held in memory before they are written as chunks. */
   maxBufferBytes: number;
   ddlSubject: string;
   heartbeatSubject: string;
-  /** Writes entries and (for complete transactions) the new checkpoint in one journal transaction. */
+  /** Writes entries and (for complete groups) the new checkpoint in one journal transaction. */
   write(entries: JournalEntry[], checkpoint: Checkpoint | null): void;
-  /** The next SCN to assign and the ordinal of the last complete transaction (from the journal). */
+  /** The next SCN to assign and the ordinal of the last complete group (from the journal). */
   nextScn: number;
   txnOrdinal: number;
   /** The journal's checkpoint: where a transaction without its own start position begins. */
   position: Position;
 }
 
+/** One table's open message within a group. */
 interface OpenBatch {
   table: TableInfo;
+  writer: RowsWriter;
   rows: number;
   chunk: number;
   /** Rows per op, for the metrics. */
   ops: OpCounts;
   firstKey: string;
+  /** The source transactions with rows in this batch (its source_txns), and the group's index of the last. */
+  txns: SourceTxn[];
+  lastTxn: number;
 }
+
+/** A group ends at a commit once it holds this many messages' worth of rows (capture.batch.maxRows each). */
+const GROUP_MESSAGES = 10;
 
 /** The key of a row as "col=value, ...", shortened, for the monitor (never every column). */
 function keyText(table: TableInfo, row: Record<string, unknown> | undefined): string {
   if (!row) return "";
-  const names = table.primaryKey.length > 0 ? table.primaryKey : [];
-  const parts = names.map((n) => {
+  const parts = table.primaryKey.map((n) => {
     const v = row[n];
     const s = Buffer.isBuffer(v) ? `0x${v.subarray(0, 16).toString("hex")}` : String(v);
     return `${n}=${s.length > 40 ? `${s.slice(0, 40)}…` : s}`;
@@ -83,40 +91,58 @@ function keyText(table: TableInfo, row: Record<string, unknown> | undefined): st
   return parts.join(", ");
 }
 
-interface OpenTxn {
+/**
+ * A group: consecutive source transactions that go into the stream together (as one stream
+ * "transaction": one txn_ordinal, txn_last on its last message), one open message per table.
+ */
+interface OpenGroup {
   ordinal: number;
-  gtid: string;
   start: Position;
+  gtid: string;
+  timestampMs: number;
   rowIndex: number;
   msgIndex: number;
-  timestampMs: number;
-  /** Makes message ids of snapshot chunks (transactions of their own) distinct from the binlog's. */
+  /** Makes message ids of snapshot chunks (groups of their own) distinct from the binlog's. */
   snapshotChunk: string;
   /** Chunks written per table so far, so chunk numbers stay stable. */
   chunks: Map<string, number>;
-  /** Closed batches and their entries, waiting for the commit (or a memory flush). */
+  /** Open messages, by table and schema version, in the order their first rows came. */
+  batches: Map<string, OpenBatch>;
+  /** Closed messages waiting for the group's end (or a memory flush). */
   entries: JournalEntry[];
+  /** Bytes of the closed messages, and of the rows in open ones. */
   bytes: number;
-  batch: OpenBatch | null;
+  /** The group's source transactions (index = RowChange.source_txn's group-wide number). */
+  txns: SourceTxn[];
+  /** A source transaction is open (its commit not seen yet). */
+  inTxn: boolean;
+  /** The group is to end at the next commit (a flush came while a transaction was open). */
+  closeAtCommit: boolean;
 }
 
 /**
  * Turns binlog events into journal entries: this is where a binlog row becomes a journal row.
- * Rows of one table are batched into one message until the table changes, the batch is full, or
- * the transaction commits, so per-table order and the transaction's overall order are kept.
- * Complete transactions are handed to the journal in groups (one fsync per group).
+ *
+ * Source transactions are gathered into groups: the small transactions that commit within one
+ * group commit (capture.journal.groupCommitMs) share one message per table, so that an OLTP source
+ * committing thousands of small transactions a second makes a few messages per group instead of a
+ * few per transaction. A group ends at a flush (never inside a source transaction), at DDL, at a
+ * heartbeat and before a snapshot chunk; its messages are journaled together with the checkpoint
+ * after its last transaction. Each row keeps its own transaction (source_txns: GTID, position,
+ * commit time). Per-table order and the overall order of transactions are kept, and a group
+ * larger than capture.maxBufferBytes is written in chunks before its end.
  */
 export class Assembler implements BinlogHandler {
   private readonly o: AssemblerOptions;
-  private txn: OpenTxn | null = null;
+  private group: OpenGroup | null = null;
   private nextScn: number;
   private txnOrdinal: number;
-  /** Complete transactions not yet written: flushed together by flush(). */
+  /** Complete groups not yet written: flushed together by flush(). */
   private pending: JournalEntry[] = [];
   private pendingCheckpoint: Checkpoint | null = null;
   private pendingBytesValue = 0;
-  /** Encoded rows of the open batch (one batch is open at a time). */
-  private readonly rows = new RowsWriter();
+  /** Writers of closed batches, reused. */
+  private readonly writers: RowsWriter[] = [];
   private lastEventMs = 0;
   private caughtUpMs = 0;
   /** Where the last complete transaction ended: the start of one without a position of its own. */
@@ -132,108 +158,122 @@ export class Assembler implements BinlogHandler {
     this.lastPosition = options.position;
   }
 
+  /** Whether a source transaction is open. */
   get inTransaction(): boolean {
-    return this.txn !== null;
+    return this.group?.inTxn ?? false;
   }
 
-  /** Bytes of complete transactions waiting for the next journal commit. */
+  /** Bytes of complete groups waiting for the next journal commit, and of the open group. */
   get pendingBytes(): number {
-    return this.pendingBytesValue;
+    return this.pendingBytesValue + (this.group?.bytes ?? 0);
   }
 
+  /** Whether anything waits for a flush: complete groups, or an open group to close. */
   get hasPending(): boolean {
-    return this.pending.length > 0 || this.pendingCheckpoint !== null;
+    return this.pending.length > 0 || this.pendingCheckpoint !== null || this.group !== null;
   }
 
   onBegin(gtid: string, at: Position, timestampMs: number): void {
-    if (this.txn) return; // BEGIN after a GTID event: the same transaction
+    if (this.group?.inTxn) return; // BEGIN after a GTID event: the same transaction
     this.lastEventMs = timestampMs;
-    this.txn = {
-      ordinal: this.txnOrdinal + 1,
+    const start = at.hasFile ? at : this.lastPosition;
+    const g = this.group ?? this.openGroup(gtid, start, timestampMs);
+    g.inTxn = true;
+    g.txns.push({
       gtid,
-      start: at.hasFile ? at : this.lastPosition,
-      rowIndex: 0,
-      msgIndex: 0,
-      timestampMs,
-      snapshotChunk: "",
-      chunks: new Map(),
-      entries: [],
-      bytes: 0,
-      batch: null,
-    };
+      startFile: start.file,
+      startPos: BigInt(start.pos),
+      commitTime: BigInt(Math.floor(timestampMs / 1000)),
+      firstRow: g.rowIndex,
+    });
   }
 
   onRows(op: Op, table: TableInfo, rows: unknown[], timestampMs: number): void {
-    const txn = this.txn ?? this.beginImplicit(timestampMs);
+    if (!this.group?.inTxn) this.onBegin("", this.lastPosition, timestampMs); // rows without BEGIN
+    const g = this.group!;
     this.lastEventMs = timestampMs;
-    if (txn.batch && txn.batch.table !== table) this.closeBatch(txn, false);
     const { keys, kinds } = table;
-    const w = this.rows;
+    const txnIndex = g.txns.length - 1;
+    const key = batchKey(table);
+    let batch = g.batches.get(key);
     for (const row of rows) {
-      // A full batch closes when the next row arrives, so the commit can still mark the open
-      // batch as the transaction's last.
-      if (txn.batch && (txn.batch.rows >= this.o.maxRows || w.length >= this.o.maxBytes))
-        this.closeBatch(txn, false);
-      if (!txn.batch) {
+      if (batch && (batch.rows >= this.o.maxRows || batch.writer.length >= this.o.maxBytes)) {
+        this.closeBatch(g, batch, false);
+        batch = undefined;
+      }
+      if (!batch) {
         const image = (op === Op.OP_UPDATE ? (row as { after: unknown }).after : row) as Record<
           string,
           unknown
         >;
-        txn.batch = {
-          table,
-          rows: 0,
-          chunk: this.nextChunk(txn, table),
-          ops: { c: 0, u: 0, d: 0, r: 0 },
-          firstKey: keyText(table, image),
-        };
+        batch = this.openBatch(g, table, key, keyText(table, image));
       }
-      const batch = txn.batch;
-      const rowIndex = txn.rowIndex++;
+      if (batch.lastTxn !== txnIndex) {
+        batch.txns.push(g.txns[txnIndex]!);
+        batch.lastTxn = txnIndex;
+      }
+      const local = batch.txns.length - 1;
+      const rowIndex = g.rowIndex++;
+      const w = batch.writer;
+      const before = g.bytes;
+      const size = w.length;
       if (op === Op.OP_UPDATE) {
         const r = row as { before: Record<string, unknown>; after: Record<string, unknown> };
-        w.writeRow(op, rowIndex, kinds, keys, r.before, r.after);
+        w.writeRow(op, rowIndex, kinds, keys, r.before, r.after, local);
         batch.ops.u++;
       } else if (op === Op.OP_DELETE) {
-        w.writeRow(op, rowIndex, kinds, keys, row as Record<string, unknown>, null);
+        w.writeRow(op, rowIndex, kinds, keys, row as Record<string, unknown>, null, local);
         batch.ops.d++;
       } else {
-        w.writeRow(op, rowIndex, kinds, keys, null, row as Record<string, unknown>);
+        w.writeRow(op, rowIndex, kinds, keys, null, row as Record<string, unknown>, local);
         if (op === Op.OP_READ) batch.ops.r++;
         else batch.ops.c++;
       }
+      g.bytes = before + (w.length - size);
       batch.rows++;
       this.rowsSeen++;
     }
-    // A large transaction: write its closed batches as uncommitted chunks to bound memory. The
-    // open batch stays in memory, so the commit can mark it as the last.
-    if (txn.bytes + w.length >= this.o.maxBufferBytes && txn.entries.length > 0) {
-      this.flush();
-      this.o.write(txn.entries, null);
-      txn.entries = [];
-      txn.bytes = 0;
-    }
+    if (g.bytes >= this.o.maxBufferBytes) this.spill(g);
+  }
+
+  /**
+   * A large group: its closed messages are written as uncommitted chunks to bound memory (read
+   * again after a crash, since the checkpoint only moves at the group's end). Open messages stay
+   * open, so that the group's end can mark the last one, unless they alone fill half the buffer.
+   */
+  private spill(g: OpenGroup): void {
+    const closedBytes = () => g.entries.reduce((n, e) => n + e.payload.byteLength, 0);
+    if (g.bytes - closedBytes() >= this.o.maxBufferBytes / 2)
+      for (const b of [...g.batches.values()]) this.closeBatch(g, b, false);
+    if (g.entries.length === 0) return;
+    const written = closedBytes();
+    this.writePending();
+    this.o.write(g.entries, null);
+    g.entries = [];
+    g.bytes -= written;
   }
 
   onCommit(at: Position, timestampMs: number): void {
-    const txn = this.txn;
-    if (!txn) {
+    const g = this.group;
+    if (!g?.inTxn) {
       this.onPosition(at);
       return;
     }
     this.lastEventMs = timestampMs;
-    this.closeBatch(txn, true);
-    this.txn = null;
-    this.txnOrdinal = txn.ordinal;
+    g.inTxn = false;
     this.txnsSeen++;
-    this.queue(txn.entries);
-    this.pendingCheckpoint = this.checkpointAt(at);
+    this.lastPosition = at;
+    // A group ends at a flush that came meanwhile, or when it is big enough to be a unit of its own.
+    if (g.closeAtCommit || g.rowIndex >= this.o.maxRows * GROUP_MESSAGES) this.closeGroup(at);
   }
 
   onDdl(statement: string, db: string, tables: TableRef[], at: Position, timestampMs: number): void {
-    const gtid = this.txn?.gtid ?? "";
+    const gtid = this.group?.inTxn ? (this.group.txns.at(-1)?.gtid ?? "") : "";
     // DDL commits implicitly: rows before it (never seen in practice) are committed with it.
-    if (this.txn && (this.txn.entries.length > 0 || this.txn.batch)) this.onCommit(at, timestampMs);
-    this.txn = null;
+    if (this.group) {
+      this.group.inTxn = false;
+      this.closeGroup(at);
+    }
     this.lastEventMs = timestampMs;
     this.queueDdl({ statement, db, tables }, at, timestampMs, gtid, messageIds.ddl(this.o.sourceId, at));
     this.pendingCheckpoint = this.checkpointAt(at);
@@ -258,13 +298,12 @@ export class Assembler implements BinlogHandler {
     msgId: string,
   ): void {
     const scn = this.nextScn++;
-    const position = at.toWire(gtid);
     const payload = encodeDdl({
       sourceId: this.o.sourceId,
       serverUuid: this.o.serverUuid,
       db: st.db,
       statement: st.statement,
-      position,
+      position: at.toWire(gtid),
       scn: BigInt(scn),
       commitTime: BigInt(Math.floor(timestampMs / 1000)),
       captureTimeMs: BigInt(Date.now()),
@@ -284,18 +323,24 @@ export class Assembler implements BinlogHandler {
   }
 
   onPosition(at: Position): void {
-    if (this.txn) return;
+    if (this.group) return; // the group's end sets the checkpoint
+    this.lastPosition = at.hasFile ? at : this.lastPosition;
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 
   onStandalone(at: Position, timestampMs: number): void {
-    const txn = this.txn;
-    if (txn && (txn.entries.length > 0 || txn.batch)) {
-      this.onCommit(at, timestampMs); // rows before an implicit commit (not seen in practice)
-      return;
+    const g = this.group;
+    if (g?.inTxn) {
+      // An event group without rows for us ends (rows before an implicit commit: not seen in practice).
+      const hadRows = g.txns.length > 0 && g.txns.at(-1)!.firstRow < g.rowIndex;
+      if (hadRows) this.onCommit(at, timestampMs);
+      else {
+        g.txns.pop();
+        g.inTxn = false;
+        if (g.rowIndex === 0) this.group = null;
+      }
     }
-    this.txn = null;
-    this.pendingCheckpoint = this.checkpointAt(at);
+    if (!this.group) this.onPosition(at);
   }
 
   onCaughtUp(): void {
@@ -311,27 +356,29 @@ export class Assembler implements BinlogHandler {
   }
 
   /**
-   * Rows a snapshot read, as a transaction of their own at `at` (between two binlog
-   * transactions: called right after a commit). Op r; message ids carry the chunk id.
+   * Rows a snapshot read, as a group of their own at `at` (between two binlog transactions: called
+   * right after a commit). Op r; message ids carry the chunk id.
    */
   snapshotRows(table: TableInfo, rows: Record<string, unknown>[], at: Position, chunkId: string): void {
-    if (this.txn) throw new AssertionError("snapshot rows must be written between transactions");
+    if (this.group?.inTxn) throw new AssertionError("snapshot rows must be written between transactions");
+    if (this.group) this.closeGroup(this.lastPosition);
     const now = Date.now();
     this.onBegin("", at, now);
-    this.txn!.snapshotChunk = chunkId;
+    this.group!.snapshotChunk = chunkId;
     if (rows.length > 0) this.onRows(Op.OP_READ, table, rows, now);
-    this.onCommit(at, now);
+    this.group!.inTxn = false;
+    this.closeGroup(at);
   }
 
-  /** Queues a heartbeat at the current checkpoint; skipped inside a transaction. */
+  /** Queues a heartbeat at the current position; skipped inside a transaction. */
   heartbeat(current: Position): void {
-    if (this.txn) return;
+    if (this.group?.inTxn) return;
+    if (this.group) this.closeGroup(this.lastPosition);
     const scn = this.nextScn++;
     const now = Date.now();
-    const position = current.toWire("");
     const payload = encodeHeartbeat({
       sourceId: this.o.sourceId,
-      position,
+      position: current.toWire(""),
       scn: BigInt(scn),
       sourceTimeMs: BigInt(this.sourceTimeMs),
       captureTimeMs: BigInt(now),
@@ -349,9 +396,22 @@ export class Assembler implements BinlogHandler {
     this.pendingCheckpoint = this.checkpointAt(current);
   }
 
-  /** Writes every complete transaction held in memory, with the checkpoint after the last one. */
+  /**
+   * Writes every complete group held in memory, with the checkpoint after the last one. An open
+   * group ends here, or, when a source transaction is open, at that transaction's commit.
+   */
   flush(): void {
-    if (!this.hasPending) return;
+    const g = this.group;
+    if (g) {
+      if (g.inTxn) g.closeAtCommit = true;
+      else this.closeGroup(this.lastPosition);
+    }
+    this.writePending();
+  }
+
+  /** Writes the complete groups held in memory, with the checkpoint after the last one. */
+  private writePending(): void {
+    if (this.pending.length === 0 && this.pendingCheckpoint === null) return;
     const entries = this.pending;
     const checkpoint = this.pendingCheckpoint;
     this.pending = [];
@@ -362,17 +422,58 @@ export class Assembler implements BinlogHandler {
 
   /**
    * Forgets everything not yet written (the reader restarts from the journal's checkpoint);
-   * complete transactions must be flushed first.
+   * complete groups must be flushed first.
    */
   reset(nextScn: number, txnOrdinal: number, position: Position): void {
+    if (this.group) for (const b of this.group.batches.values()) this.release(b.writer);
+    this.group = null;
     this.lastPosition = position;
-    this.txn = null;
-    this.rows.reset();
     this.pending = [];
     this.pendingCheckpoint = null;
     this.pendingBytesValue = 0;
     this.nextScn = nextScn;
     this.txnOrdinal = txnOrdinal;
+  }
+
+  private openGroup(gtid: string, start: Position, timestampMs: number): OpenGroup {
+    this.group = {
+      ordinal: this.txnOrdinal + 1,
+      start,
+      gtid,
+      timestampMs,
+      rowIndex: 0,
+      msgIndex: 0,
+      snapshotChunk: "",
+      chunks: new Map(),
+      batches: new Map(),
+      entries: [],
+      bytes: 0,
+      txns: [],
+      inTxn: false,
+      closeAtCommit: false,
+    };
+    return this.group;
+  }
+
+  /** Ends the group: its messages in order, the last marked txn_last, and the checkpoint at `at`. */
+  private closeGroup(at: Position): void {
+    const g = this.group!;
+    this.group = null;
+    const open = [...g.batches.values()];
+    for (const [i, b] of open.entries()) this.closeBatch(g, b, i === open.length - 1);
+    if (g.entries.length === 0) {
+      // No rows (transactions of excluded tables): only the position moves.
+      this.pendingCheckpoint = this.checkpointAt(at);
+      return;
+    }
+    if (open.length === 0) {
+      // Every message was closed as full before the end: mark the last one txn_last.
+      const last = g.entries[g.entries.length - 1]!;
+      last.payload = withTxnLast(last.payload);
+    }
+    this.txnOrdinal = g.ordinal;
+    this.queue(g.entries);
+    this.pendingCheckpoint = this.checkpointAt(at);
   }
 
   private queue(entries: JournalEntry | JournalEntry[]): void {
@@ -382,26 +483,34 @@ export class Assembler implements BinlogHandler {
     }
   }
 
-  private beginImplicit(timestampMs: number): OpenTxn {
-    // Row events outside a transaction marker (old servers, non-transactional engines): the
-    // transaction starts where the last one ended.
-    this.onBegin("", this.lastPosition, timestampMs);
-    return this.txn!;
+  private openBatch(g: OpenGroup, table: TableInfo, key: string, firstKey: string): OpenBatch {
+    const t = tableKey(table);
+    const chunk = g.chunks.get(t) ?? 0;
+    g.chunks.set(t, chunk + 1);
+    const b: OpenBatch = {
+      table,
+      writer: this.writers.pop() ?? new RowsWriter(),
+      rows: 0,
+      chunk,
+      ops: { c: 0, u: 0, d: 0, r: 0 },
+      firstKey,
+      txns: [],
+      lastTxn: -1,
+    };
+    g.batches.set(key, b);
+    return b;
   }
 
-  private nextChunk(txn: OpenTxn, table: TableInfo): number {
-    const key = tableKey(table);
-    const n = txn.chunks.get(key) ?? 0;
-    txn.chunks.set(key, n + 1);
-    return n;
+  private release(w: RowsWriter): void {
+    w.reset();
+    if (this.writers.length < 8) this.writers.push(w);
   }
 
-  private closeBatch(txn: OpenTxn, last: boolean): void {
-    const batch = txn.batch;
-    if (!batch) return;
-    txn.batch = null;
+  private closeBatch(g: OpenGroup, batch: OpenBatch, last: boolean): void {
+    g.batches.delete(batchKey(batch.table));
     const scn = this.nextScn++;
     const t = batch.table;
+    const open = batch.writer.length;
     const payload = encodeBatchWithRows(
       {
         sourceId: this.o.sourceId,
@@ -411,26 +520,27 @@ export class Assembler implements BinlogHandler {
         schemaVersion: t.schemaVersion,
         columns: t.columns,
         primaryKey: t.primaryKey,
-        position: txn.start.toWire(txn.gtid),
+        position: g.start.toWire(g.gtid),
         scn: BigInt(scn),
-        txnOrdinal: BigInt(txn.ordinal),
+        txnOrdinal: BigInt(g.ordinal),
         chunk: batch.chunk,
         txnLast: last,
-        commitTime: BigInt(Math.floor(txn.timestampMs / 1000)),
+        commitTime: BigInt(Math.floor(g.timestampMs / 1000)),
         captureTimeMs: BigInt(Date.now()),
+        sourceTxns: batch.txns,
       },
-      this.rows.view(), // copied into the payload, so no copy of its own
+      batch.writer.view(), // copied into the payload, so no copy of its own
     );
-    this.rows.reset();
-    txn.bytes += payload.byteLength;
-    txn.entries.push({
+    this.release(batch.writer);
+    g.bytes += payload.byteLength - open;
+    g.entries.push({
       scn,
       kind: "batch",
       subject: t.subject,
-      msgId: messageIds.batch(this.o.sourceId, txn.start, txn.msgIndex++, txn.snapshotChunk),
+      msgId: messageIds.batch(this.o.sourceId, g.start, g.msgIndex++, g.snapshotChunk),
       ref: { db: t.db, table: t.table },
       ops: batch.ops,
-      sortable: txn.start.sortable,
+      sortable: g.start.sortable,
       payload,
       firstKey: batch.firstKey,
     });
@@ -440,4 +550,18 @@ export class Assembler implements BinlogHandler {
     if (at.hasFile) this.lastPosition = at;
     return { position: at, committedScn: this.nextScn - 1, txnOrdinal: this.txnOrdinal };
   }
+}
+
+/** Rows of one table share a message while its columns stay the same. */
+function batchKey(t: TableInfo): string {
+  return `${tableKey(t)}\u0000${t.schemaVersion}`;
+}
+
+/** A batch with txn_last set (the one field 12 of a ChangeBatch, appended: the last value wins). */
+function withTxnLast(payload: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(payload.byteLength + 2);
+  out.set(payload, 0);
+  out[payload.byteLength] = (12 << 3) | 0;
+  out[payload.byteLength + 1] = 1;
+  return out;
 }

@@ -1,5 +1,8 @@
 import { type SqlValue, tableKey } from "@dfs/codec";
-import type { Change, Lane, TxnChanges } from "./sink.js";
+import type { Change, Lane, TargetTable, TxnChanges } from "./sink.js";
+
+/** tableKey of each target table, worked out once. */
+const bases = new WeakMap<TargetTable, string>();
 
 /**
  * Which source transactions of a group may run apart: dependency tracking by write sets, in the
@@ -16,7 +19,11 @@ import type { Change, Lane, TxnChanges } from "./sink.js";
  */
 export function writeSet(change: Change): string[] {
   const t = change.target;
-  const base = tableKey(t.ref);
+  let base = bases.get(t);
+  if (base === undefined) {
+    base = tableKey(t.ref);
+    bases.set(t, base);
+  }
   if (t.keyKind === "none") return [`${base}\u0001*`];
   const keys: string[] = [];
   for (const image of [change.before, change.after]) {
@@ -50,61 +57,157 @@ function keyPart(v: SqlValue): string {
   return String(v);
 }
 
+/** The keys a change writes (writeSet), worked out once. */
+export function keysOf(change: Change): string[] {
+  if (change.keys === null) change.keys = writeSet(change);
+  return change.keys;
+}
+
+/** Lanes of one part of a group, and where the part ends (an index into the group's transactions). */
+export interface Segment {
+  lanes: Lane[];
+  end: number;
+}
+
 /**
- * Splits a group's transactions into at most `lanes` lanes: transactions linked by a shared key
- * (directly or through others) form one component, kept whole and in source order; components
- * are spread over the lanes, largest first onto the least loaded.
+ * Spreads a group's source transactions over at most `lanes` connections, in source order, so
+ * that no two lanes write the same key: a transaction goes to the lane of the transactions it
+ * depends on (shares a key with), and one that depends on none to the least loaded lane. One that
+ * depends on two lanes joins them into one while the segment is small (under `minSegmentRows`
+ * rows; the lanes' transactions are independent of each other, so one lane may hold both in
+ * source order), or else ends the segment: every lane of it commits before the next segment
+ * starts. With one lane, the group is one segment and no keys are worked out.
  */
-export function splitLanes(txns: readonly TxnChanges[], lanes: number): Lane[] {
-  const parent = txns.map((_, i) => i);
-  const find = (i: number): number => {
-    while (parent[i] !== i) {
-      parent[i] = parent[parent[i]!]!;
-      i = parent[i]!;
-    }
-    return i;
-  };
-  if (lanes > 1) {
-    const owner = new Map<string, number>();
-    for (const [i, txn] of txns.entries()) {
-      for (const change of txn.changes) {
-        for (const k of writeSet(change)) {
-          const j = owner.get(k);
-          if (j === undefined) owner.set(k, i);
-          else {
-            const a = find(i);
-            const b = find(j);
-            if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
-          }
-        }
+export function scheduleLanes(txns: readonly TxnChanges[], lanes: number, minSegmentRows: number): Segment[] {
+  if (lanes <= 1 || txns.length <= 1) return [{ lanes: [laneOf(txns, 0, txns.length)], end: txns.length }];
+  const segments: Segment[] = [];
+  let plan = new Scheduler(lanes);
+  for (let u = 0; u < txns.length; u++) {
+    const keys: string[] = [];
+    for (const ch of txns[u]!.changes) for (const k of keysOf(ch)) keys.push(k);
+    let lane = plan.dependsOn(keys);
+    if (lane === -2) {
+      if (plan.rows < minSegmentRows) lane = plan.join(keys);
+      else {
+        segments.push({ lanes: plan.lanes(txns), end: u });
+        plan = new Scheduler(lanes);
+        lane = -1;
       }
     }
+    plan.place(u, lane, keys, txns[u]!.changes.length);
   }
-  // Components in order of their first transaction; each keeps its transactions in source order.
-  const byRoot = new Map<number, { changes: Change[]; seqs: number[]; rows: number }>();
-  for (const [i, txn] of txns.entries()) {
-    const root = lanes > 1 ? find(i) : 0;
-    let c = byRoot.get(root);
-    if (!c) {
-      c = { changes: [], seqs: [], rows: 0 };
-      byRoot.set(root, c);
+  segments.push({ lanes: plan.lanes(txns), end: txns.length });
+  return segments;
+}
+
+/** The lane assignment of one segment: lanes as slots, joined ones resolved through `alias`. */
+class Scheduler {
+  private readonly owner = new Map<string, number>();
+  private readonly alias: number[] = [];
+  private readonly members: number[][] = [];
+  private readonly load: number[] = [];
+  rows = 0;
+
+  constructor(private readonly max: number) {}
+
+  private find(slot: number): number {
+    while (this.alias[slot] !== slot) slot = this.alias[slot]!;
+    return slot;
+  }
+
+  /** The lane the keys' owners are in: -1 none, -2 more than one. */
+  dependsOn(keys: readonly string[]): number {
+    let lane = -1;
+    for (const k of keys) {
+      const o = this.owner.get(k);
+      if (o === undefined) continue;
+      const l = this.find(o);
+      if (lane === -1) lane = l;
+      else if (l !== lane) return -2;
     }
-    for (const ch of txn.changes) c.changes.push(ch);
-    c.seqs.push(txn.seq);
-    c.rows += txn.changes.length;
+    return lane;
   }
-  const out: Lane[] = Array.from({ length: Math.max(1, lanes) }, () => ({
-    components: [],
-    txnSeqs: [],
-    rows: 0,
-  }));
-  const components = [...byRoot.values()].sort((a, b) => b.rows - a.rows);
-  for (const c of components) {
-    let best = out[0]!;
-    for (const lane of out) if (lane.rows < best.rows) best = lane;
-    best.components.push(c.changes);
-    for (const s of c.seqs) best.txnSeqs.push(s);
-    best.rows += c.rows;
+
+  /** Joins every lane the keys' owners are in into the first of them; returns it. */
+  join(keys: readonly string[]): number {
+    let into = -1;
+    for (const k of keys) {
+      const o = this.owner.get(k);
+      if (o === undefined) continue;
+      const l = this.find(o);
+      if (into === -1) into = l;
+      else if (l !== into) {
+        this.alias[l] = into;
+        this.members[into] = mergeSorted(this.members[into]!, this.members[l]!);
+        this.members[l] = [];
+        this.load[into]! += this.load[l]!;
+        this.load[l] = 0;
+      }
+    }
+    return into;
   }
-  return out.filter((l) => l.txnSeqs.length > 0);
+
+  place(u: number, lane: number, keys: readonly string[], rows: number): void {
+    if (lane < 0) lane = this.leastLoaded();
+    this.members[lane]!.push(u);
+    this.load[lane]! += rows;
+    this.rows += rows;
+    for (const k of keys) this.owner.set(k, lane);
+  }
+
+  /** A live lane with the fewest rows; a new one while fewer than the most are in use. */
+  private leastLoaded(): number {
+    let best = -1;
+    let live = 0;
+    for (let slot = 0; slot < this.alias.length; slot++) {
+      if (this.alias[slot] !== slot) continue;
+      live++;
+      if (best === -1 || this.load[slot]! < this.load[best]!) best = slot;
+    }
+    if (live < this.max && (best === -1 || this.load[best]! > 0)) {
+      const slot = this.alias.length;
+      this.alias.push(slot);
+      this.members.push([]);
+      this.load.push(0);
+      return slot;
+    }
+    return best;
+  }
+
+  lanes(txns: readonly TxnChanges[]): Lane[] {
+    const out: Lane[] = [];
+    for (let slot = 0; slot < this.alias.length; slot++)
+      if (this.alias[slot] === slot && this.members[slot]!.length > 0)
+        out.push(laneOfMembers(txns, this.members[slot]!));
+    return out;
+  }
+}
+
+function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]! < b[j]!)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
+}
+
+function laneOf(txns: readonly TxnChanges[], from: number, to: number): Lane {
+  const lane: Lane = { changes: [], units: [], rows: 0 };
+  for (let u = from; u < to; u++) addTo(lane, txns[u]!);
+  return lane;
+}
+
+function laneOfMembers(txns: readonly TxnChanges[], members: readonly number[]): Lane {
+  const lane: Lane = { changes: [], units: [], rows: 0 };
+  for (const u of members) addTo(lane, txns[u]!);
+  return lane;
+}
+
+function addTo(lane: Lane, t: TxnChanges): void {
+  for (const ch of t.changes) lane.changes.push(ch);
+  lane.units.push({ seq: t.seq, row: t.row });
+  lane.rows += t.changes.length;
 }

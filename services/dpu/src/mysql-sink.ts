@@ -16,22 +16,30 @@ import {
   type MysqlEndpoint,
   MysqlSession,
   quoteId,
+  runScript,
   showCreateTable,
 } from "@dfs/mysql";
 import { DDL_ALREADY_APPLIED, mapDdl } from "./ddl.js";
 import { planLane, planStatements, type Statement } from "./plan.js";
-import type {
-  ApplyGroup,
-  Change,
-  DdlChange,
-  Lane,
-  Rejected,
-  Sink,
-  SinkCheckpoint,
-  SinkEvents,
-  SinkStats,
-  TargetTable,
+import {
+  type ApplyGroup,
+  type Change,
+  type DdlChange,
+  formatUnits,
+  type Lane,
+  parseUnits,
+  type Rejected,
+  type Sink,
+  type SinkCheckpoint,
+  type SinkEvents,
+  type SinkStats,
+  type TargetTable,
 } from "./sink.js";
+
+const BEGIN: Statement = { sql: "BEGIN", params: [], changes: [] };
+const COMMIT: Statement = { sql: "COMMIT", params: [], changes: [] };
+/** Most bytes of statements sent in one round trip (less when the server's max_allowed_packet is smaller). */
+const MAX_SCRIPT_BYTES = 4 * 1024 * 1024;
 
 export interface MysqlSinkOptions {
   target: MysqlEndpoint;
@@ -76,6 +84,7 @@ export class MysqlSink implements Sink {
   /** The group boundary every lane has passed; written with the next group (or by `advance`). */
   private pendingLow = 0;
   private largeOpen = false;
+  private maxScriptBytes = MAX_SCRIPT_BYTES;
   readonly stats: SinkStats = { rowsApplied: 0, rejected: 0, retries: 0, lastError: "", waitingFor: "" };
 
   constructor(private readonly o: MysqlSinkOptions) {}
@@ -95,21 +104,28 @@ export class MysqlSink implements Sink {
   async open(): Promise<SinkCheckpoint> {
     const cp = await this.withRetry("read the checkpoint", 0, async (s) => {
       this.lanesValue = await resolveConnections(s, this.o.connections);
+      const packet = await s.query<{ p: string }[]>("SELECT @@max_allowed_packet AS p");
+      this.maxScriptBytes = Math.min(
+        MAX_SCRIPT_BYTES,
+        Math.floor(Number(packet[0]?.p ?? 0) / 2) || MAX_SCRIPT_BYTES,
+      );
       const low = await s.query<{ s: string }[]>(
         `SELECT stream_seq AS s FROM ${this.checkpointTable} WHERE consumer = ?`,
         [this.o.consumer],
       );
       const lowWater = Number(low[0]?.s ?? 0);
-      const rows = await s.query<{ s: string }[]>(
-        `SELECT stream_seq AS s FROM ${this.appliedTable} WHERE consumer = ? AND stream_seq > ?`,
+      const rows = await s.query<{ u: string }[]>(
+        `SELECT units AS u FROM ${this.appliedTable} WHERE consumer = ? AND max_seq > ?`,
         [this.o.consumer, lowWater],
       );
-      return { lowWater, applied: new Set(rows.map((r) => Number(r.s))) };
+      const applied = new Set<string>();
+      for (const r of rows) for (const k of parseUnits(r.u)) applied.add(k);
+      return { lowWater, applied, records: rows.length };
     });
     this.sessions = Array.from({ length: this.lanesValue }, (_, i) => this.sessions[i] ?? null);
-    this.appliedRows = cp.applied.size > 0;
+    this.appliedRows = cp.records > 0;
     this.started = true;
-    return cp;
+    return { lowWater: cp.lowWater, applied: cp.applied };
   }
 
   async describe(source: TableRef): Promise<TargetTable | null> {
@@ -125,22 +141,28 @@ export class MysqlSink implements Sink {
     if (!this.plans.has(group))
       this.plans.set(
         group,
-        group.lanes.map((l) => planLane(l.components, this.o.statementRows)),
+        group.lanes.map((l) => planLane(l.changes, this.o.statementRows)),
       );
   }
 
   async applyGroup(group: ApplyGroup): Promise<Rejected[]> {
     this.prepare(group);
     const plans = this.plans.get(group)!;
-    const alone = group.lanes.length === 1;
+    // One lane with exactly the messages up to lastSeq moves the low-water mark itself; otherwise
+    // each lane records its source transactions, and the mark follows with the next group.
+    const alone = group.lanes.length === 1 && group.whole;
     const rejected = await Promise.all(
-      group.lanes.map((lane, i) =>
-        this.withRetry(`apply a group (connection ${i + 1})`, i, (s) =>
-          this.applyLane(s, lane, plans[i]!, (t) =>
-            alone ? this.saveLowWater(t, group.lastSeq) : this.saveApplied(t, lane, i === 0),
-          ),
-        ),
-      ),
+      group.lanes.map((lane, i) => {
+        const record = alone ? this.lowWaterStatements(group.lastSeq) : this.appliedStatements(lane, i === 0);
+        let tried = false;
+        return this.withRetry(`apply a group (connection ${i + 1})`, i, async (s) => {
+          // A retry after a lost connection: the commit may have happened before it was lost.
+          if (tried && (alone ? await this.reached(s, group.lastSeq) : await this.recorded(s, lane)))
+            return [];
+          tried = true;
+          return this.applyLane(s, lane, plans[i]!, record);
+        });
+      }),
     );
     // Every lane committed: the whole group is applied.
     if (!alone) this.appliedRows = true;
@@ -148,19 +170,19 @@ export class MysqlSink implements Sink {
     return rejected.flat();
   }
 
-  /** One lane: its statements and checkpoint record in one transaction; row by row if one is refused. */
+  /**
+   * One lane: its statements and checkpoint record in one transaction, sent in as few round trips
+   * as the packet size allows; row by row if a change is refused.
+   */
   private async applyLane(
     s: MysqlSession,
     lane: Lane,
     statements: Statement[],
-    record: (s: MysqlSession) => Promise<void>,
+    record: Statement[],
   ): Promise<Rejected[]> {
     const started = performance.now();
     try {
-      await s.query("BEGIN");
-      for (const st of statements) await this.run(s, st);
-      await record(s);
-      await s.query("COMMIT");
+      await this.script(s, [BEGIN, ...statements, ...record, COMMIT]);
     } catch (err) {
       await s.query("ROLLBACK").catch(() => {});
       if (!(err instanceof DataError)) throw err;
@@ -168,9 +190,9 @@ export class MysqlSink implements Sink {
         { err: errorMessage(err) },
         "a change was refused: applying its transactions row by row to find it",
       );
-      return this.applyCarefully(s, lane.components.flat(), record);
+      return this.applyCarefully(s, lane.changes, record);
     }
-    const changes = lane.components.flat();
+    const changes = lane.changes;
     this.stats.rowsApplied += changes.length;
     this.o.events?.committed?.(changes, performance.now() - started);
     return [];
@@ -180,15 +202,14 @@ export class MysqlSink implements Sink {
   private async applyCarefully(
     s: MysqlSession,
     changes: readonly Change[],
-    record: (s: MysqlSession) => Promise<void>,
+    record: Statement[],
   ): Promise<Rejected[]> {
     const started = performance.now();
     await s.query("BEGIN");
     let rejected: Rejected[];
     try {
       rejected = await this.applyRowByRow(s, changes);
-      await record(s);
-      await s.query("COMMIT");
+      await this.script(s, [...record, COMMIT]);
     } catch (err) {
       await s.query("ROLLBACK").catch(() => {});
       throw err;
@@ -203,7 +224,7 @@ export class MysqlSink implements Sink {
     for (const change of changes) {
       await s.query("SAVEPOINT dfs_row");
       try {
-        for (const st of planStatements([change], 1)) await this.run(s, st);
+        await this.script(s, planStatements([change], 1));
       } catch (err) {
         if (!(err instanceof DataError)) throw err;
         await s.query("ROLLBACK TO SAVEPOINT dfs_row");
@@ -227,10 +248,16 @@ export class MysqlSink implements Sink {
     if (rejected.length > 0) this.o.events?.rejected?.(rejected);
   }
 
-  private async run(s: MysqlSession, st: Statement): Promise<void> {
-    const started = performance.now();
-    await s.query(st.sql, st.params);
-    this.o.events?.statement?.(st, performance.now() - started);
+  /** Statements in as few round trips as the packet size allows; each reported with its share of the time. */
+  private script(s: MysqlSession, statements: readonly Statement[]): Promise<void> {
+    return runScript(s, statements, this.maxScriptBytes, (from, to, ms) => {
+      const events = this.o.events;
+      if (!events?.statement) return;
+      for (let i = from; i < to; i++) {
+        const st = statements[i]!;
+        if (st.changes.length > 0) events.statement(st, ms / (to - from));
+      }
+    });
   }
 
   async applyDdl(ddl: DdlChange, seq: number): Promise<void> {
@@ -281,7 +308,7 @@ export class MysqlSink implements Sink {
       }
       await s.query("SAVEPOINT dfs_part");
       try {
-        for (const st of planStatements(changes, this.o.statementRows)) await this.run(s, st);
+        await this.script(s, planLane(changes, this.o.statementRows));
         this.stats.rowsApplied += changes.length;
         return [];
       } catch (err) {
@@ -320,9 +347,7 @@ export class MysqlSink implements Sink {
   async replay(changes: readonly Change[]): Promise<void> {
     await this.withRetry("replay changes", 0, async (s) => {
       try {
-        await s.query("BEGIN");
-        for (const st of planStatements(changes, this.o.statementRows)) await s.query(st.sql, st.params);
-        await s.query("COMMIT");
+        await this.script(s, [BEGIN, ...planLane(changes, this.o.statementRows), COMMIT]);
       } catch (err) {
         await s.query("ROLLBACK").catch(() => {});
         throw err;
@@ -358,30 +383,64 @@ export class MysqlSink implements Sink {
     return describeTarget(s, ref);
   }
 
-  /** The low-water mark, and the applied records it makes unnecessary. */
-  private async saveLowWater(s: MysqlSession, seq: number): Promise<void> {
-    await s.query(
-      `INSERT INTO ${this.checkpointTable} (consumer, stream_seq, updated_at) VALUES (?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE stream_seq = VALUES(stream_seq), updated_at = VALUES(updated_at)`,
-      [this.o.consumer, seq],
-    );
+  /** Writes the low-water mark (and drops the applied records it makes unnecessary). */
+  private saveLowWater(s: MysqlSession, seq: number): Promise<void> {
+    return this.script(s, this.lowWaterStatements(seq));
+  }
+
+  private lowWaterStatements(seq: number): Statement[] {
+    const out: Statement[] = [
+      {
+        sql: `INSERT INTO ${this.checkpointTable} (consumer, stream_seq, updated_at) VALUES (?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE stream_seq = VALUES(stream_seq), updated_at = VALUES(updated_at)`,
+        params: [this.o.consumer, seq],
+        changes: [],
+      },
+    ];
     if (this.appliedRows)
-      await s.query(`DELETE FROM ${this.appliedTable} WHERE consumer = ? AND stream_seq <= ?`, [
-        this.o.consumer,
-        seq,
-      ]);
+      out.push({
+        sql: `DELETE FROM ${this.appliedTable} WHERE consumer = ? AND max_seq <= ?`,
+        params: [this.o.consumer, seq],
+        changes: [],
+      });
+    return out;
   }
 
   /**
-   * A lane of a group with several: the source transactions it commits. The first lane also
-   * moves the low-water mark to the previous group's end, which every lane had passed.
+   * A lane whose transaction is not the whole of the messages up to a point: one record of the
+   * source transactions it commits. The first lane also moves the low-water mark to the previous
+   * group's end, which every lane had passed.
    */
-  private async saveApplied(s: MysqlSession, lane: Lane, first: boolean): Promise<void> {
-    const rows = lane.txnSeqs.map(() => "(?, ?)").join(",");
-    await s.query(
-      `INSERT IGNORE INTO ${this.appliedTable} (consumer, stream_seq) VALUES ${rows}`,
-      lane.txnSeqs.flatMap((seq) => [this.o.consumer, seq]),
+  private appliedStatements(lane: Lane, first: boolean): Statement[] {
+    const head = lane.units[0]!;
+    const maxSeq = lane.units[lane.units.length - 1]!.seq;
+    const out: Statement[] = [
+      {
+        sql: `INSERT IGNORE INTO ${this.appliedTable} (consumer, stream_seq, first_row, max_seq, units) VALUES (?, ?, ?, ?, ?)`,
+        params: [this.o.consumer, head.seq, head.row, maxSeq, formatUnits(lane.units)],
+        changes: [],
+      },
+    ];
+    if (first && this.pendingLow > 0) out.push(...this.lowWaterStatements(this.pendingLow));
+    return out;
+  }
+
+  /** Whether the low-water mark is at `seq` or past it (a commit whose answer was lost happened). */
+  private async reached(s: MysqlSession, seq: number): Promise<boolean> {
+    const rows = await s.query<{ s: string }[]>(
+      `SELECT stream_seq AS s FROM ${this.checkpointTable} WHERE consumer = ?`,
+      [this.o.consumer],
     );
-    if (first && this.pendingLow > 0) await this.saveLowWater(s, this.pendingLow);
+    return Number(rows[0]?.s ?? 0) >= seq;
+  }
+
+  /** Whether the lane's record is there (a commit whose answer was lost happened). */
+  private async recorded(s: MysqlSession, lane: Lane): Promise<boolean> {
+    const head = lane.units[0]!;
+    const rows = await s.query<unknown[]>(
+      `SELECT 1 FROM ${this.appliedTable} WHERE consumer = ? AND stream_seq = ? AND first_row = ?`,
+      [this.o.consumer, head.seq, head.row],
+    );
+    return rows.length > 0;
   }
 
   /** A live session of lane `i` with the apply settings; the checkpoint tables exist. */
@@ -390,7 +449,11 @@ export class MysqlSink implements Sink {
     if (current?.alive) return current;
     await current?.close();
     this.sessions[i] = null;
-    const s = await MysqlSession.open(this.o.target, { role: "target", setup: APPLY_SESSION });
+    const s = await MysqlSession.open(this.o.target, {
+      role: "target",
+      setup: APPLY_SESSION,
+      multipleStatements: true,
+    });
     try {
       if (i === 0) {
         await s.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(this.o.metaDatabase)}`);
@@ -398,7 +461,7 @@ export class MysqlSink implements Sink {
           `CREATE TABLE IF NOT EXISTS ${this.checkpointTable} (consumer VARCHAR(200) PRIMARY KEY, stream_seq BIGINT UNSIGNED NOT NULL, updated_at DATETIME(6) NOT NULL)`,
         );
         await s.query(
-          `CREATE TABLE IF NOT EXISTS ${this.appliedTable} (consumer VARCHAR(200) NOT NULL, stream_seq BIGINT UNSIGNED NOT NULL, PRIMARY KEY (consumer, stream_seq))`,
+          `CREATE TABLE IF NOT EXISTS ${this.appliedTable} (consumer VARCHAR(200) NOT NULL, stream_seq BIGINT UNSIGNED NOT NULL, first_row INT UNSIGNED NOT NULL, max_seq BIGINT UNSIGNED NOT NULL, units MEDIUMTEXT NOT NULL, PRIMARY KEY (consumer, stream_seq, first_row), KEY (consumer, max_seq))`,
         );
       }
     } catch (err) {

@@ -1,5 +1,6 @@
 import type { SqlValue } from "@dfs/codec";
 import { quoteId, quoteTable } from "@dfs/mysql";
+import { keysOf } from "./conflicts.js";
 import type { Change, TargetTable } from "./sink.js";
 
 /** A parameterised statement and the changes it carries (for dead-lettering and metrics). */
@@ -26,6 +27,11 @@ interface Run {
   columns: readonly string[];
   rows: Record<string, SqlValue>[];
   changes: Change[];
+}
+
+/** A statement of planLane, at its level. */
+interface LevelRun extends Run {
+  level: number;
 }
 
 function sameKey(t: TargetTable, a: Record<string, SqlValue>, b: Record<string, SqlValue>): boolean {
@@ -110,50 +116,59 @@ export function planStatements(changes: readonly Change[], statementRows: number
 }
 
 /**
- * Statements for one connection's share of a group: `components` are sequences of changes that
- * share no key with each other (conflicts.ts), each in source order. Changes of different
- * components commute, so their rows may share statements: each round takes, from every
- * component, its next run of same-table, same-kind operations, and the round's runs of one table
- * and kind go into one multi-row statement. A component's order is kept (its runs come in later
- * rounds, in order). Many small transactions of the same shape thus become a few large statements.
+ * Statements for one connection's share of a group: its changes, in source order, as few
+ * multi-row statements as their keys allow. Each operation goes to the earliest level after
+ * every earlier operation that writes one of its keys (conflicts.ts keysOf: primary and unique
+ * keys of both images), or joins the statement of that level it would extend (same table, kind
+ * and columns, the rows kept in source order). Levels run in order; operations of one level share
+ * no key unless they share a statement, so the order of a level's statements does not matter.
+ * Many small transactions of the same shapes thus become about one statement per table and kind.
  */
-export function planLane(components: readonly (readonly Change[])[], statementRows: number): Statement[] {
-  if (components.length === 1) return planStatements(components[0]!, statementRows);
-  const ops = components.map((c) => opsOf(c));
-  const next = ops.map(() => 0);
-  const out: Statement[] = [];
-  let live = ops.filter((o) => o.length > 0).length;
-  while (live > 0) {
-    // One round: the runs of this round, grouped by table, kind and columns, in order of first use.
-    const groups: Run[] = [];
-    for (let c = 0; c < ops.length; c++) {
-      const list = ops[c]!;
-      let i = next[c]!;
-      if (i >= list.length) continue;
-      const first = list[i]!;
-      let group = groups.find(
-        (g) =>
-          g.kind === first.kind &&
-          g.table === first.table &&
-          first.kind !== "delete-image" &&
-          sameColumns(g.columns, first.columns),
-      );
-      if (!group) {
-        group = { kind: first.kind, table: first.table, columns: first.columns, rows: [], changes: [] };
-        groups.push(group);
-      }
-      do {
-        const op = list[i]!;
-        if (op.kind !== first.kind || op.table !== first.table || !sameColumns(op.columns, first.columns))
-          break;
-        group.rows.push(op.image);
-        if (group.changes[group.changes.length - 1] !== op.change) group.changes.push(op.change);
-        i++;
-      } while (i < list.length && first.kind !== "delete-image");
-      next[c] = i;
-      if (i >= list.length) live--;
+export function planLane(changes: readonly Change[], statementRows: number): Statement[] {
+  const levels: LevelRun[][] = [];
+  /** The statement (run) of each key's last operation; its level is the run's. */
+  const last = new Map<string, LevelRun>();
+  const find = (level: number, op: Op) =>
+    levels[level]?.find(
+      (r) => r.kind === op.kind && r.table === op.table && sameColumns(r.columns, op.columns),
+    );
+  for (const op of opsOf(changes)) {
+    const keys = keysOf(op.change);
+    let level = -1;
+    for (const k of keys) {
+      const l = last.get(k);
+      if (l && l.level > level) level = l.level;
     }
-    for (const g of groups) {
+    let run: LevelRun | undefined;
+    if (level >= 0) {
+      run = find(level, op);
+      // It may join that level only through the statement its keys' last operations are in.
+      if (run)
+        for (const k of keys) {
+          const l = last.get(k);
+          if (l && l.level === level && l !== run) {
+            run = undefined;
+            break;
+          }
+        }
+      if (!run) level++;
+    } else level = 0;
+    if (!run) {
+      run = find(level, op);
+      if (!run) {
+        run = { kind: op.kind, table: op.table, columns: op.columns, rows: [], changes: [], level };
+        const runs = levels[level];
+        if (runs) runs.push(run);
+        else levels[level] = [run];
+      }
+    }
+    run.rows.push(op.image);
+    if (run.changes[run.changes.length - 1] !== op.change) run.changes.push(op.change);
+    for (const k of keys) last.set(k, run);
+  }
+  const out: Statement[] = [];
+  for (const runs of levels)
+    for (const g of runs) {
       if (g.columns.length === 0) continue;
       if (g.kind === "delete-image") {
         // One row per statement (LIMIT 1 finds one twin).
@@ -174,7 +189,6 @@ export function planLane(components: readonly (readonly Change[])[], statementRo
         );
       }
     }
-  }
   return out;
 }
 

@@ -35,7 +35,13 @@ export async function replayDeadLetters(
       const target = await sink.describe(ref);
       if (!target) throw new DataError(ErrorCode.OBJECT_MISSING, `target table for ${name} does not exist`);
       const columns = batch.columns.map((c) => c.name).filter((n) => target.columns.has(n));
-      const changes = decodeChanges(batch).map((d) => ({ ...d, seq: entry.streamSeq, target, columns }));
+      const changes = decodeChanges(batch).map((d) => ({
+        ...d,
+        seq: entry.streamSeq,
+        target,
+        columns,
+        keys: null,
+      }));
       await sink.replay(changes);
       await deleteDeadLetter(nc, sourceId, entry.seq);
       results.push({ seq: entry.seq, table: name, ok: true });

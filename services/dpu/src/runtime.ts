@@ -13,7 +13,7 @@ import {
 } from "@dfs/common";
 import { setState } from "@dfs/metrics";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { splitLanes } from "./conflicts.js";
+import { scheduleLanes } from "./conflicts.js";
 import { type ReplayResult, replayDeadLetters } from "./replay.js";
 import type { ApplyGroup, Sink } from "./sink.js";
 import type { StreamReader } from "./stream-reader.js";
@@ -71,7 +71,10 @@ export interface DpuParts {
   reader: StreamReader;
   builder: TxnBuilder;
   sink: Sink;
-  /** Groups with fewer rows than this go on one connection (parallel lanes cost their records). */
+  /**
+   * Groups with fewer rows than this go on one connection (parallel lanes cost their records);
+   * also the size under which a segment joins lanes rather than ending (conflicts.ts).
+   */
   parallelFromRows: number;
   retry: { initialMs: number; maxMs: number };
   /** Resources closed after the parts stopped (endpoints, NATS). */
@@ -208,10 +211,10 @@ export class DpuRuntime implements DpuService {
           continue;
         }
         if (step.kind === "group") {
-          const group = this.lanesOf(step);
-          this.p.sink.prepare(group); // planned while the group before is in flight
+          const parts = this.lanesOf(step);
+          for (const part of parts) this.p.sink.prepare(part); // planned while the group before is in flight
           await this.drain();
-          this.launch(step, group);
+          this.launch(step, parts);
           continue;
         }
         await this.drain();
@@ -252,16 +255,39 @@ export class DpuRuntime implements DpuService {
     if (timedOut) await this.p.sink.flush();
   }
 
-  /** A group's lanes: split by conflicts when it is large enough for parallel apply to pay. */
-  private lanesOf(step: Group): ApplyGroup {
+  /**
+   * A group's lanes: split by conflicts when it is large enough for parallel apply to pay, in
+   * segments applied one after the other (see scheduleLanes). A segment's lastSeq is how far the
+   * low-water mark may move once it committed: to its last stream transaction when it ends at one's
+   * end, else to the last stream transaction before (the rest of that one comes in later segments).
+   */
+  private lanesOf(step: Group): ApplyGroup[] {
     const lanes = step.rows >= this.p.parallelFromRows ? this.p.sink.parallelism : 1;
-    return { lanes: splitLanes(step.txns, lanes), lastSeq: step.lastSeq };
+    const units = step.txns;
+    const segments = scheduleLanes(units, lanes, this.p.parallelFromRows * lanes);
+    const out: ApplyGroup[] = [];
+    let safe = this.lowWater;
+    for (const seg of segments) {
+      if (seg.end >= units.length) {
+        out.push({ lanes: seg.lanes, lastSeq: step.lastSeq, whole: true });
+        break;
+      }
+      const next = units[seg.end]!.seq;
+      const whole = units[seg.end - 1]!.seq !== next;
+      for (let u = seg.end - 1; u >= 0; u--)
+        if (units[u]!.seq !== next) {
+          safe = Math.max(safe, units[u]!.seq);
+          break;
+        }
+      out.push({ lanes: seg.lanes, lastSeq: safe, whole });
+    }
+    return out;
   }
 
   /** Starts applying a group (the loop goes on preparing the next). */
-  private launch(step: Group, group: ApplyGroup): void {
+  private launch(step: Group, parts: ApplyGroup[]): void {
     this.inFlightSettled = false;
-    this.inFlight = this.applyGroup(step, group)
+    this.inFlight = this.applyGroup(step, parts)
       .catch((err: unknown) => {
         this.inFlightError = err;
       })
@@ -279,11 +305,18 @@ export class DpuRuntime implements DpuService {
     if (this.inFlightError) throw this.inFlightError;
   }
 
-  private async applyGroup(step: Group, group: ApplyGroup): Promise<void> {
+  private async applyGroup(step: Group, parts: ApplyGroup[]): Promise<void> {
     const { sink, telemetry } = this.p;
-    if (group.lanes.length > 0) await sink.applyGroup(group);
-    else await sink.advance(step.lastSeq);
-    this.lowWater = step.lastSeq;
+    for (const part of parts) {
+      if (part.lanes.length > 0) {
+        await sink.applyGroup(part);
+        telemetry.m.groups.inc({ connections: String(part.lanes.length) });
+        let units = 0;
+        for (const lane of part.lanes) units += lane.units.length;
+        telemetry.m.transactions.inc(units);
+      } else await sink.advance(part.lastSeq);
+      this.lowWater = part.lastSeq;
+    }
     if (step.position) this.position = step.position;
     step.lastMessage?.ack();
     const now = Date.now();
@@ -322,6 +355,8 @@ export class DpuRuntime implements DpuService {
     const now = Date.now();
     for (const ms of part.captureTimesMs) telemetry.m.endToEnd.observe(Math.max(0, now - ms) / 1000);
     if (!part.last) return;
+    telemetry.m.groups.inc({ connections: "1" });
+    telemetry.m.transactions.inc(part.sourceTxns);
     this.lowWater = part.lastSeq;
     if (part.position) this.position = part.position;
   }

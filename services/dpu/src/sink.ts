@@ -20,6 +20,8 @@ export interface Change extends DecodedChange {
   target: TargetTable;
   /** The columns of its images the target has, in image order (shared by a batch's changes). */
   columns: readonly string[];
+  /** The keys it writes (conflicts.ts writeSet), worked out once when first needed. */
+  keys: string[] | null;
 }
 
 /** A change the target refused for a reason that retrying will not fix. */
@@ -38,36 +40,84 @@ export interface DdlChange {
   tables: readonly TableRef[];
 }
 
-/** One whole source transaction, identified by the stream sequence of its last message. */
+/**
+ * One source transaction: `seq` is the stream sequence of the last message of its capture group
+ * (the stream "transaction" that carries it), `row` the group-wide index of its first row. The
+ * pair identifies it across re-reads (unitKey).
+ */
 export interface TxnChanges {
   seq: number;
+  row: number;
   changes: Change[];
 }
 
+/** A source transaction's identity as a string: "<seq>:<row>". */
+export function unitKey(seq: number, row: number): string {
+  return `${seq}:${row}`;
+}
+
+/** The stream sequence of a unitKey. */
+export function unitSeq(key: string): number {
+  return Number(key.slice(0, key.indexOf(":")));
+}
+
 /**
- * One connection's share of a group: components (sequences of changes that share no key with any
- * other component, each in source order) and the source transactions they hold.
+ * Source transactions as an applied record: "seq:row,row;seq:row" (rows of one stream
+ * transaction after its sequence), in order.
  */
+export function formatUnits(units: readonly { seq: number; row: number }[]): string {
+  let out = "";
+  let seq = -1;
+  for (const u of units) {
+    if (u.seq !== seq) {
+      out += `${out ? ";" : ""}${u.seq}:${u.row}`;
+      seq = u.seq;
+    } else out += `,${u.row}`;
+  }
+  return out;
+}
+
+/** The unitKeys of an applied record. */
+export function parseUnits(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.split(";")) {
+    const colon = part.indexOf(":");
+    if (colon < 0) continue;
+    const seq = Number(part.slice(0, colon));
+    for (const row of part.slice(colon + 1).split(",")) out.push(unitKey(seq, Number(row)));
+  }
+  return out;
+}
+
+/** One connection's share of a group: source transactions that share no key with other lanes'. */
 export interface Lane {
-  components: Change[][];
-  txnSeqs: number[];
+  /** Their changes, in source order. */
+  changes: Change[];
+  /** The source transactions, in source order. */
+  units: { seq: number; row: number }[];
   rows: number;
 }
 
 /** Source transactions applied together: one target transaction per lane, lanes in parallel. */
 export interface ApplyGroup {
   lanes: Lane[];
-  /** Every message up to this stream sequence is applied once every lane committed. */
+  /** Once every lane committed, every message up to this stream sequence is applied. */
   lastSeq: number;
+  /**
+   * Whether the lanes' transactions are exactly the messages up to lastSeq (so one lane can move
+   * the low-water mark itself); false when the group ends inside a capture group, whose other
+   * source transactions follow: then each lane records the transactions it committed.
+   */
+  whole: boolean;
 }
 
 /**
  * Where the DPU resumes: every message up to `lowWater` is applied, and so are the source
- * transactions (by the sequence of their last message) in `applied`, which lanes committed above it.
+ * transactions in `applied` (unitKey), which lanes committed above it.
  */
 export interface SinkCheckpoint {
   lowWater: number;
-  applied: Set<number>;
+  applied: Set<string>;
 }
 
 /** What a sink has done so far, for status and metrics. */

@@ -57,15 +57,18 @@ export class DpuTelemetry implements SinkEvents {
   committed(changes: readonly Change[], ms: number): void {
     this.m.batchRows.observe(changes.length);
     this.m.applySeconds.observe(ms / 1000);
-    // Counted per (table, op) run rather than per row: one increment per group.
-    let i = 0;
-    while (i < changes.length) {
-      const c = changes[i]!;
-      let j = i + 1;
-      while (j < changes.length && changes[j]!.target === c.target && changes[j]!.op === c.op) j++;
-      this.m.applied.inc({ db: c.target.ref.db, table: c.target.ref.table, op: c.op }, j - i);
-      i = j;
+    // Counted per table and op, one increment each per group (never per row).
+    const counts = new Map<Change["target"], Map<string, number>>();
+    for (const c of changes) {
+      let byOp = counts.get(c.target);
+      if (!byOp) {
+        byOp = new Map();
+        counts.set(c.target, byOp);
+      }
+      byOp.set(c.op, (byOp.get(c.op) ?? 0) + 1);
     }
+    for (const [target, byOp] of counts)
+      for (const [op, n] of byOp) this.m.applied.inc({ db: target.ref.db, table: target.ref.table, op }, n);
   }
 
   rejected(rejected: readonly Rejected[]): void {

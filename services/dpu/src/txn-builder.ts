@@ -10,12 +10,22 @@ import {
 } from "@dfs/codec";
 import { AssertionError, DataError, errorMessage, type Logger } from "@dfs/common";
 import type { ChangeBatch } from "@dfs/proto";
-import type { Change, DdlChange, Rejected, Sink, TargetTable, TxnChanges } from "./sink.js";
+import {
+  type Change,
+  type DdlChange,
+  type Rejected,
+  type Sink,
+  type TargetTable,
+  type TxnChanges,
+  unitKey,
+  unitSeq,
+} from "./sink.js";
 import type { MessageSource, StreamMessage } from "./stream-reader.js";
 
 /** Whole source transactions (and heartbeats) to apply together: group commit. */
 export interface Group {
   kind: "group";
+  /** Its source transactions, in source order (those applied before a restart left out). */
   txns: TxnChanges[];
   rows: number;
   /** Every message up to this sequence belongs to the group (or was applied before it). */
@@ -30,7 +40,7 @@ export interface Group {
   position: Position | null;
 }
 
-/** A part of a source transaction too large for a group; `last` commits it. */
+/** A part of a stream transaction (capture group) too large for a group; `last` commits it. */
 export interface LargePart {
   kind: "large";
   changes: Change[];
@@ -40,6 +50,8 @@ export interface LargePart {
   lastMessage: StreamMessage;
   captureTimesMs: number[];
   position: Position | null;
+  /** Source transactions whose rows came in this or earlier parts (counted once the last commits). */
+  sourceTxns: number;
 }
 
 /** A schema change: applied on its own, after everything before it. */
@@ -86,6 +98,8 @@ interface OpenTxn {
   large: boolean;
   captureTimesMs: number[];
   position: Position | null;
+  /** First rows of the source transactions seen (for a large one's count). */
+  firstRows: Set<number>;
 }
 
 /**
@@ -99,7 +113,8 @@ interface OpenTxn {
  */
 export class TxnBuilder {
   private cursor = 0;
-  private skip = new Set<number>();
+  /** Source transactions (unitKey) a lane committed above the checkpoint: not applied again. */
+  private skip = new Set<string>();
   private open: OpenTxn | null = null;
   /** Writable columns per batch schema and target table, so each change shares one array. */
   private readonly columnsCache = new WeakMap<TargetTable, Map<string, readonly string[]>>();
@@ -111,9 +126,9 @@ export class TxnBuilder {
    * Starts over after `lowWater` (a start, a re-read, a new position), skipping the transactions
    * in `applied` (lanes committed them above it); without `applied`, the ones known stay skipped.
    */
-  reset(lowWater: number, applied?: ReadonlySet<number>): void {
+  reset(lowWater: number, applied?: ReadonlySet<string>): void {
     this.cursor = lowWater;
-    this.skip = new Set([...(applied ?? this.skip)].filter((s) => s > lowWater));
+    this.skip = new Set([...(applied ?? this.skip)].filter((k) => unitSeq(k) > lowWater));
     this.open = null;
   }
 
@@ -206,14 +221,18 @@ export class TxnBuilder {
     return g.lastMessage !== null ? g : null;
   }
 
-  /** A whole transaction joins the group (unless a lane applied it before a restart). */
+  /**
+   * A whole stream transaction joins the group as its source transactions (except those a lane
+   * applied before a restart).
+   */
   private finish(g: Group, txn: OpenTxn): void {
     const seq = txn.lastMessage!.seq;
-    if (!this.skip.delete(seq)) {
-      g.txns.push({ seq, changes: txn.changes });
-      g.rows += txn.changes.length;
-      for (const t of txn.captureTimesMs) g.captureTimesMs.push(t);
+    for (const unit of sourceTxns(seq, txn.changes)) {
+      if (this.skip.size > 0 && this.skip.delete(unitKey(unit.seq, unit.row))) continue;
+      g.txns.push(unit);
+      g.rows += unit.changes.length;
     }
+    for (const t of txn.captureTimesMs) g.captureTimesMs.push(t);
     g.lastSeq = seq;
     g.lastMessage = txn.lastMessage;
     if (txn.position) g.position = txn.position;
@@ -221,9 +240,16 @@ export class TxnBuilder {
 
   /** Emits what a large transaction has gathered so far as a part. */
   private part(txn: OpenTxn, last: boolean): LargePart {
+    // Source transactions a lane committed before a restart (when it was not large) stay applied.
+    const changes =
+      this.skip.size === 0
+        ? txn.changes
+        : txn.changes.filter((c) => !this.skip.has(unitKey(txn.lastMessage!.seq, firstRowOf(c))));
+    for (const c of txn.changes) txn.firstRows.add(firstRowOf(c));
     const part: LargePart = {
       kind: "large",
-      changes: txn.changes,
+      sourceTxns: txn.firstRows.size,
+      changes,
       last,
       lastSeq: txn.lastMessage!.seq,
       lastMessage: txn.lastMessage!,
@@ -302,13 +328,21 @@ export class TxnBuilder {
     const target = await this.o.sink.describe(ref);
     if (target) {
       const columns = this.columnsOf(header, target);
-      for (const d of b.changes) txn.changes.push({ ...d, seq: m.seq, target, columns });
+      // The decoded changes become Changes in place (no copy of every row).
+      for (const d of b.changes) {
+        const c = d as Change;
+        c.seq = m.seq;
+        c.target = target;
+        c.columns = columns;
+        c.keys = null;
+        txn.changes.push(c);
+      }
       return;
     }
     // No such table in the target and none to copy from the source: these rows cannot be applied.
     const missing: TargetTable = { ref, columns: new Set(), key: [], keyKind: "none", uniqueKeys: [] };
     const rejected = b.changes.map((d) => ({
-      change: { ...d, seq: m.seq, target: missing, columns: [] },
+      change: { ...d, seq: m.seq, target: missing, columns: [], keys: null },
       error: `target table for ${formatTableRef(ref)} does not exist`,
       errno: 1146,
     }));
@@ -343,5 +377,48 @@ function newTxn(ordinal: bigint): OpenTxn {
     large: false,
     captureTimesMs: [],
     position: null,
+    firstRows: new Set(),
   };
+}
+
+/** The group-wide index of the first row of a change's source transaction (0 without source_txns). */
+function firstRowOf(c: Change): number {
+  return c.batch.sourceTxns[c.sourceTxn]?.firstRow ?? 0;
+}
+
+/**
+ * A stream transaction's source transactions, by their first row, each with its changes in
+ * binlog order (rowIndex): capture puts each table's rows of a group into one message, so the
+ * changes arrive table by table.
+ */
+function sourceTxns(seq: number, changes: Change[]): TxnChanges[] {
+  let single = true;
+  for (const c of changes)
+    if (c.batch.sourceTxns.length > 1) {
+      single = false;
+      break;
+    }
+  if (single) {
+    // One source transaction (or an older stream without source_txns).
+    const row = changes.length > 0 ? firstRowOf(changes[0]!) : 0;
+    if (!changes.every((c) => firstRowOf(c) === row)) single = false;
+    else return [{ seq, row, changes: sortedByRow(changes) }];
+  }
+  const byRow = new Map<number, Change[]>();
+  for (const c of changes) {
+    const row = firstRowOf(c);
+    const list = byRow.get(row);
+    if (list) list.push(c);
+    else byRow.set(row, [c]);
+  }
+  return [...byRow.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([row, list]) => ({ seq, row, changes: sortedByRow(list) }));
+}
+
+function sortedByRow(changes: Change[]): Change[] {
+  for (let i = 1; i < changes.length; i++)
+    if (changes[i]!.rowIndex < changes[i - 1]!.rowIndex)
+      return changes.sort((a, b) => a.rowIndex - b.rowIndex);
+  return changes;
 }

@@ -45,7 +45,12 @@ export async function runDpu(argv: string[]): Promise<number> {
 async function startDpuWorker(
   cfg: DfsConfig,
 ): Promise<{ stop(): Promise<void>; done: Promise<void>; endpoints: { http: number; grpc: number } }> {
-  const worker = new Worker(new URL("./dpu-worker.js", import.meta.url), { workerData: { cfg } });
+  const worker = new Worker(new URL("./dpu-worker.js", import.meta.url), {
+    workerData: { cfg },
+    // Bounded heaps keep V8 from growing the worker's memory far past what it holds: the old
+    // space by dpu.heapLimitMb, the young generation small (short-lived rows die young anyway).
+    resourceLimits: { maxOldGenerationSizeMb: cfg.dpu.heapLimitMb, maxYoungGenerationSizeMb: 16 },
+  });
   let ready!: (endpoints: { http: number; grpc: number }) => void;
   let failed!: (e: Error) => void;
   const started = new Promise<{ http: number; grpc: number }>((res, rej) => {
@@ -65,8 +70,15 @@ async function startDpuWorker(
       },
     );
     worker.on("error", (e) => {
-      failed(e);
-      reject(e);
+      const err =
+        (e as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY"
+          ? new DfsError(
+              ErrorCode.ASSERTION,
+              `dpu: out of memory: its heap reached dpu.heapLimitMb (${cfg.dpu.heapLimitMb} MiB); raise it, or lower dpu.batch.maxBytes and maxRows`,
+            )
+          : e;
+      failed(err);
+      reject(err);
     });
     worker.on("exit", () => resolve());
   });

@@ -37,7 +37,9 @@ const SAMPLES: [ValueKind, unknown][] = [
   [ValueKind.Text, null],
 ];
 
-function batch(rows: RowChange[]): ChangeBatch {
+type Row = Omit<RowChange, "sourceTxn"> & { sourceTxn?: number };
+
+function batch(rows: Row[]): ChangeBatch {
   return ChangeBatch.fromPartial({
     sourceId: "s",
     db: "my.db",
@@ -61,11 +63,11 @@ function batch(rows: RowChange[]): ChangeBatch {
 const image = (_variant: number) => SAMPLES.map(([k, v]) => toValue(k, v));
 
 test("the hot-path decoder gives the generic decoder's values for every kind and edge", () => {
-  const rows: RowChange[] = [
+  const rows: Row[] = [
     { op: Op.OP_CREATE, rowIndex: 0, before: [], after: image(0) },
-    { op: Op.OP_UPDATE, rowIndex: 1, before: image(3), after: image(7) },
-    { op: Op.OP_DELETE, rowIndex: 300, before: image(11), after: [] },
-    { op: Op.OP_READ, rowIndex: 2 ** 20, before: [], after: image(0) },
+    { op: Op.OP_UPDATE, rowIndex: 1, before: image(3), after: image(7), sourceTxn: 1 },
+    { op: Op.OP_DELETE, rowIndex: 300, before: image(11), after: [], sourceTxn: 2 },
+    { op: Op.OP_READ, rowIndex: 2 ** 20, before: [], after: image(0), sourceTxn: 300 },
   ];
   const bytes = encodeBatch(batch(rows));
   const generic = decodeChanges(ChangeBatch.decode(bytes));
@@ -80,7 +82,8 @@ test("the hot-path decoder gives the generic decoder's values for every kind and
       : Object.is(a, b) || assert.deepEqual(a, b) === undefined;
   for (const [i, c] of changes.entries()) {
     const g = generic[i]!;
-    assert.deepEqual([c.op, c.rowIndex, c.ref], [g.op, g.rowIndex, g.ref]);
+    assert.deepEqual([c.op, c.rowIndex, c.ref, c.sourceTxn], [g.op, g.rowIndex, g.ref, g.sourceTxn]);
+    assert.equal(c.sourceTxn, rows[i]!.sourceTxn ?? 0);
     for (const [mine, theirs] of [
       [c.before, g.before],
       [c.after, g.after],

@@ -7,7 +7,7 @@ import { messageIds } from "../../dist/message-id.js";
 import { Position } from "../../dist/position.js";
 import { toValue, ValueKind } from "../../dist/values.js";
 
-function batch(rows: ChangeBatch["rows"]): ChangeBatch {
+function batch(rows: Array<Omit<ChangeBatch["rows"][number], "sourceTxn">>): ChangeBatch {
   return ChangeBatch.fromPartial({
     db: "my.db",
     table: "t`1",

@@ -87,6 +87,7 @@ test("RowsWriter bytes equal the ts-proto encoding of the same rows, for every k
     txnLast: true,
     commitTime: 1700000000n,
     captureTimeMs: 1700000000123n,
+    sourceTxns: [],
   };
   const writer = new RowsWriter(16); // tiny start: growth is exercised too
   const expected: RowChange[] = [];
@@ -97,18 +98,30 @@ test("RowsWriter bytes equal the ts-proto encoding of the same rows, for every k
     const op = [Op.OP_CREATE, Op.OP_UPDATE, Op.OP_DELETE][r % 3]!;
     const b = op === Op.OP_CREATE ? null : before;
     const a = op === Op.OP_DELETE ? null : after;
-    writer.writeRow(op, r, kinds, keys, b, a);
+    const sourceTxn = r % 4 === 0 ? 0 : r * 37; // 0 (left out), small and multi-byte varints
+    writer.writeRow(op, r, kinds, keys, b, a, sourceTxn);
     expected.push({
       op,
       rowIndex: r,
       before: b ? keys.map((key, i) => toValue(kinds[i]!, b[key])) : [],
       after: a ? keys.map((key, i) => toValue(kinds[i]!, a[key])) : [],
+      sourceTxn,
     });
   }
-  const fast = encodeBatchWithRows(header, writer.finish());
+  const rows = writer.finish();
+  const fast = encodeBatchWithRows(header, rows);
   const reference = encodeBatch({ ...header, rows: expected });
   assert.deepEqual(ChangeBatch.decode(fast), ChangeBatch.decode(reference));
   assert.equal(Buffer.from(fast).toString("hex"), Buffer.from(reference).toString("hex"));
+  // With source transactions in the header (written before the rows, still the same message).
+  const sourceTxns = [
+    { gtid: "0-1-5", startFile: "mysql-bin.000001", startPos: 4n, commitTime: 1n, firstRow: 0 },
+    { gtid: "0-1-6", startFile: "mysql-bin.000001", startPos: 900n, commitTime: 2n, firstRow: 3 },
+  ];
+  assert.deepEqual(
+    ChangeBatch.decode(encodeBatchWithRows({ ...header, sourceTxns }, rows)),
+    ChangeBatch.decode(encodeBatch({ ...header, sourceTxns, rows: expected })),
+  );
 });
 
 test("RowsWriter reset starts a new batch", () => {

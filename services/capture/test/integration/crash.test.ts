@@ -129,7 +129,13 @@ test("kill -9 twice during a 100,000-row load: every change is in the stream exa
       },
       nats: { url: urls.natsUrl },
       // The lease stays on: the restarted capture must wait out the killed process's lease by itself.
-      capture: { journal: { path: journalPath }, heartbeatIntervalMs: 500 },
+      // A message holds one transaction's worth of rows: with transactions grouped, the count of
+      // data messages still measures progress in transactions.
+      capture: {
+        journal: { path: journalPath },
+        heartbeatIntervalMs: 500,
+        batch: { maxRows: ROWS_PER_TXN },
+      },
       log: { level: "warn" },
     });
     nc = await connectNats({ url: urls.natsUrl, name: `test-${id}` });

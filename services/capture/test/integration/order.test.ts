@@ -1,5 +1,6 @@
 // Per-table order and transaction boundaries: what the stream holds is what was written, in the
-// order it was written, with each source transaction recognisable (txnOrdinal, txnLast, rowIndex).
+// order it was written, with each group recognisable (txnOrdinal, txnLast, rowIndex) and each
+// source transaction in it too (source_txns, RowChange.source_txn), never split between groups.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fromValue } from "@dfs/codec";
@@ -150,18 +151,18 @@ function transactionsOf(batches: ChangeBatch[]): ChangeBatch[][] {
   return groups;
 }
 
-/** Transaction boundaries of one group: txnLast exactly on the last batch, rowIndex 0..n-1, chunks per table. */
+/** Boundaries of one group: txnLast exactly on the last batch, rowIndex 0..n-1, chunks per table. */
 function checkBoundaries(group: ChangeBatch[], label: string): void {
   assert.deepEqual(
     group.map((b) => b.txnLast),
     group.map((_, i) => i === group.length - 1),
     `${label}: exactly the last batch has txnLast`,
   );
-  const indexes = group.flatMap((b) => b.rows.map((r) => r.rowIndex));
+  const indexes = group.flatMap((b) => b.rows.map((r) => r.rowIndex)).sort((a, b) => a - b);
   assert.deepEqual(
     indexes,
     indexes.map((_, i) => i),
-    `${label}: rowIndex counts 0, 1, 2... over the transaction`,
+    `${label}: rowIndex counts 0, 1, 2... over the group`,
   );
   const chunks = new Map<string, number>();
   for (const b of group) {
@@ -171,6 +172,39 @@ function checkBoundaries(group: ChangeBatch[], label: string): void {
   }
   assert.equal(new Set(group.map((b) => b.position?.gtid)).size, 1, `${label}: one GTID`);
   assert.equal(new Set(group.map((b) => b.position?.sortable)).size, 1, `${label}: one position`);
+}
+
+/**
+ * The source transactions of one group, in binlog order, each as its row changes in binlog order
+ * (by rowIndex): rows name their transaction through source_txns, and a transaction's rows are
+ * consecutive in rowIndex from its first_row.
+ */
+function sourceTransactions(group: ChangeBatch[], label: string): Effect[][] {
+  const byFirst = new Map<number, { rowIndex: number; effect: Effect }[]>();
+  const gtids = new Map<number, string>();
+  for (const b of group)
+    for (const r of b.rows) {
+      const t = b.sourceTxns[r.sourceTxn];
+      assert.ok(t, `${label}: row ${r.rowIndex} names source transaction ${r.sourceTxn} of its batch`);
+      assert.ok(r.rowIndex >= t.firstRow, `${label}: row ${r.rowIndex} is not before its transaction`);
+      const known = gtids.get(t.firstRow);
+      assert.ok(known === undefined || known === t.gtid, `${label}: one GTID per transaction`);
+      gtids.set(t.firstRow, t.gtid);
+      const rows = byFirst.get(t.firstRow) ?? [];
+      rows.push({ rowIndex: r.rowIndex, effect: effectOf(b, r) });
+      byFirst.set(t.firstRow, rows);
+    }
+  return [...byFirst.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([first, rows]) => {
+      rows.sort((a, b) => a.rowIndex - b.rowIndex);
+      assert.deepEqual(
+        rows.map((r) => r.rowIndex),
+        rows.map((_, i) => first + i),
+        `${label}: the rows of the transaction at ${first} are consecutive`,
+      );
+      return rows.map((r) => r.effect);
+    });
 }
 
 function uniqueIds(messages: RawMessage[]): void {
@@ -211,15 +245,21 @@ test("per-table order, transaction boundaries and counts over ~30 mixed transact
     // (c) the count of row changes equals what was written (nothing more arrives later either).
     assert.equal(rowCount(messages), total);
 
-    // (b) one group of batches per source transaction, in order, with exact boundaries.
+    // (b) groups of whole source transactions, in order, with exact boundaries: each source
+    // transaction is recognisable in its group, with its row changes in statement order.
     const groups = transactionsOf(batches);
-    assert.equal(groups.length, txns.length, "one txnOrdinal per source transaction");
+    assert.ok(groups.length <= txns.length, "a group holds one or more source transactions");
+    const got: Effect[][] = [];
     for (const [i, group] of groups.entries()) {
-      checkBoundaries(group, `transaction ${i + 1}`);
-      const got = group.flatMap((b) => b.rows.map((r) => effectOf(b, r)));
-      assert.deepEqual(got, expected[i], `transaction ${i + 1}: its row changes, in statement order`);
+      checkBoundaries(group, `group ${i + 1}`);
+      got.push(...sourceTransactions(group, `group ${i + 1}`));
     }
-    assert.ok(groups[4]!.length >= 5, "the 5,000-row INSERT is split over several batches (maxRows 1000)");
+    assert.deepEqual(got, expected, "every source transaction, whole, in order");
+    const bulk = groups.find((g) => g.some((b) => b.table === "tc" && b.rows.length === 1000));
+    assert.ok(
+      bulk && bulk.filter((b) => b.table === "tc").length >= 5,
+      "the 5,000-row INSERT is split over several batches (maxRows 1000)",
+    );
 
     // (a) per table, the stream's sequence of changes is the sequence in which they were made.
     for (const t of ["ta", "tb", "tc"]) {
@@ -263,23 +303,26 @@ test("a transaction bigger than capture.maxBufferBytes arrives whole, once and i
     const messages = await waitForRaw(h.nc, h.id, (ms) => rowCount(ms) >= ROWS + 2, 120_000);
     assert.equal(rowCount(messages), ROWS + 2, "every row once");
     const groups = transactionsOf(batchesOf(messages));
-    assert.equal(groups.length, 3, "before, the big transaction, after");
-    const big = groups[1]!;
-    checkBoundaries(big, "big transaction");
-    assert.equal(big.length, ROWS / 100, "batches of maxRows (100) rows");
-    const ids = big.flatMap((b) => b.rows.map((r) => effectOf(b, r)));
+    for (const [i, g] of groups.entries()) checkBoundaries(g, `group ${i + 1}`);
+    const source = groups.flatMap((g, i) => sourceTransactions(g, `group ${i + 1}`));
+    assert.equal(source.length, 3, "before, the big transaction, after");
     assert.deepEqual(
-      ids,
+      source[1],
       Array.from({ length: ROWS }, (_, i) => ({ table: "big", op: "c", pk: String(i + 1) })),
-      "all rows, in order",
+      "all rows of the big transaction, in order",
+    );
+    assert.deepEqual(
+      [source[0]!, source[2]!].map((t) => t.map((e) => e.pk)),
+      [["0"], [String(ROWS + 1)]],
+    );
+    const big = groups.find((g) => g.some((b) => b.rows.some((r) => effectOf(b, r).pk === "1")))!;
+    assert.ok(
+      big.filter((b) => b.rows.length === 100).length >= ROWS / 100 - 1,
+      "batches of maxRows (100) rows",
     );
     const bigMessages = messages.filter((m) => m.batch && m.batch.txnOrdinal === big[0]!.txnOrdinal);
     const bytes = bigMessages.reduce((n, m) => n + m.data.byteLength, 0);
     assert.ok(bytes > 4 * 256 * 1024, `the transaction (${bytes} bytes) is several times maxBufferBytes`);
-    assert.deepEqual(
-      [groups[0]!, groups[2]!].map((g) => g.flatMap((b) => b.rows.map((r) => effectOf(b, r).pk))),
-      [["0"], [String(ROWS + 1)]],
-    );
     uniqueIds(messages);
   } finally {
     await h.close();

@@ -52,7 +52,7 @@ const rows = (from: number, n: number) =>
   Array.from({ length: n }, (_, i) => ({ id: from + i, v: `row ${from + i}` }));
 
 describe("Assembler", () => {
-  test("a transaction over two tables: batches in binlog order, txn_last on the last, one checkpoint at its commit", () => {
+  test("a transaction over two tables: one message per table, txn_last on the last, one checkpoint at its end", () => {
     const { a, writes, entries } = recording();
     const orders = table("orders");
     const lines = table("lines");
@@ -74,36 +74,94 @@ describe("Assembler", () => {
     assert.deepEqual(
       es.map((e) => [e.scn, e.ref?.table, e.ops]),
       [
-        [1, "orders", { c: 2, u: 0, d: 0, r: 0 }],
+        [1, "orders", { c: 2, u: 1, d: 0, r: 0 }],
         [2, "lines", { c: 3, u: 0, d: 0, r: 0 }],
-        [3, "orders", { c: 0, u: 1, d: 0, r: 0 }],
       ],
     );
     const batches = es.map((e) => decodeBatch(e.payload));
     assert.deepEqual(
       batches.map((b) => b.txnLast),
-      [false, false, true],
+      [false, true],
     );
     assert.ok(batches.every((b) => b.txnOrdinal === 1n && b.position?.gtid === "0-1-10"));
     assert.deepEqual(
-      batches.flatMap((b) => decodeChanges(b).map((c) => c.rowIndex)),
-      [0, 1, 2, 3, 4, 5],
-      "row indexes count over the whole transaction",
+      batches.map((b) => decodeChanges(b).map((c) => c.rowIndex)),
+      [
+        [0, 1, 5],
+        [2, 3, 4],
+      ],
+      "row indexes count over the whole group, in binlog order; each table's rows stay in order",
+    );
+    assert.deepEqual(
+      batches[0]!.sourceTxns.map((t) => [t.gtid, t.startPos, t.firstRow]),
+      [["0-1-10", 100n, 0]],
     );
     assert.deepEqual(
       es.map((e) => e.msgId),
-      ["s1:0000000001:000000000100:0", "s1:0000000001:000000000100:1", "s1:0000000001:000000000100:2"],
+      ["s1:0000000001:000000000100:0", "s1:0000000001:000000000100:1"],
     );
     const cp = writes[0]!.checkpoint!;
     assert.equal(cp.position.toString(), "mysql-bin.000001:500");
     assert.equal(cp.position.gtid, "0-1-10");
-    assert.equal(cp.committedScn, 3);
+    assert.equal(cp.committedScn, 2);
     assert.equal(cp.txnOrdinal, 1);
     assert.equal(a.rowsSeen, 6);
     assert.equal(a.txnsSeen, 1);
   });
 
-  test("a batch closes at maxRows and the transaction's ids stay stable when read again", () => {
+  test("small transactions committed within one group share one message per table; each row keeps its transaction", () => {
+    const { a, writes, entries } = recording();
+    for (let i = 0; i < 5; i++) {
+      a.onBegin(`0-1-${20 + i}`, at(2, 1000 + i * 100), 1_700_000_000_000 + i * 1000);
+      a.onRows(Op.OP_UPDATE, table("t1"), [{ before: { id: i, v: "a" }, after: { id: i, v: "b" } }], 0);
+      a.onRows(Op.OP_DELETE, table("t2"), [{ id: i, v: "x" }], 0);
+      a.onCommit(at(2, 1000 + i * 100 + 90), 0);
+    }
+    a.flush();
+    assert.equal(writes.length, 1);
+    const es = entries();
+    assert.equal(es.length, 2, "two messages for five transactions");
+    const [t1, t2] = es.map((e) => decodeBatch(e.payload));
+    assert.deepEqual(
+      t1!.sourceTxns.map((t) => t.gtid),
+      ["0-1-20", "0-1-21", "0-1-22", "0-1-23", "0-1-24"],
+    );
+    assert.deepEqual(
+      decodeChanges(t1!).map((c) => [c.rowIndex, c.sourceTxn]),
+      [
+        [0, 0],
+        [2, 1],
+        [4, 2],
+        [6, 3],
+        [8, 4],
+      ],
+    );
+    assert.deepEqual(
+      t2!.sourceTxns.map((t) => t.firstRow),
+      [0, 2, 4, 6, 8],
+    );
+    assert.equal(writes[0]!.checkpoint?.position.pos, 1490, "after the group's last transaction");
+    assert.equal(writes[0]!.checkpoint?.txnOrdinal, 1, "one group");
+    assert.equal(a.txnsSeen, 5);
+  });
+
+  test("a flush inside a transaction ends the group at that transaction's commit, never inside it", () => {
+    const { a, writes, entries } = recording();
+    a.onBegin("", at(3, 100), 0);
+    a.onRows(Op.OP_CREATE, table("t"), rows(1, 2), 0);
+    a.flush();
+    assert.equal(writes.length, 0, "nothing written: the transaction is open");
+    a.onRows(Op.OP_CREATE, table("t"), rows(3, 1), 0);
+    a.onCommit(at(3, 400), 0);
+    a.flush();
+    assert.deepEqual(
+      entries().map((e) => e.ops?.c),
+      [3],
+    );
+    assert.equal(writes.at(-1)!.checkpoint?.position.pos, 400);
+  });
+
+  test("a message closes at maxRows and the group's ids stay stable when read again", () => {
     const run = () => {
       const { a, entries } = recording({ maxRows: 2 });
       a.onBegin("", at(2, 4), 0);
@@ -122,13 +180,17 @@ describe("Assembler", () => {
       [0, 1, 2],
     );
     assert.deepEqual(
+      first.map((e) => decodeBatch(e.payload).txnLast),
+      [false, false, true],
+    );
+    assert.deepEqual(
       run().map((e) => e.msgId),
       first.map((e) => e.msgId),
       "the same binlog gives the same message ids",
     );
   });
 
-  test("a transaction larger than maxBufferBytes is written in chunks without a checkpoint until its commit", () => {
+  test("a group larger than maxBufferBytes is written in chunks without a checkpoint until its end", () => {
     const { a, writes } = recording({ maxBufferBytes: 2048, maxRows: 10 });
     a.onBegin("", at(3, 4), 0);
     for (let i = 0; i < 20; i++) a.onRows(Op.OP_CREATE, table("big"), rows(i * 10, 10), 0);
@@ -136,7 +198,7 @@ describe("Assembler", () => {
     assert.ok(before > 0, "chunks were written before the commit");
     assert.ok(
       writes.every((w) => w.checkpoint === null),
-      "no checkpoint inside the transaction",
+      "no checkpoint inside the group",
     );
     a.onCommit(at(3, 99_999), 0);
     a.flush();
@@ -151,11 +213,14 @@ describe("Assembler", () => {
     assert.equal(all.filter((e) => decodeBatch(e.payload).txnLast).length, 1);
   });
 
-  test("DDL is its own entry at its position; heartbeats wait for the end of a transaction", () => {
+  test("DDL ends the group and is its own entry; heartbeats wait for the end of a transaction", () => {
     const { a, entries, writes } = recording();
-    a.onDdl("ALTER TABLE `my.db`.t ADD c INT", "my.db", [{ db: "my.db", table: "t" }], at(4, 200), 0);
-    a.onBegin("", at(4, 200), 0);
-    a.heartbeat(at(4, 200));
+    a.onBegin("", at(4, 100), 0);
+    a.onRows(Op.OP_CREATE, table("t"), [{ id: 9, v: "x" }], 0);
+    a.onCommit(at(4, 200), 0);
+    a.onDdl("ALTER TABLE `my.db`.t ADD c INT", "my.db", [{ db: "my.db", table: "t" }], at(4, 250), 0);
+    a.onBegin("", at(4, 250), 0);
+    a.heartbeat(at(4, 250));
     a.onRows(Op.OP_DELETE, table("t"), [{ id: 1, v: "x" }], 0);
     a.onCommit(at(4, 300), 0);
     a.heartbeat(at(4, 300));
@@ -163,13 +228,13 @@ describe("Assembler", () => {
     const es = entries();
     assert.deepEqual(
       es.map((e) => e.kind),
-      ["ddl", "batch", "heartbeat"],
-      "no heartbeat inside the transaction",
+      ["batch", "ddl", "batch", "heartbeat"],
+      "the group before the DDL, the DDL, the next group, and no heartbeat inside a transaction",
     );
-    const ddl = decodeDdl(es[0]!.payload);
+    const ddl = decodeDdl(es[1]!.payload);
     assert.deepEqual(ddl.tables, [{ db: "my.db", table: "t" }]);
-    assert.equal(es[0]!.msgId, "s1:0000000004:000000000200:ddl");
-    const hb = decodeHeartbeat(es[2]!.payload);
+    assert.equal(es[1]!.msgId, "s1:0000000004:000000000250:ddl");
+    const hb = decodeHeartbeat(es[3]!.payload);
     assert.equal(hb.position?.pos, 300n);
     assert.equal(writes.at(-1)!.checkpoint?.position.pos, 300);
   });
@@ -182,16 +247,30 @@ describe("Assembler", () => {
     assert.equal(entries()[0]!.msgId, "s1:0000000005:000000001000:0");
   });
 
-  test("snapshot rows are a transaction of their own, with op r and the chunk in their ids", () => {
+  test("snapshot rows are a group of their own, with op r and the chunk in their ids", () => {
     const { a, entries } = recording();
+    a.onBegin("", at(6, 10), 0);
+    a.onRows(Op.OP_CREATE, table("t"), rows(1, 1), 0);
+    a.onCommit(at(6, 50), 0);
     a.snapshotRows(table("t"), rows(1, 3), at(6, 50), "abc.1");
     a.flush();
-    const [e] = entries();
-    assert.deepEqual(e!.ops, { c: 0, u: 0, d: 0, r: 3 });
-    assert.equal(e!.msgId, "s1:0000000006:000000000050:sabc.1.0");
-    assert.ok(decodeChanges(decodeBatch(e!.payload)).every((c) => c.op === "r"));
+    const es = entries();
+    assert.equal(es.length, 2, "the open group ends first");
+    const e = es[1]!;
+    assert.deepEqual(e.ops, { c: 0, u: 0, d: 0, r: 3 });
+    assert.equal(e.msgId, "s1:0000000006:000000000050:sabc.1.0");
+    assert.ok(decodeChanges(decodeBatch(e.payload)).every((c) => c.op === "r"));
     a.onBegin("", at(6, 60), 0);
     assert.throws(() => a.snapshotRows(table("t"), [], at(6, 60), "x"), /between transactions/);
+  });
+
+  test("a transaction of excluded tables (no rows) only moves the checkpoint", () => {
+    const { a, writes, entries } = recording();
+    a.onBegin("0-1-7", at(7, 100), 0);
+    a.onCommit(at(7, 300), 0);
+    a.flush();
+    assert.equal(entries().length, 0);
+    assert.equal(writes[0]!.checkpoint?.position.pos, 300);
   });
 
   test("reset forgets what was not written", () => {

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { Position, ValueKind } from "@dfs/codec";
+import { decodeBatch, Position, ValueKind } from "@dfs/codec";
 import { createLogger, waitFor } from "@dfs/common";
 import { Op } from "@dfs/proto";
 import { Assembler } from "../../dist/assembler.js";
@@ -105,14 +105,21 @@ function setup(
 }
 
 describe("JournalWriter", () => {
-  test("complete transactions wait for the group commit window, then share one commit", async () => {
+  test("complete transactions wait for the group commit window, then share one commit and one message", async () => {
     const s = setup({ groupCommitMs: 30 });
     s.txn(100, [1]);
     s.txn(200, [2]);
     assert.equal(s.journal.stats().committedScn, 0, "not yet committed: inside the window");
-    await waitFor(() => s.journal.stats().committedScn === 2, { timeoutMs: 2000, what: "the group commit" });
+    await waitFor(() => s.journal.stats().committedScn === 1, { timeoutMs: 2000, what: "the group commit" });
     assert.equal(s.notified(), 1, "one journal commit for both transactions");
     assert.equal(s.journal.checkpoint?.position.pos, 250);
+    const [entry] = s.journal.read(0, 10);
+    const batch = decodeBatch(entry!.payload);
+    assert.deepEqual(
+      batch.sourceTxns.map((t) => Number(t.startPos)),
+      [100, 200],
+      "one message of the table, both source transactions in it",
+    );
     s.journal.close();
   });
 
@@ -140,14 +147,17 @@ describe("JournalWriter", () => {
     s.journal.close();
   });
 
-  test("settle keeps complete transactions and drops an open one; moveTo sets the new checkpoint", () => {
+  test("settle keeps closed groups and drops the open one (read again); moveTo sets the new checkpoint", () => {
     const s = setup({ groupCommitMs: 60_000 });
     s.txn(100, [1]);
+    s.writer.flush(); // the group of the first transaction closes
+    s.txn(200, [2]); // complete, but in a group that is still open
     s.assembler.onBegin("", at(300), 0);
-    s.assembler.onRows(Op.OP_CREATE, T, [{ id: 2 }], 0);
+    s.assembler.onRows(Op.OP_CREATE, T, [{ id: 3 }], 0);
     const cp = s.writer.settle();
-    assert.equal(cp.position.pos, 150, "after the complete transaction");
+    assert.equal(cp.position.pos, 150, "after the last closed group: the open one is read again from there");
     assert.equal(cp.committedScn, 1);
+    assert.equal(s.journal.stats().committedScn, 1, "nothing of the open group was kept");
     assert.equal(s.assembler.inTransaction, false, "the open transaction is forgotten (it is read again)");
     const moved = s.writer.moveTo(at(9000));
     assert.equal(moved.position.pos, 9000);

@@ -41,10 +41,12 @@ export function change(
     rowIndex,
     before,
     after,
+    sourceTxn: 0,
     batch,
-    raw: rowField({ op: OPS[op], rowIndex, before: [], after: [] }),
+    raw: rowField({ op: OPS[op], rowIndex, before: [], after: [], sourceTxn: 0 }),
     seq,
     target,
     columns: Object.keys(image).filter((c) => target.columns.has(c)),
+    keys: null,
   };
 }

@@ -1,7 +1,8 @@
-// Write sets and lanes: transactions that share a key stay together and in order, others spread.
+// Write sets and lanes: transactions that share a key stay on one lane and in order, others spread;
+// a transaction that depends on two lanes joins them or ends the segment.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { splitLanes, writeSet } from "../../dist/conflicts.js";
+import { scheduleLanes, writeSet } from "../../dist/conflicts.js";
 import { change, targetTable } from "../support/changes.js";
 
 const t = targetTable("shop", "users", ["id", "email", "note"], ["id"], "primary", [["email"]]);
@@ -22,65 +23,80 @@ describe("conflicts", () => {
     assert.equal(writeSet(change(keyless, "c", null, { a: 1n })).length, 1);
   });
 
-  test("transactions linked through a key (even transitively) share a lane and keep their order", () => {
+  const row = (id: number, email: string | null = null) => ({ id: BigInt(id), email, note: "" });
+  const unit = (seq: number, ...changes: ReturnType<typeof change>[]) => ({ seq, row: 0, changes });
+  const seqsOf = (lane: { units: { seq: number }[] }) => lane.units.map((u) => u.seq);
+
+  test("a transaction goes to the lane of those it shares a key with (a unique key too), in source order", () => {
     const txns = [
-      { seq: 1, changes: [change(t, "c", null, { id: 1n, email: "a@x", note: "" })] },
-      { seq: 2, changes: [change(t, "c", null, { id: 2n, email: "b@x", note: "" })] },
+      unit(1, change(t, "c", null, row(1, "a@x"))),
+      unit(2, change(t, "c", null, row(2, "b@x"))),
       // 3 takes the email 1 had: it must follow 1 (a unique key conflict, not a primary key one)
-      {
-        seq: 3,
-        changes: [
-          change(t, "u", { id: 1n, email: "a@x", note: "" }, { id: 1n, email: "z@x", note: "" }),
-          change(t, "c", null, { id: 3n, email: "A@X", note: "" }),
-        ],
-      },
-      { seq: 4, changes: [change(t, "c", null, { id: 4n, email: "d@x", note: "" })] },
-      // 5 touches 3's row and 2's row: 1, 2, 3 and 5 become one component
-      {
-        seq: 5,
-        changes: [
-          change(t, "d", { id: 3n, email: "A@X", note: "" }, null),
-          change(t, "d", { id: 2n, email: "b@x", note: "" }, null),
-        ],
-      },
+      unit(3, change(t, "u", row(1, "a@x"), row(1, "z@x")), change(t, "c", null, row(3, "A@X"))),
+      unit(4, change(t, "c", null, row(4, "d@x"))),
+      unit(5, change(t, "d", row(3, "A@X"), null)),
     ];
-    const lanes = splitLanes(txns, 4);
-    const withOne = lanes.find((l) => l.txnSeqs.includes(1))!;
-    assert.deepEqual(withOne.txnSeqs, [1, 2, 3, 5]);
-    const order = withOne.components[0]!.map((c) => c.seq);
+    const [seg, ...more] = scheduleLanes(txns, 4, 1000);
+    assert.equal(more.length, 0, "one segment");
+    const withOne = seg!.lanes.find((l) => seqsOf(l).includes(1))!;
+    assert.deepEqual(seqsOf(withOne), [1, 3, 5], "1, 3 and 5 share keys: one lane, in source order");
     assert.deepEqual(
-      order,
-      [...order].sort((a, b) => a - b),
-      "source order within the component",
+      withOne.changes.map((c) => Number((c.after ?? c.before)!.id)),
+      [1, 1, 3, 3],
+      "their changes, in source order",
     );
+    assert.deepEqual(seg!.lanes.map(seqsOf).sort(), [[1, 3, 5], [2], [4]]);
+  });
+
+  test("a transaction that depends on two lanes joins them while the segment is small, else ends it", () => {
+    const txns = [
+      unit(1, change(t, "c", null, row(1))),
+      unit(2, change(t, "c", null, row(2))),
+      unit(3, change(t, "c", null, row(3))),
+      // depends on 1 and 2, which went to different lanes
+      unit(4, change(t, "d", row(1), null), change(t, "d", row(2), null)),
+      unit(5, change(t, "c", null, row(5))),
+    ];
+    const joined = scheduleLanes(txns, 2, 1000);
+    assert.equal(joined.length, 1, "small: one segment");
+    const lanes = joined[0]!.lanes.map(seqsOf);
+    const big = lanes.find((l) => l.includes(4))!;
     assert.deepEqual(
-      lanes.filter((l) => l !== withOne).flatMap((l) => l.txnSeqs),
-      [4],
+      big.filter((s) => s !== 5 && s !== 3),
+      [1, 2, 4],
+      "1 and 2's lanes joined, 4 after both, source order kept",
     );
+    assert.equal(lanes.flat().length, 5);
+
+    const cut = scheduleLanes(txns, 2, 2);
+    assert.deepEqual(
+      cut.map((s) => s.end),
+      [3, 5],
+      "large enough: a new segment starts at 4",
+    );
+    assert.deepEqual(cut[0]!.lanes.map(seqsOf).sort(), [[1, 3], [2]]);
+    assert.deepEqual(cut[1]!.lanes.map(seqsOf).sort(), [[4], [5]]);
   });
 
   test("changes of a keyless table all go to one lane; one lane keeps everything in order", () => {
-    const txns = [1, 2, 3].map((i) => ({ seq: i, changes: [change(keyless, "c", null, { a: BigInt(i) })] }));
-    assert.equal(splitLanes(txns, 3).length, 1);
-    const one = splitLanes(
-      [4, 5].map((i) => ({
-        seq: i,
-        changes: [change(t, "c", null, { id: BigInt(i), email: null, note: "" })],
-      })),
+    const txns = [1, 2, 3].map((i) => unit(i, change(keyless, "c", null, { a: BigInt(i) })));
+    const [seg] = scheduleLanes(txns, 3, 1000);
+    assert.equal(seg!.lanes.length, 1);
+    const one = scheduleLanes(
+      [unit(4, change(t, "c", null, row(4))), unit(5, change(t, "c", null, row(5)))],
       1,
+      0,
     );
     assert.equal(one.length, 1);
-    assert.deepEqual(one[0]!.txnSeqs, [4, 5]);
+    assert.deepEqual(one[0]!.lanes.map(seqsOf), [[4, 5]]);
+    assert.equal(one[0]!.lanes[0]!.changes[0]!.keys, null, "one lane: no keys worked out");
   });
 
   test("independent transactions spread evenly over the lanes", () => {
-    const txns = Array.from({ length: 40 }, (_, i) => ({
-      seq: i + 1,
-      changes: [change(t, "c", null, { id: BigInt(i), email: `${i}@x`, note: "" })],
-    }));
-    const lanes = splitLanes(txns, 4);
+    const txns = Array.from({ length: 40 }, (_, i) => unit(i + 1, change(t, "c", null, row(i, `${i}@x`))));
+    const [seg] = scheduleLanes(txns, 4, 1000);
     assert.deepEqual(
-      lanes.map((l) => l.rows),
+      seg!.lanes.map((l) => l.rows),
       [10, 10, 10, 10],
     );
   });

@@ -124,16 +124,22 @@ describe("planStatements", () => {
 describe("planLane", () => {
   const t1 = targetTable("shop", "t1", ["id", "v"], ["id"]);
   const t2 = targetTable("shop", "t2", ["id", "v"], ["id"]);
+  const u1 = targetTable("shop", "u1", ["id", "email"], ["id"], "primary", [["email"]]);
   /** An OLTP transaction: an update of t1, a delete and an insert in t2. */
   const txn = (i: number) => [
     change(t1, "u", { id: BigInt(i), v: "a" }, { id: BigInt(i), v: "b" }, i),
     change(t2, "d", { id: BigInt(i), v: "x" }, null, i),
     change(t2, "c", null, { id: BigInt(1000 + i), v: "y" }, i),
   ];
+  const shape = (st: { sql: string; params: unknown[] }[]) =>
+    st.map((s) => [
+      s.sql.slice(0, 6),
+      s.sql.match(/`shop`\.`(\w+)`/)![1],
+      s.params.filter((p) => typeof p === "bigint"),
+    ]);
 
   test("independent transactions of the same shape share statements: one per table and kind", () => {
-    const components = [1, 2, 3, 4, 5].map(txn);
-    const st = planLane(components, 1000);
+    const st = planLane([1, 2, 3, 4, 5].flatMap(txn), 1000);
     assert.deepEqual(
       st.map((s) => [s.sql.slice(0, 29), s.changes.length]),
       [
@@ -145,32 +151,104 @@ describe("planLane", () => {
     assert.deepEqual(st[1]!.params, [1n, 2n, 3n, 4n, 5n]);
   });
 
-  test("a component keeps its order across rounds; runs of one component go together", () => {
-    // Component A inserts then deletes the same key; B inserts 3 rows in a row.
-    const a = [change(t1, "c", null, { id: 1n, v: "a" }, 1), change(t1, "d", { id: 1n, v: "a" }, null, 1)];
-    const b = [1, 2, 3].map((i) => change(t1, "c", null, { id: BigInt(10 + i), v: "b" }, 2));
-    const st = planLane([a, b], 1000);
-    assert.deepEqual(
-      st.map((s) => [s.sql.slice(0, 6), s.params.filter((p) => typeof p === "bigint")]),
+  test("changes of one key keep their order; others join the earliest statement they can", () => {
+    const st = planLane(
       [
-        ["INSERT", [1n, 11n, 12n, 13n]],
-        ["DELETE", [1n]],
+        change(t1, "c", null, { id: 1n, v: "a" }, 1),
+        change(t1, "c", null, { id: 11n, v: "b" }, 2),
+        change(t1, "d", { id: 1n, v: "a" }, null, 3),
+        change(t1, "c", null, { id: 12n, v: "b" }, 4),
+        change(t1, "c", null, { id: 1n, v: "again" }, 5),
+        change(t1, "d", { id: 13n, v: "b" }, null, 6),
       ],
-      "A's insert comes before A's delete; B's rows join A's first round",
+      1000,
+    );
+    assert.deepEqual(shape(st), [
+      ["INSERT", "t1", [1n, 11n, 12n]],
+      ["DELETE", "t1", [13n]],
+      ["DELETE", "t1", [1n]],
+      ["INSERT", "t1", [1n]],
+    ]);
+  });
+
+  test("two changes of one key in a row of the same kind share a statement, in order", () => {
+    const st = planLane(
+      [
+        change(t1, "u", { id: 1n, v: "a" }, { id: 1n, v: "b" }, 1),
+        change(t1, "u", { id: 1n, v: "b" }, { id: 1n, v: "c" }, 2),
+      ],
+      1000,
+    );
+    assert.equal(st.length, 1);
+    assert.deepEqual(
+      st[0]!.params,
+      [1n, "b", 1n, "c"],
+      "the later image last: the server applies rows in order",
     );
   });
 
-  test("statementRows still bounds every statement; keyless deletes stay one per statement", () => {
-    const many = Array.from({ length: 7 }, (_, i) => [change(t1, "c", null, { id: BigInt(i), v: "x" }, i)]);
+  test("a unique key orders changes of different rows: the email moves only after it was freed", () => {
+    const st = planLane(
+      [
+        change(u1, "c", null, { id: 3n, email: "q@x" }, 1),
+        change(u1, "d", { id: 1n, email: "a@x" }, null, 2),
+        change(u1, "c", null, { id: 2n, email: "A@X" }, 3),
+        change(t1, "c", null, { id: 5n, v: "free" }, 4),
+      ],
+      1000,
+    );
+    assert.deepEqual(shape(st), [
+      ["INSERT", "u1", [3n]],
+      ["DELETE", "u1", [1n]],
+      ["INSERT", "t1", [5n]],
+      ["INSERT", "u1", [2n]],
+    ]);
+  });
+
+  test("an update of the key is a delete and then an upsert, never reordered", () => {
+    const st = planLane(
+      [
+        change(t1, "u", { id: 1n, v: "a" }, { id: 2n, v: "a" }, 1),
+        change(t1, "u", { id: 2n, v: "a" }, { id: 1n, v: "a" }, 2),
+      ],
+      1000,
+    );
+    assert.deepEqual(shape(st), [
+      ["DELETE", "t1", [1n]],
+      ["INSERT", "t1", [2n]],
+      ["DELETE", "t1", [2n]],
+      ["INSERT", "t1", [1n]],
+    ]);
+  });
+
+  test("statementRows still bounds every statement; keyless deletes stay one per statement, in order", () => {
+    const many = Array.from({ length: 7 }, (_, i) => change(t1, "c", null, { id: BigInt(i), v: "x" }, i));
     assert.deepEqual(
       planLane(many, 3).map((s) => s.changes.length),
       [3, 3, 1],
     );
     const k = targetTable("shop", "log", ["a"], []);
     const st = planLane(
-      [[change(k, "d", { a: 1n }, null)], [change(t1, "c", null, { id: 9n, v: "z" })]],
+      [
+        change(k, "c", null, { a: 1n }),
+        change(k, "c", null, { a: 2n }),
+        change(k, "d", { a: 1n }, null),
+        change(k, "d", { a: 2n }, null),
+        change(k, "c", null, { a: 3n }),
+        change(t1, "c", null, { id: 9n, v: "z" }),
+      ],
       100,
     );
-    assert.ok(st.some((s) => /LIMIT 1$/.test(s.sql)));
+    assert.deepEqual(
+      st.map((s) => [s.sql.slice(0, 6), s.params.filter((p) => typeof p === "bigint")]),
+      [
+        ["INSERT", [1n, 2n]],
+        ["INSERT", [9n]],
+        ["DELETE", [1n]],
+        ["DELETE", [2n]],
+        ["INSERT", [3n]],
+      ],
+      "a keyless table's changes in order; the keyed insert joins the first level",
+    );
   });
 });

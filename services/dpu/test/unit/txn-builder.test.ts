@@ -13,7 +13,7 @@ import { targetTable } from "../support/changes.js";
 function batch(
   table: string,
   ids: number[],
-  o: { ordinal?: number; last?: boolean; op?: Op } = {},
+  o: { ordinal?: number; last?: boolean; op?: Op; fromRow?: number } = {},
 ): Uint8Array {
   return encodeBatch(
     ChangeBatch.fromPartial({
@@ -26,7 +26,7 @@ function batch(
       position: { file: "mysql-bin.000001", pos: 100n, gtid: "", startFile: "", startPos: 0n, sortable: "" },
       rows: ids.map((id, i) => ({
         op: o.op ?? Op.OP_CREATE,
-        rowIndex: i,
+        rowIndex: (o.fromRow ?? 0) + i,
         before: [],
         after: [toValue(ValueKind.Int, id)],
       })),
@@ -101,7 +101,7 @@ describe("TxnBuilder", () => {
   test("a source transaction over several messages stays whole; heartbeats join; a DDL comes alone", async () => {
     const src = new FakeSource()
       .add(1, "batch", batch("a", [1, 2], { ordinal: 7, last: false }))
-      .add(2, "batch", batch("b", [3], { ordinal: 7, last: true }))
+      .add(2, "batch", batch("b", [3], { ordinal: 7, last: true, fromRow: 2 }))
       .add(3, "heartbeat", heartbeat())
       .add(4, "batch", batch("a", [4], { ordinal: 8 }))
       .add(5, "ddl", ddl())
@@ -139,7 +139,7 @@ describe("TxnBuilder", () => {
       "the open transaction's message is not in the group's checkpoint",
     );
     assert.equal(await b.next(), null, "nothing whole to apply yet");
-    src.add(3, "batch", batch("b", [3], { ordinal: 2, last: true }));
+    src.add(3, "batch", batch("b", [3], { ordinal: 2, last: true, fromRow: 1 }));
     const rest = await b.next();
     assert.deepEqual(rest?.kind === "group" && ids(rest), [[2, 3]]);
   });
@@ -157,7 +157,11 @@ describe("TxnBuilder", () => {
   test("a transaction larger than a group comes in parts, the last one marked", async () => {
     const src = new FakeSource();
     for (let i = 1; i <= 5; i++)
-      src.add(i, "batch", batch("big", [i * 10, i * 10 + 1], { ordinal: 1, last: i === 5 }));
+      src.add(
+        i,
+        "batch",
+        batch("big", [i * 10, i * 10 + 1], { ordinal: 1, last: i === 5, fromRow: (i - 1) * 2 }),
+      );
     const { b } = builder(src, { maxRows: 3 });
     const parts = [];
     for (let s = await b.next(); s; s = await b.next()) {
@@ -175,10 +179,114 @@ describe("TxnBuilder", () => {
     const src = new FakeSource();
     for (let i = 1; i <= 4; i++) src.add(i, "batch", batch("a", [i]));
     const { b } = builder(src);
-    b.reset(1, new Set([3]));
+    b.reset(1, new Set(["3:0"]));
     const g = await b.next();
     assert.deepEqual(g?.kind === "group" && ids(g), [[2], [4]]);
     assert.equal(g?.kind === "group" && g.lastSeq, 4);
+  });
+
+  test("a capture group splits into its source transactions, each in binlog order; applied ones are skipped", async () => {
+    // One group (seq 1-2) of three source transactions over two tables: rows 0-1 (a, b),
+    // row 2 (b), rows 3-4 (a, then b). Each table's rows come in one message.
+    const txns = [0, 2, 3].map((firstRow) => ({ gtid: `0-1-${firstRow}`, firstRow }));
+    const group = (table: string, rows: [number, number, number][], last: boolean) =>
+      encodeBatch(
+        ChangeBatch.fromPartial({
+          db: "shop",
+          table,
+          columns: [{ name: "id", type: "int", charset: "" }],
+          txnOrdinal: 5n,
+          txnLast: last,
+          sourceTxns: [...new Set(rows.map(([, t]) => t))].map((t) => txns[t]!),
+          rows: rows.map(([rowIndex, t, id], _i, all) => ({
+            op: Op.OP_CREATE,
+            rowIndex,
+            // source_txn indexes this batch's own source_txns
+            sourceTxn: [...new Set(all.map(([, x]) => x))].indexOf(t),
+            before: [],
+            after: [toValue(ValueKind.Int, id)],
+          })),
+        }),
+      );
+    const src = new FakeSource()
+      .add(
+        1,
+        "batch",
+        group(
+          "a",
+          [
+            [0, 0, 10],
+            [3, 2, 13],
+          ],
+          false,
+        ),
+      )
+      .add(
+        2,
+        "batch",
+        group(
+          "b",
+          [
+            [1, 0, 11],
+            [2, 1, 12],
+            [4, 2, 14],
+          ],
+          true,
+        ),
+      );
+    const { b } = builder(src);
+    const g = await b.next();
+    assert.equal(g?.kind, "group");
+    if (g?.kind !== "group") return;
+    assert.deepEqual(
+      g.txns.map((t) => [t.seq, t.row]),
+      [
+        [2, 0],
+        [2, 2],
+        [2, 3],
+      ],
+    );
+    assert.deepEqual(ids(g), [[10, 11], [12], [13, 14]], "each in rowIndex order, across tables");
+    assert.equal(g.rows, 5);
+
+    const again = new FakeSource()
+      .add(
+        1,
+        "batch",
+        group(
+          "a",
+          [
+            [0, 0, 10],
+            [3, 2, 13],
+          ],
+          false,
+        ),
+      )
+      .add(
+        2,
+        "batch",
+        group(
+          "b",
+          [
+            [1, 0, 11],
+            [2, 1, 12],
+            [4, 2, 14],
+          ],
+          true,
+        ),
+      );
+    const after = builder(again).b;
+    after.reset(0, new Set(["2:2", "1:0"]));
+    const g2 = await after.next();
+    assert.deepEqual(
+      g2?.kind === "group" && ids(g2),
+      [
+        [10, 11],
+        [13, 14],
+      ],
+      "the one a lane applied is skipped",
+    );
+    assert.equal(g2?.kind === "group" && g2.lastSeq, 2);
   });
 
   test("a gap whose messages are still stored means: read again; a gap of deleted messages is passed", async () => {

@@ -11,6 +11,7 @@ export { benchCapture, type CaptureBenchResult } from "./capture.js";
 export { benchE2e, type E2eOptions, type E2eResult } from "./e2e.js";
 export { benchOltp, type OltpOptions, type OltpResult } from "./oltp.js";
 export * as oltp from "./oltp-parts.js";
+export { freePort } from "./proc.js";
 export { machineLine, recordBenchmark } from "./report.js";
 export { type CaughtUp, type DfsRun, startDfsRun, stopChild, waitCaughtUp } from "./run.js";
 export { benchSnapshot, type SnapshotBenchResult } from "./snapshot.js";
@@ -166,6 +167,19 @@ async function runSnapshotBench(rows: number, chunkRows: number, record: boolean
   return 0;
 }
 
+const BENCH_USAGE = `Usage: dfs bench <capture|e2e|snapshot> [options]
+
+  capture   binlog -> journal -> JetStream-acked rows/s and capture RSS
+            --rows N (1000000)  --scenario all|backlog|txn
+  e2e       source -> dfs run -> target, beside the native MariaDB replica
+            --workload bulk|oltp (bulk)  --rows N (bulk)  --seconds N (oltp, 30)
+            --config KEY=VALUE (oltp, repeatable: dfs config overrides)  --no-replica
+  snapshot  chunked snapshot rows/s beside one plain SELECT
+            --rows N  --chunk N (5000)
+
+  --no-record   print the figures without adding them to docs/benchmarks.md
+  --help        this text`;
+
 /** `dfs bench <what> [--rows N]`. */
 export async function runBench(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -180,9 +194,14 @@ export async function runBench(argv: string[]): Promise<number> {
       workload: { type: "string", default: "bulk" },
       seconds: { type: "string", default: "30" },
       config: { type: "string", multiple: true },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
   const what = positionals[0];
+  if (values.help || what === "help") {
+    console.log(BENCH_USAGE);
+    return 0;
+  }
   const rows = Number(values.rows);
   if (!Number.isInteger(rows) || rows < 1000) {
     console.error(`dfs bench: --rows must be a whole number >= 1000 (got "${values.rows}")`);

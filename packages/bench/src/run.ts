@@ -85,7 +85,8 @@ export interface DfsRun {
  * Starts `dfs run` (capture, DPU and monitor in one process) reading the bench database from
  * `start`. DFS_BENCH_NODE_ARGS passes node flags (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof");
  * DFS_BENCH_DFS_BIN runs another checkout's `dfs` (an A/B run against an earlier commit).
- * `extra` lines are added to the YAML config.
+ * `extra` lines are added to the YAML config, `opts.capture` lines (indented) under its `capture:`.
+ * `opts.dir` reuses an earlier run's directory (its journal): a restart after the process was killed.
  */
 export function startDfsRun(
   urls: { sourceUrl: string; targetUrl: string; natsUrl: string },
@@ -93,8 +94,9 @@ export function startDfsRun(
   db: string,
   start: Position,
   extra: string[] = [],
+  opts: { dir?: string; capture?: string[] } = {},
 ): DfsRun {
-  const dir = mkdtempSync(join(tmpdir(), "dfs-bench-run-"));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "dfs-bench-run-"));
   const cfgFile = join(dir, "run.yaml");
   writeFileSync(
     cfgFile,
@@ -110,6 +112,7 @@ export function startDfsRun(
       `nats: { url: "${urls.natsUrl}" }`,
       "capture:",
       `  journal: { path: ${join(dir, "journal.db")} }`,
+      ...(opts.capture ?? []),
       "log: { level: warn }",
       ...extra,
       "",

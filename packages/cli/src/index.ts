@@ -91,6 +91,14 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`dfs ${command}: ${err.code}: ${err.message}`);
       return exitCodeOf(err);
     }
+    // node:util parseArgs: an unknown option, a missing value, a stray argument.
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_")) {
+      console.error(
+        `dfs ${command}: ${(err as Error).message}\n(dfs --help lists the commands; dfs bench --help the benchmarks' options)`,
+      );
+      return 2;
+    }
     throw err;
   }
 }

@@ -300,7 +300,7 @@ const captureSchema = z
         waitMs: duration({ min: 0 })
           .optional()
           .describe(
-            "How long a starting capture waits for another holder's lease to end before it gives up; default ttlMs + 1s, so a restart after a crash waits out the dead process's lease",
+            "How long a starting capture waits for another holder's lease to end before it gives up; default: as long as a dead holder's key can live (the longer of ttlMs and the lease bucket's TTL, plus 1s), so a restart after a crash waits out the dead process's lease",
           ),
       })
       .prefault({})
@@ -408,10 +408,8 @@ export const configSchema = z
       groupCommitMs: journal.groupCommitMs,
       groupCommitBytes: journal.groupCommitBytes,
     };
-    const lease = {
-      ...cfg.capture.lease,
-      waitMs: cfg.capture.lease.waitMs ?? cfg.capture.lease.ttlMs + 1000,
-    };
+    // Unset: wait as long as a dead holder's key can live (its bucket may keep a longer TTL).
+    const lease = { ...cfg.capture.lease, waitMs: cfg.capture.lease.waitMs ?? ("expiry" as const) };
     // URLs are parsed once, here: every connection is opened from these endpoints.
     const source = { ...cfg.source, endpoint: parseMysqlUrl(cfg.source.url) };
     const target = cfg.target ? { ...cfg.target, endpoint: parseMysqlUrl(cfg.target.url) } : undefined;

@@ -25,8 +25,12 @@ export interface LeaseOptions {
   ttlMs: number;
   /** Aborts waiting for the lease (AbortedError); has no effect once it is acquired. */
   signal?: AbortSignal;
-  /** How long to keep trying while someone else holds it; 0 (default) fails at once. */
-  waitMs?: number;
+  /**
+   * How long to keep trying while someone else holds it; 0 (default) fails at once. "expiry": as
+   * long as a dead holder's key can live (the longer of ttlMs and the bucket's TTL, plus 1 s), so
+   * a restart right after a crash waits out the dead process's lease.
+   */
+  waitMs?: number | "expiry";
 }
 
 const DEFAULT_BUCKET = "dfs_leases";
@@ -68,7 +72,8 @@ export async function acquireLease(nc: NatsConnection, opts: LeaseOptions): Prom
   }
   const renewMs = Math.max(100, Math.floor(Math.min(opts.ttlMs, bucketTtl) / 3));
   const retryMs = Math.min(1000, renewMs);
-  const deadline = Date.now() + (opts.waitMs ?? 0);
+  const waitMs = opts.waitMs === "expiry" ? Math.max(opts.ttlMs, bucketTtl) + 1000 : (opts.waitMs ?? 0);
+  const deadline = Date.now() + waitMs;
 
   for (;;) {
     if (opts.signal?.aborted) throw new AbortedError("stopped waiting for the lease");

@@ -70,7 +70,7 @@ describe("defaults", () => {
     assert.equal(cfg.capture.journal.groupCommitMs, 5);
     assert.equal(cfg.capture.journal.groupCommitBytes, 4 * 1024 ** 2);
     assert.equal(cfg.capture.heartbeatIntervalMs, 1000);
-    assert.deepEqual(cfg.capture.lease, { enabled: true, ttlMs: 15_000, waitMs: 16_000 });
+    assert.deepEqual(cfg.capture.lease, { enabled: true, ttlMs: 15_000, waitMs: "expiry" });
     assert.deepEqual(cfg.capture.reconnect, { initialMs: 500, maxMs: 30_000 });
     assert.equal(cfg.capture.http.port, 9101);
     assert.equal(cfg.capture.grpc.port, 50101);

@@ -180,3 +180,27 @@ test("a holder that stops renewing loses the key to the TTL", async () => {
     });
   });
 });
+
+test('waitMs "expiry" waits out a dead holder even when the bucket keeps a longer TTL than ours', async () => {
+  await withNats("nats-test-lease-expiry", async (nc) => {
+    await withBucket(nc, async (bucket) => {
+      const key = "capture.src7";
+      // The bucket is created with the dead holder's 2.5 s TTL; the restart asks for 0.5 s.
+      await withNats("nats-test-lease-dead2", (other) =>
+        acquireLease(other, { bucket, key, holder: "dead", ttlMs: 2_500 }),
+      );
+      // Waiting only our own TTL + 1 s gives up before the key expires...
+      await assert.rejects(
+        acquireLease(nc, { bucket, key, holder: "B", ttlMs: 500, waitMs: 1_500 }),
+        isLeaseHeldBy("dead"),
+      );
+      // ..."expiry" waits as long as the bucket's TTL says the dead key can live.
+      const b = await acquireLease(nc, { bucket, key, holder: "B", ttlMs: 500, waitMs: "expiry" });
+      try {
+        assert.equal(b.holder, "B");
+      } finally {
+        await b.release();
+      }
+    });
+  });
+});

@@ -140,7 +140,7 @@ export interface CaughtUp {
 }
 
 /**
- * Follows a `dfs run` until the sentinel row is in the target. `sentinelKey` is the position of
+ * Follows a `dfs run` until the sentinel row is in the target and the DPU's checkpoint has passed it. `sentinelKey` is the position of
  * the sentinel's transaction, `endKey` the binlog end after it (sortable forms). Also notes when
  * capture had published everything, and the longest time the DPU's checkpoint stood still while
  * the stream held messages after it (idle time with work pending).
@@ -162,6 +162,8 @@ export async function waitCaughtUp(
   let lastApplied = -1;
   let lastMove = performance.now();
   let longestStall = 0;
+  let seen = false;
+  let endSeq: number | null = null;
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; ; i++) {
     assertRunning(run.child, "dfs run");
@@ -175,6 +177,7 @@ export async function waitCaughtUp(
       if ((kind === "batch" && pos >= sentinelKey) || (kind === "heartbeat" && pos >= endKey)) {
         captureSeconds = (performance.now() - run.t0) / 1000;
         dpuAtCapture = { applied: await checkpointSeq(tgt, run.id), last: last!.seq };
+        endSeq = last!.seq;
       }
     }
     if (i % 4 === 0) {
@@ -185,7 +188,11 @@ export async function waitCaughtUp(
         lastMove = now;
       } else if (last && last.seq > applied) longestStall = Math.max(longestStall, (now - lastMove) / 1000);
     }
-    if (await sentinelSeen(tgt, sentinel.db, sentinel.table)) break;
+    // Lanes of one group commit apart: the sentinel can be visible a moment before an independent
+    // transaction of its group. Caught up = the sentinel visible and the DPU's checkpoint (which
+    // moves once every lane committed) at the end of the stream as capture published it.
+    if (!seen) seen = await sentinelSeen(tgt, sentinel.db, sentinel.table);
+    if (seen && endSeq !== null && (await checkpointSeq(tgt, run.id)) >= endSeq) break;
     if (Date.now() > deadline)
       throw new Error(`the target did not catch up within ${timeoutMs / 60_000} minutes`);
     await sleep(50);

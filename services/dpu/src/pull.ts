@@ -18,6 +18,11 @@ export interface PullOptions {
   maxBytes: number;
   /** How long the server keeps the pull open when fewer messages are there. */
   expiresMs: number;
+  /**
+   * How long past the expiry the pull waits for the server's word before it ends by itself
+   * (default 2 s). The server delivers nothing after the expiry; this only covers the way back.
+   */
+  graceMs?: number;
   onMessage(m: Pulled): void;
   /** Ends the pull at once (its later messages are dropped): a stop or a new generation. */
   signal?: AbortSignal;
@@ -52,6 +57,7 @@ export function pullOnce(
       finished = true;
       clearTimeout(timer);
       sub.unsubscribe();
+      o.signal?.removeEventListener("abort", stopped);
       if (r instanceof Error) reject(r);
       else resolve(r);
     };
@@ -82,11 +88,12 @@ export function pullOnce(
     });
     const timer = setTimeout(
       () => finish({ received, status: 408, description: "no word from the server" }),
-      o.expiresMs + 2000,
+      o.expiresMs + (o.graceMs ?? 2000),
     );
-    o.signal?.addEventListener("abort", () => finish({ received, status: 499, description: "stopped" }), {
-      once: true,
-    });
+    // Removed again when the pull ends: the signal lives for a whole generation of many pulls.
+    const stopped = () => finish({ received, status: 499, description: "stopped" });
+    o.signal?.addEventListener("abort", stopped, { once: true });
+    if (o.signal?.aborted) return stopped();
     const request = { batch: o.batch, max_bytes: o.maxBytes, expires: o.expiresMs * 1_000_000 };
     nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(request), { reply: inbox });
   });

@@ -307,6 +307,7 @@ export class DpuRuntime implements DpuService {
 
   private async applyGroup(step: Group, parts: ApplyGroup[]): Promise<void> {
     const { sink, telemetry } = this.p;
+    const started = performance.now();
     for (const part of parts) {
       if (part.lanes.length > 0) {
         await sink.applyGroup(part);
@@ -319,6 +320,16 @@ export class DpuRuntime implements DpuService {
     }
     if (step.position) this.position = step.position;
     step.lastMessage?.ack();
+    this.p.log.debug(
+      {
+        lastSeq: step.lastSeq,
+        txns: step.txns.length,
+        rows: step.rows,
+        segments: parts.length,
+        ms: Math.round(performance.now() - started),
+      },
+      "group applied",
+    );
     const now = Date.now();
     for (const ms of step.captureTimesMs) telemetry.m.endToEnd.observe(Math.max(0, now - ms) / 1000);
     if (step.heartbeatSourceMs > 0) telemetry.heartbeatSourceMs = step.heartbeatSourceMs;

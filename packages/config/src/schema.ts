@@ -256,6 +256,11 @@ const captureSchema = z
     maxBufferBytes: size()
       .prefault("8MiB")
       .describe("Bytes of decoded events held in memory before they are flushed to the journal"),
+    heapLimitMb: int(32, 65_536)
+      .default(256)
+      .describe(
+        "Heap limit (V8 old space, MiB) of capture's worker thread in `dfs run`, which keeps its memory bounded; a standalone `dfs capture` takes node's --max-old-space-size instead",
+      ),
     batch: z
       .strictObject({
         maxRows: int(1, 100_000).default(1000).describe("Most rows of one table in one NATS message"),

@@ -23,7 +23,7 @@ const PARALLEL_FROM_ROWS = 256;
 
 /**
  * The composition root of the DPU: HTTP endpoint (probes see "starting" meanwhile), NATS and the
- * stream, then the data path from its end: sink <- unit builder <- stream reader; the runtime
+ * stream, then the data path from its end: sink <- transaction builder <- stream reader; the runtime
  * that loops over them, and the control plane.
  */
 export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuService> {

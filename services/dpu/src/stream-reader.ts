@@ -3,7 +3,7 @@ import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } fro
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Pulled, pullOnce } from "./pull.js";
 
-/** A stream message as the unit builder sees it. */
+/** A stream message as the transaction builder sees it. */
 export interface StreamMessage {
   readonly seq: number;
   readonly data: Uint8Array;
@@ -12,7 +12,7 @@ export interface StreamMessage {
   ack(): void;
 }
 
-/** What the unit builder needs of a stream: the queue of delivered messages and the gap check. */
+/** What the transaction builder needs of a stream: the queue of delivered messages and the gap check. */
 export interface MessageSource {
   /** The next delivered message, without taking it. */
   peek(): StreamMessage | undefined;

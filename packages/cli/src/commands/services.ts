@@ -1,6 +1,5 @@
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { startCapture } from "@dfs/capture";
 import { formatTableRef } from "@dfs/codec";
 import { createLogger, DfsError, ErrorCode } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
@@ -9,6 +8,7 @@ import { listDeadLetters, replayFromConfig, startDpu } from "@dfs/dpu";
 import { startMonitor } from "@dfs/monitor";
 import { connectNats } from "@dfs/nats";
 import { ensureControlToken, type Hosted, monitorConfigFor } from "./hosted.js";
+import type { ServiceKind } from "./service-worker.js";
 
 function configArg(argv: string[]) {
   const { values, positionals } = parseArgs({
@@ -41,15 +41,19 @@ export async function runDpu(argv: string[]): Promise<number> {
   return runUntilSignal([await startDpu(cfg, { log })]);
 }
 
-/** The DPU on a worker thread (see dpu-worker.ts), as a service the parent can stop and await. */
-async function startDpuWorker(
+/**
+ * Capture or the DPU on a worker thread (see service-worker.ts), as a service the parent can stop
+ * and await. Bounded heaps keep V8 from growing a worker's memory far past what it holds: the old
+ * space by <service>.heapLimitMb, the young generation small (short-lived rows die young anyway).
+ */
+async function startServiceWorker(
   cfg: DfsConfig,
+  kind: ServiceKind,
 ): Promise<{ stop(): Promise<void>; done: Promise<void>; endpoints: { http: number; grpc: number } }> {
-  const worker = new Worker(new URL("./dpu-worker.js", import.meta.url), {
-    workerData: { cfg },
-    // Bounded heaps keep V8 from growing the worker's memory far past what it holds: the old
-    // space by dpu.heapLimitMb, the young generation small (short-lived rows die young anyway).
-    resourceLimits: { maxOldGenerationSizeMb: cfg.dpu.heapLimitMb, maxYoungGenerationSizeMb: 16 },
+  const heapLimitMb = kind === "capture" ? cfg.capture.heapLimitMb : cfg.dpu.heapLimitMb;
+  const worker = new Worker(new URL("./service-worker.js", import.meta.url), {
+    workerData: { cfg, kind },
+    resourceLimits: { maxOldGenerationSizeMb: heapLimitMb, maxYoungGenerationSizeMb: 16 },
   });
   let ready!: (endpoints: { http: number; grpc: number }) => void;
   let failed!: (e: Error) => void;
@@ -63,7 +67,7 @@ async function startDpuWorker(
       (m: { kind: string; message?: string; code?: string; endpoints?: { http: number; grpc: number } }) => {
         if (m.kind === "ready") ready(m.endpoints!);
         if (m.kind === "error") {
-          const err = new DfsError((m.code as ErrorCode) ?? ErrorCode.ASSERTION, `dpu: ${m.message}`);
+          const err = new DfsError((m.code as ErrorCode) ?? ErrorCode.ASSERTION, `${kind}: ${m.message}`);
           failed(err);
           reject(err);
         }
@@ -74,7 +78,7 @@ async function startDpuWorker(
         (e as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY"
           ? new DfsError(
               ErrorCode.ASSERTION,
-              `dpu: out of memory: its heap reached dpu.heapLimitMb (${cfg.dpu.heapLimitMb} MiB); raise it, or lower dpu.batch.maxBytes and maxRows`,
+              `${kind}: out of memory: its heap reached ${kind}.heapLimitMb (${heapLimitMb} MiB); raise it${kind === "dpu" ? ", or lower dpu.batch.maxBytes and maxRows" : ", or lower capture.maxBufferBytes and capture.publish.maxInFlightBytes"}`,
             )
           : e;
       failed(err);
@@ -95,8 +99,8 @@ async function startDpuWorker(
 }
 
 /**
- * `dfs run -c FILE`: every built service in one process: capture, the dpu (on a worker thread)
- * when a target is set, and the monitor watching both.
+ * `dfs run -c FILE`: every built service in one process: capture and, when a target is set, the
+ * DPU, each on a worker thread, and the monitor (on the main thread) watching both.
  */
 export async function runAll(argv: string[]): Promise<number> {
   const { cfg: given } = configArg(argv);
@@ -105,11 +109,11 @@ export async function runAll(argv: string[]): Promise<number> {
   base.info({ config: describeConfig(cfg) }, "starting dfs run");
   const services: { stop(): Promise<void>; done: Promise<void> }[] = [];
   const hosted: Hosted[] = [];
-  const capture = await startCapture(cfg, { log: base.child({ svc: "capture" }) });
+  const capture = await startServiceWorker(cfg, "capture");
   services.push(capture);
   hosted.push({ kind: "capture", endpoints: capture.endpoints });
   if (cfg.target) {
-    const dpu = await startDpuWorker(cfg);
+    const dpu = await startServiceWorker(cfg, "dpu");
     services.push(dpu);
     hosted.push({ kind: "dpu", endpoints: dpu.endpoints });
   }

@@ -7,6 +7,8 @@ import Database from "better-sqlite3";
 
 /** Kinds of journal entry; the same as the Dfs-Kind header. */
 export type EntryKind = "batch" | "ddl" | "heartbeat";
+/** Most payload bytes of recently appended entries kept in memory for the publisher. */
+const RECENT_MAX_BYTES = 16 * 1024 * 1024;
 const KIND_CODE: Record<EntryKind, number> = { batch: 0, ddl: 1, heartbeat: 2 };
 const CODE_KIND: EntryKind[] = ["batch", "ddl", "heartbeat"];
 
@@ -90,6 +92,14 @@ export class Journal {
   /** Unpublished payload bytes, kept in memory so backpressure checks cost nothing. */
   private bytes = 0;
   private count = 0;
+  /**
+   * The entries appended last, in SCN order, as written: the publisher reads them from here
+   * instead of back from SQLite (a new Buffer per payload). Bounded by RECENT_MAX_BYTES; what is
+   * older (a resync after a failure, a restart) is read from the table.
+   */
+  private recent: JournalEntry[] = [];
+  private recentHead = 0;
+  private recentBytes = 0;
 
   constructor(path: string) {
     this.path = path;
@@ -190,6 +200,9 @@ export class Journal {
   discardIncomplete(): void {
     const committed = this.checkpointValue?.committedScn ?? 0;
     this.db.prepare("DELETE FROM entries WHERE scn > ?").run(committed);
+    this.recent = [];
+    this.recentHead = 0;
+    this.recentBytes = 0;
     const agg = this.db
       .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM entries WHERE scn > ?")
       .get(this.publishedValue) as { n: number; b: number };
@@ -251,6 +264,7 @@ export class Journal {
     for (const e of entries) {
       this.bytes += e.payload.byteLength;
       this.count += 1;
+      this.remember(e);
     }
     if (checkpoint) {
       assert(
@@ -261,9 +275,45 @@ export class Journal {
     }
   }
 
+  private remember(e: JournalEntry): void {
+    const last = this.recent[this.recent.length - 1];
+    if (last && e.scn !== last.scn + 1) {
+      // Not contiguous (cannot happen while SCNs are assigned in order): start the cache over.
+      this.recent = [];
+      this.recentHead = 0;
+      this.recentBytes = 0;
+    }
+    this.recent.push(e);
+    this.recentBytes += e.payload.byteLength;
+    while (this.recentBytes > RECENT_MAX_BYTES && this.recentHead < this.recent.length - 1) {
+      this.recentBytes -= this.recent[this.recentHead]!.payload.byteLength;
+      this.recent[this.recentHead++] = undefined as unknown as JournalEntry;
+    }
+    if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
+      this.recent = this.recent.slice(this.recentHead);
+      this.recentHead = 0;
+    }
+  }
+
   /** Committed entries after `afterScn`, in order. */
   read(afterScn: number, limit: number): JournalEntry[] {
     const upTo = this.checkpointValue?.committedScn ?? 0;
+    const first = this.recent[this.recentHead];
+    if (first && afterScn + 1 >= first.scn) {
+      const from = this.recentHead + (afterScn + 1 - first.scn);
+      const out: JournalEntry[] = [];
+      for (let i = from; i < this.recent.length && out.length < limit; i++) {
+        const e = this.recent[i]!;
+        if (e.scn > upTo) break;
+        out.push(e);
+      }
+      // Entries before the reader's cursor are not needed again (a resync goes to the table).
+      while (this.recentHead < from && this.recentHead < this.recent.length - 1) {
+        this.recentBytes -= this.recent[this.recentHead]!.payload.byteLength;
+        this.recent[this.recentHead++] = undefined as unknown as JournalEntry;
+      }
+      return out;
+    }
     const rows = this.readEntries.all(afterScn, upTo, limit) as {
       scn: number;
       kind: number;
@@ -308,6 +358,10 @@ export class Journal {
       this.deleteUpTo.run(scn);
     })();
     this.publishedValue = scn;
+    while (this.recentHead < this.recent.length && this.recent[this.recentHead]!.scn <= scn) {
+      this.recentBytes -= this.recent[this.recentHead]!.payload.byteLength;
+      this.recent[this.recentHead++] = undefined as unknown as JournalEntry;
+    }
     this.bytes -= freed.b;
     this.count -= freed.n;
   }

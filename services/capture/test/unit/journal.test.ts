@@ -56,6 +56,34 @@ describe("Journal", () => {
     again.close();
   });
 
+  test("the publisher reads what was just appended from memory; older entries and uncommitted chunks from the table", () => {
+    const j = new Journal(path());
+    const first = [entry(1), entry(2)];
+    j.append(first, cp(2, 500));
+    j.append([entry(3)], null); // a chunk of a transaction not yet committed
+    const read = j.read(0, 10);
+    assert.deepEqual(
+      read.map((e) => e.scn),
+      [1, 2],
+      "nothing past the checkpoint",
+    );
+    assert.equal(read[0], first[0], "the appended entry itself, not a copy read back");
+    j.append([entry(4)], cp(4, 900));
+    assert.deepEqual(
+      j.read(2, 10).map((e) => e.scn),
+      [3, 4],
+    );
+    // The reader moved past 1 and 2: a resync that goes back reads them from the table.
+    const again = j.read(0, 10);
+    assert.deepEqual(
+      again.map((e) => e.scn),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(Buffer.from(again[0]!.payload), Buffer.alloc(100, 1));
+    assert.deepEqual(j.read(4, 10), [], "nothing after the last entry");
+    j.close();
+  });
+
   test("chunks of a transaction whose commit never came are dropped on open, and never read", () => {
     const p = path();
     const j = new Journal(p);

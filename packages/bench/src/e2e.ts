@@ -48,6 +48,8 @@ export interface E2eOptions {
   /** Rows per second written in the latency phase, in transactions of `latencyTxnRows` rows. */
   latencyRate: number;
   latencyTxnRows: number;
+  /** Extra lines for `dfs run`'s config (e.g. "dpu: { apply: { connections: 1 } }"). */
+  extraConfig?: string[];
   log: (s: string) => void;
 }
 
@@ -209,7 +211,7 @@ export async function benchE2e(o: E2eOptions): Promise<E2eResult> {
     const expected = await tableChecksum(src, db);
     log(`catch-up: ${workload.seconds.toFixed(1)} s to write; binlog ${start} -> ${end}`);
 
-    const run = startDfsRun(urls, id, db, start);
+    const run = startDfsRun(urls, id, db, start, o.extraConfig ?? []);
     child = run.child;
     dir = run.dir;
     const caught = await waitCaughtUp(

@@ -57,10 +57,11 @@ function e2eBody(r: E2eResult, rows: number): string {
 /** The steady-latency load: 20-row transactions every 10 ms for 30 s. */
 const LATENCY = { seconds: 30, rate: 2000, txnRows: 20 } as const;
 
-async function runE2e(rows: number, replica: boolean, record: boolean): Promise<number> {
+async function runE2e(rows: number, replica: boolean, record: boolean, extra: string[]): Promise<number> {
   const r = await benchE2e({
     rows,
     replica,
+    extraConfig: extra,
     latencySeconds: LATENCY.seconds,
     latencyRate: LATENCY.rate,
     latencyTxnRows: LATENCY.txnRows,
@@ -80,12 +81,12 @@ Goals: catch-up >= 40,000 rows/s (${met(c.rowsPerSecond >= 40_000)}); latency p5
 
 ${r.replica ? `MariaDB replication: a temporary mariadbd started by the bench (same flags as the stack's target, binlog on with log-slave-updates, single-threaded SQL thread, replicate-do-db of the bench database), CHANGE MASTER TO the same start position, timed from START SLAVE UNTIL the end position to the sentinel row being visible, checksum verified; run after \`dfs run\` had stopped.` : r.replicaNote}
 
-Method. Catch-up: ${n(w.rows)} row changes (${n(w.inserts)} inserts, ${n(w.updates)} updates, ${n(w.deletes)} deletes, 1,000 rows per autocommit statement) written to a fresh source database, then one sentinel row in a second table; binlog ${c.start.file}:${c.start.pos} -> ${c.end.file}:${c.end.pos}. Then \`dfs run\` (capture, DPU and monitor in one process, default settings, log level warn) starts from that position with only the bench database included. Time runs from spawning the process (node start-up included) to the sentinel row being visible in the target and the DPU's checkpoint being past it (polled every 50 ms; lanes of one group commit apart, so the sentinel alone could show a moment early; the checkpoint moves once every lane committed); then a full checksum (row count, SUM(k), SUM(CRC32) of every column) of the target table matched the source's (${c.tableRows.toLocaleString("en")} rows, ${c.checksum}). "stream complete" is when the stream first held the sentinel's batch or a heartbeat past the end position. Peak RSS is VmHWM of the \`dfs run\` process.
+Method. Catch-up: ${n(w.rows)} row changes (${n(w.inserts)} inserts, ${n(w.updates)} updates, ${n(w.deletes)} deletes, 1,000 rows per autocommit statement) written to a fresh source database, then one sentinel row in a second table; binlog ${c.start.file}:${c.start.pos} -> ${c.end.file}:${c.end.pos}. Then \`dfs run\` (capture, DPU and monitor in one process, default settings${extra.length > 0 ? `, plus ${extra.join(" ")}` : ""}, log level warn) starts from that position with only the bench database included. Time runs from spawning the process (node start-up included) to the sentinel row being visible in the target and the DPU's checkpoint being past it (polled every 50 ms; lanes of one group commit apart, so the sentinel alone could show a moment early; the checkpoint moves once every lane committed); then a full checksum (row count, SUM(k), SUM(CRC32) of every column) of the target table matched the source's (${c.tableRows.toLocaleString("en")} rows, ${c.checksum}). "stream complete" is when the stream first held the sentinel's batch or a heartbeat past the end position. Peak RSS is VmHWM of the \`dfs run\` process.
 Latency: with the pipeline caught up, ${n(l.transactions)} autocommit INSERTs of ${LATENCY.txnRows} rows (growing ids) on an absolute schedule every ${(1000 * LATENCY.txnRows) / LATENCY.rate} ms; the client time is taken when each INSERT (its commit) returns. Another connection polls \`SELECT MAX(id)\` on the target every ~2 ms; a transaction counts as visible when the first poll showing its last id returns. Both clocks are the same process's performance.now(), so the figures include up to one poll period plus a round trip of detection delay (they overstate the latency slightly). Every row arrived.`;
   const file = recordBenchmark(
     root,
     "e2e",
-    `dfs bench e2e --rows ${rows}${replica ? "" : " --no-replica"}`,
+    `dfs bench e2e --rows ${rows}${replica ? "" : " --no-replica"}${extra.map((l) => ` --config '${l}'`).join("")}`,
     body,
   );
   console.error(`recorded in ${file}`);
@@ -173,7 +174,7 @@ const BENCH_USAGE = `Usage: dfs bench <capture|e2e|snapshot> [options]
             --rows N (1000000)  --scenario all|backlog|txn
   e2e       source -> dfs run -> target, beside the native MariaDB replica
             --workload bulk|oltp (bulk)  --rows N (bulk)  --seconds N (oltp, 30)
-            --config KEY=VALUE (oltp, repeatable: dfs config overrides)  --no-replica
+            --config LINE (repeatable: YAML lines added to dfs run's config)  --no-replica
   snapshot  chunked snapshot rows/s beside one plain SELECT
             --rows N  --chunk N (5000)
 
@@ -209,7 +210,7 @@ export async function runBench(argv: string[]): Promise<number> {
   }
   if (what === "e2e" && values.workload === "oltp")
     return runOltp(Number(values.seconds), !values["no-replica"], !values["no-record"], values.config ?? []);
-  if (what === "e2e") return runE2e(rows, !values["no-replica"], !values["no-record"]);
+  if (what === "e2e") return runE2e(rows, !values["no-replica"], !values["no-record"], values.config ?? []);
   if (what === "snapshot") return runSnapshotBench(rows, Number(values.chunk), !values["no-record"]);
   if (what !== "capture") {
     console.error(`dfs bench: unknown benchmark "${what ?? ""}" (available: capture, e2e, snapshot)`);

@@ -14,8 +14,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { binlogEnd, oltp, startDfsRun, stopChild, waitCaughtUp } from "@dfs/bench";
 import { connectNats } from "@dfs/nats";
-import { deleteStreams, ensureStack, sourceConnection, uniqueId, urls } from "@dfs/testkit";
-import { q, targetConnection } from "../support/pipeline.js";
+import { ensureStack, sourceConnection, uniqueId, urls } from "@dfs/testkit";
+import { forgetRun, q, targetConnection } from "../support/pipeline.js";
 
 const SHAPE = { seconds: 8, tables: 4, rowsPerTable: 2_000 };
 
@@ -69,14 +69,9 @@ test("an OLTP backlog: dfs run catches up faster than the source wrote it, with 
     );
   } finally {
     await stopChild(run?.child ?? null, 10_000);
+    await forgetRun({ src, dst, nc, id }, { source: db, target: db }); // before src (clients[0]) closes
     for (const c of clients) await c.end().catch(() => {});
-    await src.query(`DROP DATABASE IF EXISTS ${q(db)}`).catch(() => {});
-    await dst.query(`DROP DATABASE IF EXISTS ${q(db)}`).catch(() => {});
-    await dst
-      .query("DELETE FROM `_dfs`.`_dfs_checkpoint` WHERE consumer LIKE ?", [`${id}:%`])
-      .catch(() => {});
     await dst.end().catch(() => {});
-    await deleteStreams(nc, id).catch(() => {});
     await nc.close();
   }
 });

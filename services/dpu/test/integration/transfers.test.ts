@@ -14,9 +14,9 @@ import { test } from "node:test";
 import { binlogEnd, type DfsRun, freePort, startDfsRun, stopChild } from "@dfs/bench";
 import { waitFor } from "@dfs/common";
 import { connectNats } from "@dfs/nats";
-import { deleteStreams, ensureStack, sourceConnection, uniqueId, urls } from "@dfs/testkit";
+import { ensureStack, sourceConnection, uniqueId, urls } from "@dfs/testkit";
 import type { Connection } from "mysql2/promise";
-import { q, tableDump, targetConnection } from "../support/pipeline.js";
+import { forgetRun, q, tableDump, targetConnection } from "../support/pipeline.js";
 
 const TRANSFERS = 20_000;
 const CLIENTS = 4;
@@ -218,15 +218,10 @@ test("4 connections apply an OLTP transfer load with kill -9: every source trans
   } finally {
     reading = false;
     await stopChild(run?.child ?? null, 10_000);
+    await forgetRun({ src, dst, nc, id }, { source: db, target: db }); // before src (clients[0]) closes
     for (const c of clients) await c.end().catch(() => {});
-    await src.query(`DROP DATABASE IF EXISTS ${q(db)}`).catch(() => {});
-    await dst.query(`DROP DATABASE IF EXISTS ${q(db)}`).catch(() => {});
-    await dst
-      .query("DELETE FROM `_dfs`.`_dfs_checkpoint` WHERE consumer LIKE ?", [`${id}:%`])
-      .catch(() => {});
     await dst.end().catch(() => {});
     await reader.end().catch(() => {});
-    await deleteStreams(nc, id).catch(() => {});
     await nc.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }

@@ -41,6 +41,23 @@ export async function tableDump(conn: mysql.Connection, db: string, table: strin
   return (rows as { r: string }[]).map((r) => r.r).join("\n");
 }
 
+/**
+ * Removes what a test run of source `id` left: its streams, its databases on both servers, and the
+ * DPU's checkpoint rows (low-water mark and applied records) of every consumer of that source.
+ */
+export async function forgetRun(
+  o: { src: mysql.Connection; dst: mysql.Connection; nc: NatsConnection; id: string },
+  databases: { source: string; target: string },
+): Promise<void> {
+  await deleteStreams(o.nc, o.id).catch(() => {});
+  await o.src.query(`DROP DATABASE IF EXISTS ${q(databases.source)}`).catch(() => {});
+  await o.dst.query(`DROP DATABASE IF EXISTS ${q(databases.target)}`).catch(() => {});
+  for (const table of ["_dfs_checkpoint", "_dfs_applied"])
+    await o.dst
+      .query(`DELETE FROM \`_dfs\`.${q(table)} WHERE consumer LIKE ?`, [`${o.id}:%`])
+      .catch(() => {});
+}
+
 /** SHOW CREATE TABLE, or "<missing>". */
 export async function showCreate(conn: mysql.Connection, db: string, table: string): Promise<string> {
   const [rows] = await conn.query(`SHOW CREATE TABLE ${q(db)}.${q(table)}`).catch(() => [[]]);
@@ -122,13 +139,8 @@ export async function openPipeline(
     async close() {
       await p.dpu?.stop().catch(() => {});
       await p.capture?.stop().catch(() => {});
-      await deleteStreams(nc, id).catch(() => {});
+      await forgetRun({ src, dst, nc, id }, { source: db, target: targetDb });
       await nc.close().catch(() => {});
-      await src.query(`DROP DATABASE IF EXISTS ${q(db)}`).catch(() => {});
-      await dst.query(`DROP DATABASE IF EXISTS ${q(targetDb)}`).catch(() => {});
-      await dst
-        .query("DELETE FROM `_dfs`.`_dfs_checkpoint` WHERE consumer LIKE ?", [`${id}:%`])
-        .catch(() => {});
       await src.end().catch(() => {});
       await dst.end().catch(() => {});
     },

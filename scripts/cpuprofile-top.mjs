@@ -14,8 +14,18 @@ const p = JSON.parse(readFileSync(file, "utf8"));
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
 const self = new Map();
 const dt = p.timeDeltas;
-for (let i = 0; i < p.samples.length; i++)
+// FROM and UNTIL (seconds since the profile started) limit the summary to a window, such as a
+// benchmark's catch-up phase.
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: a developer tool, never run by turbo
+const from = Number(process.env.FROM ?? 0) * 1e6;
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: a developer tool, never run by turbo
+const until = Number(process.env.UNTIL ?? Number.POSITIVE_INFINITY) * 1e6;
+let at = 0;
+for (let i = 0; i < p.samples.length; i++) {
+  at += dt[i] ?? 0;
+  if (at < from || at > until) continue;
   self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + (dt[i] ?? 0));
+}
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 const fn = new Map();
 const files = new Map();

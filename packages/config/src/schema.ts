@@ -162,7 +162,7 @@ const dpuSchema = z.strictObject({
         })
         .default("auto")
         .describe(
-          'Target connections applying a group in parallel, split by conflicts (source transactions that share a key run in order on one connection); "auto" = chosen from the target (MariaDB: its thread_pool_size, which defaults to its CPU count, 2..8; MySQL: 4)',
+          'Target connections applying a group in parallel, split by conflicts (source transactions that share a key run in order on one connection); "auto" = chosen from the target (MariaDB: half its thread_pool_size, which defaults to its CPU count, 1..8; MySQL: 4)',
         ),
     })
     .prefault({})

@@ -77,8 +77,14 @@ interface OpenBatch {
   lastTxn: number;
 }
 
-/** A group ends at a commit once it holds this many messages' worth of rows (capture.batch.maxRows each). */
-const GROUP_MESSAGES = 10;
+/**
+ * A group ends at a commit once it holds this many messages' worth of rows (capture.batch.maxRows
+ * each). Grouping pays for small transactions (many share a message); past a message's worth it
+ * buys nothing, and a group stays far below the DPU's group bound (dpu.batch.maxRows), so the DPU
+ * can gather several into one target transaction and split them across connections instead of
+ * streaming one oversized group alone.
+ */
+const GROUP_MESSAGES = 2;
 
 /** The key of a row as "col=value, ...", shortened, for the monitor (never every column). */
 function keyText(table: TableInfo, row: Record<string, unknown> | undefined): string {

@@ -1,12 +1,18 @@
 import type { SqlValue } from "@dfs/codec";
-import { quoteId, quoteTable } from "@dfs/mysql";
+import { quoteId, quoteTable, sqlLiteral } from "@dfs/mysql";
 import { keysOf } from "./conflicts.js";
 import type { Change, TargetTable } from "./sink.js";
 
-/** A parameterised statement and the changes it carries (for dead-lettering and metrics). */
+/**
+ * A statement and the changes it carries (for dead-lettering and metrics). The DPU's planned
+ * statements carry their values as literals (sqlLiteral, made while the group before is applied);
+ * others may still have `?` parameters.
+ */
 export interface Statement {
   sql: string;
-  params: unknown[];
+  params?: unknown[];
+  /** The statement without its values ("(?,?) ×N" for its rows), for the activity log. */
+  text?: string;
   changes: Change[];
 }
 
@@ -201,16 +207,31 @@ function changesOf(g: Run, rows: readonly Record<string, SqlValue>[]): Change[] 
   return out;
 }
 
+/** `(v, ...)` per row, the values in `cols` order, escaped by sqlLiteral. */
+function tuples(rows: readonly Record<string, SqlValue>[], cols: readonly string[]): string {
+  const out = new Array<string>(rows.length);
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    let s = "(";
+    for (let c = 0; c < cols.length; c++) {
+      if (c > 0) s += ",";
+      s += sqlLiteral(row[cols[c]!] ?? null);
+    }
+    out[r] = `${s})`;
+  }
+  return out.join(",");
+}
+
 function toStatement(run: Run): Statement {
   const t = run.table;
   const cols = run.columns;
-  const params: unknown[] = [];
+  const n = run.rows.length;
+  const marks = `(${cols.map(() => "?").join(",")})`;
   switch (run.kind) {
     case "upsert":
     case "insert": {
-      const tuple = `(${cols.map(() => "?").join(",")})`;
-      for (const row of run.rows) for (const c of cols) params.push(row[c] ?? null);
-      let sql = `INSERT INTO ${quoteTable(t.ref)} (${cols.map(quoteId).join(",")}) VALUES ${run.rows.map(() => tuple).join(",")}`;
+      const head = `INSERT INTO ${quoteTable(t.ref)} (${cols.map(quoteId).join(",")}) VALUES `;
+      let tail = "";
       if (run.kind === "upsert") {
         const keys = new Set(t.key);
         const set = cols.filter((c) => !keys.has(c));
@@ -218,24 +239,43 @@ function toStatement(run: Run): Statement {
         const assign = (set.length > 0 ? set : cols.slice(0, 1)).map(
           (c) => `${quoteId(c)}=VALUES(${quoteId(c)})`,
         );
-        sql += ` ON DUPLICATE KEY UPDATE ${assign.join(",")}`;
+        tail = ` ON DUPLICATE KEY UPDATE ${assign.join(",")}`;
       }
-      return { sql, params, changes: run.changes };
+      return {
+        sql: head + tuples(run.rows, cols) + tail,
+        text: `${head}${marks} ×${n}${tail}`,
+        changes: run.changes,
+      };
     }
     case "delete": {
-      for (const row of run.rows) for (const c of cols) params.push(row[c] ?? null);
-      const where =
-        cols.length === 1
-          ? `${quoteId(cols[0]!)} IN (${run.rows.map(() => "?").join(",")})`
-          : `(${cols.map(quoteId).join(",")}) IN (${run.rows.map(() => `(${cols.map(() => "?").join(",")})`).join(",")})`;
-      return { sql: `DELETE FROM ${quoteTable(t.ref)} WHERE ${where}`, params, changes: run.changes };
+      const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
+      if (cols.length === 1) {
+        const col = quoteId(cols[0]!);
+        const values = run.rows.map((row) => sqlLiteral(row[cols[0]!] ?? null)).join(",");
+        return {
+          sql: `${head}${col} IN (${values})`,
+          text: `${head}${col} IN (?) ×${n}`,
+          changes: run.changes,
+        };
+      }
+      const list = `(${cols.map(quoteId).join(",")})`;
+      return {
+        sql: `${head}${list} IN (${tuples(run.rows, cols)})`,
+        text: `${head}${list} IN (${marks}) ×${n}`,
+        changes: run.changes,
+      };
     }
     case "delete-image": {
       const row = run.rows[0]!;
       // <=> matches NULL to NULL: the row equal to the before image, one of them if there are twins.
-      const where = cols.map((c) => `${quoteId(c)} <=> ?`).join(" AND ");
-      for (const c of cols) params.push(row[c] ?? null);
-      return { sql: `DELETE FROM ${quoteTable(t.ref)} WHERE ${where} LIMIT 1`, params, changes: run.changes };
+      const where = (value: (c: string) => string) =>
+        cols.map((c) => `${quoteId(c)} <=> ${value(c)}`).join(" AND ");
+      const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
+      return {
+        sql: `${head}${where((c) => sqlLiteral(row[c] ?? null))} LIMIT 1`,
+        text: `${head}${where(() => "?")} LIMIT 1`,
+        changes: run.changes,
+      };
     }
   }
 }

@@ -41,14 +41,14 @@ export class DpuTelemetry implements SinkEvents {
     setState(this.service, "starting");
   }
 
-  statement(st: { sql: string; changes: readonly Change[] }, ms: number): void {
+  statement(st: { sql: string; text?: string; changes: readonly Change[] }, ms: number): void {
     const t = st.changes[0]?.target.ref;
     this.activity.add({
       kind: "dml",
       db: t?.db ?? "",
       table: t?.table ?? "",
       op: /^\s*(\w+)/.exec(st.sql)?.[1]?.toUpperCase() ?? "",
-      text: summarizeSql(st.sql),
+      text: summarizeSql(st.text ?? st.sql),
       rows: st.changes.length,
       durationMs: Math.round(ms * 100) / 100,
     });

@@ -77,7 +77,7 @@ async function runE2e(rows: number, replica: boolean, record: boolean, extra: st
   const met = (ok: boolean) => (ok ? "met" : "NOT met");
   const body = `${table}
 
-Goals: catch-up >= 40,000 rows/s (${met(c.rowsPerSecond >= 40_000)}); latency p50 < 20 ms (${met(l.p50 < 20)}), p99 < 100 ms (${met(l.p99 < 100)}).
+Goals: catch-up >= 40,000 rows/s (${met(c.rowsPerSecond >= 40_000)}) and >= 0.30 of the native replica (${r.replica ? met(c.rowsPerSecond >= 0.3 * r.replica.rowsPerSecond) : "not measured"}); latency p50 < 20 ms (${met(l.p50 < 20)}), p99 < 100 ms (${met(l.p99 < 100)}); \`dfs run\` <= 300 MB (${met(Math.max(c.peakRssMb, l.peakRssMb) <= 300)}).
 
 ${r.replica ? `MariaDB replication: a temporary mariadbd started by the bench (same flags as the stack's target, binlog on with log-slave-updates, single-threaded SQL thread, replicate-do-db of the bench database), CHANGE MASTER TO the same start position, timed from START SLAVE UNTIL the end position to the sentinel row being visible, checksum verified; run after \`dfs run\` had stopped.` : r.replicaNote}
 

@@ -1,13 +1,5 @@
 import { DfsError, ErrorCode } from "@dfs/common";
 import { ControlCallError } from "@dfs/control";
-import { runStackCli } from "@dfs/stack";
-import { runBench } from "./commands/bench.js";
-import { runCapture } from "./commands/capture.js";
-import { runCtl } from "./commands/ctl.js";
-import { runDemo } from "./commands/demo.js";
-import { runMonitor } from "./commands/monitor.js";
-import { runAll, runDlq, runDpu } from "./commands/services.js";
-import { runSnapshot } from "./commands/snapshot.js";
 
 const USAGE = `dfs: MySQL/MariaDB change-data-capture and synchronisation
 
@@ -42,31 +34,35 @@ function exitCodeOf(err: DfsError): number {
   return err.code === ErrorCode.CONFIG_INVALID || err.code === ErrorCode.CONFIG_UNREADABLE ? 2 : 1;
 }
 
-/** Runs one dfs command; returns the process exit code. */
+/**
+ * Runs one dfs command; returns the process exit code. Each command's module is loaded only when
+ * it runs: `dfs run`'s main thread (which hosts only the monitor) does not load capture's and the
+ * DPU's code, which their worker threads load, and every command starts faster.
+ */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case "stack":
-        return await runStackCli(rest);
+        return await (await import("@dfs/stack")).runStackCli(rest);
       case "capture":
-        return await runCapture(rest);
+        return await (await import("./commands/capture.js")).runCapture(rest);
       case "bench":
-        return await runBench(rest);
+        return await (await import("./commands/bench.js")).runBench(rest);
       case "demo":
-        return await runDemo(rest);
+        return await (await import("./commands/demo.js")).runDemo(rest);
       case "dpu":
-        return await runDpu(rest);
+        return await (await import("./commands/services.js")).runDpu(rest);
       case "run":
-        return await runAll(rest);
+        return await (await import("./commands/services.js")).runAll(rest);
       case "dlq":
-        return await runDlq(rest);
+        return await (await import("./commands/services.js")).runDlq(rest);
       case "ctl":
-        return await runCtl(rest);
+        return await (await import("./commands/ctl.js")).runCtl(rest);
       case "snapshot":
-        return await runSnapshot(rest);
+        return await (await import("./commands/snapshot.js")).runSnapshot(rest);
       case "monitor":
-        return await runMonitor(rest);
+        return await (await import("./commands/monitor.js")).runMonitor(rest);
       case undefined:
       case "help":
       case "--help":

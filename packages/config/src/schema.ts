@@ -134,12 +134,12 @@ const dpuSchema = z.strictObject({
         .default(5000)
         .describe("Most stream messages in one group of source transactions applied together"),
       maxRows: int(1, 1_000_000)
-        .default(5000)
+        .default(2500)
         .describe(
           "Most row changes in one group; a source transaction larger than this is applied alone, streamed in parts into one target transaction",
         ),
       maxBytes: size()
-        .prefault("4MiB")
+        .prefault("2MiB")
         .describe("Most message bytes in one group (the same bound streams a larger source transaction)"),
       maxWaitMs: duration({ min: 0 })
         .prefault("0ms")

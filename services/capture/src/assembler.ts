@@ -80,11 +80,11 @@ interface OpenBatch {
 /**
  * A group ends at a commit once it holds this many messages' worth of rows (capture.batch.maxRows
  * each). Grouping pays for small transactions (many share a message); past a message's worth it
- * buys nothing, and a group stays far below the DPU's group bound (dpu.batch.maxRows), so the DPU
- * can gather several into one target transaction and split them across connections instead of
- * streaming one oversized group alone.
+ * buys nothing, and a group stays below the DPU's group bound (dpu.batch.maxRows), so the DPU can
+ * gather several into one target transaction, pipelined and split across connections, instead of
+ * streaming one oversized group alone (ten messages' worth did that to every bulk group).
  */
-const GROUP_MESSAGES = 2;
+const GROUP_MESSAGES = 1;
 
 /** The key of a row as "col=value, ...", shortened, for the monitor (never every column). */
 function keyText(table: TableInfo, row: Record<string, unknown> | undefined): string {

@@ -4,10 +4,8 @@
  * parent -> "stop"; worker -> { kind: "ready" (with the service's ports) | "stopped" | "error" }.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { startCapture } from "@dfs/capture";
 import { createLogger, errorMessage } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
-import { startDpu } from "@dfs/dpu";
 
 export type ServiceKind = "capture" | "dpu";
 
@@ -15,7 +13,11 @@ const port = parentPort!;
 const { cfg, kind } = workerData as { cfg: DfsConfig; kind: ServiceKind };
 try {
   const log = createLogger({ level: cfg.log.level, name: kind });
-  const service = kind === "capture" ? await startCapture(cfg, { log }) : await startDpu(cfg, { log });
+  // Each worker loads only its own service's code.
+  const service =
+    kind === "capture"
+      ? await (await import("@dfs/capture")).startCapture(cfg, { log })
+      : await (await import("@dfs/dpu")).startDpu(cfg, { log });
   port.postMessage({ kind: "ready", endpoints: service.endpoints });
   port.on("message", (m) => {
     if (m === "stop") void service.stop();

@@ -4,7 +4,6 @@ import { formatTableRef } from "@dfs/codec";
 import { createLogger, DfsError, ErrorCode } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { describeConfig, loadConfig } from "@dfs/config";
-import { listDeadLetters, replayFromConfig, startDpu } from "@dfs/dpu";
 import { startMonitor } from "@dfs/monitor";
 import { connectNats } from "@dfs/nats";
 import { ensureControlToken, type Hosted, monitorConfigFor } from "./hosted.js";
@@ -38,6 +37,7 @@ export async function runDpu(argv: string[]): Promise<number> {
   const { cfg } = configArg(argv);
   const log = createLogger({ level: cfg.log.level, name: "dpu" });
   log.info({ config: describeConfig(cfg) }, "starting dpu");
+  const { startDpu } = await import("@dfs/dpu");
   return runUntilSignal([await startDpu(cfg, { log })]);
 }
 
@@ -129,6 +129,7 @@ export async function runAll(argv: string[]): Promise<number> {
 export async function runDlq(argv: string[]): Promise<number> {
   const { cfg, positionals, seqs } = configArg(argv);
   const action = positionals[0];
+  const { listDeadLetters, replayFromConfig } = await import("@dfs/dpu");
   if (action === "list") {
     const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq" });
     try {

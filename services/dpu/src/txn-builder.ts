@@ -342,7 +342,8 @@ export class TxnBuilder {
     // No such table in the target and none to copy from the source: these rows cannot be applied.
     const missing: TargetTable = { ref, columns: new Set(), key: [], keyKind: "none", uniqueKeys: [] };
     const rejected = b.changes.map((d) => ({
-      change: { ...d, seq: m.seq, target: missing, columns: [], keys: null },
+      // In place, like the applied ones: a decoded change cuts its raw row lazily (a copy would lose it).
+      change: Object.assign(d as Change, { seq: m.seq, target: missing, columns: [], keys: null }),
       error: `target table for ${formatTableRef(ref)} does not exist`,
       errno: 1146,
     }));

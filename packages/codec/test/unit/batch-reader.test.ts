@@ -121,3 +121,36 @@ test("an unknown op and a truncated message are DataErrors", () => {
   const whole = encodeBatch(batch([{ op: Op.OP_CREATE, rowIndex: 0, before: [], after: image(0) }]));
   assert.throws(() => decodeBatchChanges(whole.subarray(0, whole.length - 5)), DataError);
 });
+
+test("column names are data: quotes, backslashes, newlines and __proto__ become plain properties", () => {
+  for (const names of [
+    ['a"b', "c\\d", "e\nf", "constructor", "x`y", "$" + "{z}"],
+    ["id", "__proto__", "toString"],
+  ]) {
+    const bytes = encodeBatch(
+      ChangeBatch.fromPartial({
+        ...batch([]),
+        columns: names.map((name) => ({ name, type: "int", charset: "" })),
+        rows: [
+          {
+            op: Op.OP_CREATE,
+            rowIndex: 0,
+            before: [],
+            after: names.map((_, i) => toValue(ValueKind.Int, i)),
+          },
+        ],
+      }),
+    );
+    const after = decodeBatchChanges(bytes).changes[0]!.after!;
+    assert.deepEqual(Object.keys(after), names);
+    for (const [i, n] of names.entries()) assert.equal(Object.getOwnPropertyDescriptor(after, n)?.value, i);
+    assert.equal(Object.getPrototypeOf(after), Object.prototype, "no name set the prototype");
+  }
+});
+
+test("a decoded row's raw field is cut from its message when asked for", () => {
+  const bytes = encodeBatch(batch([{ op: Op.OP_CREATE, rowIndex: 7, before: [], after: image(0) }]));
+  const { changes } = decodeBatchChanges(bytes);
+  const { rows } = splitBatch(bytes);
+  assert.deepEqual(Buffer.from(changes[0]!.raw), Buffer.from(rows[0]!));
+});

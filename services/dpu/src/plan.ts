@@ -35,9 +35,10 @@ interface Run {
   changes: Change[];
 }
 
-/** A statement of planLane, at its level. */
+/** A statement of planLane, at its level; `rowChanges[i]` is the change of `rows[i]`. */
 interface LevelRun extends Run {
   level: number;
+  rowChanges: Change[];
 }
 
 function sameKey(t: TargetTable, a: Record<string, SqlValue>, b: Record<string, SqlValue>): boolean {
@@ -162,13 +163,22 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
     if (!run) {
       run = find(level, op);
       if (!run) {
-        run = { kind: op.kind, table: op.table, columns: op.columns, rows: [], changes: [], level };
+        run = {
+          kind: op.kind,
+          table: op.table,
+          columns: op.columns,
+          rows: [],
+          changes: [],
+          rowChanges: [],
+          level,
+        };
         const runs = levels[level];
         if (runs) runs.push(run);
         else levels[level] = [run];
       }
     }
     run.rows.push(op.image);
+    run.rowChanges.push(op.change);
     if (run.changes[run.changes.length - 1] !== op.change) run.changes.push(op.change);
     for (const k of keys) last.set(k, run);
   }
@@ -179,9 +189,7 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
       if (g.kind === "delete-image") {
         // One row per statement (LIMIT 1 finds one twin).
         for (const [i, row] of g.rows.entries())
-          out.push(
-            toStatement({ ...g, rows: [row], changes: [g.changes[Math.min(i, g.changes.length - 1)]!] }),
-          );
+          out.push(toStatement({ ...g, rows: [row], changes: [g.rowChanges[i]!] }));
         continue;
       }
       for (let at = 0; at < g.rows.length; at += statementRows) {
@@ -190,7 +198,10 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
           toStatement({
             ...g,
             rows,
-            changes: at === 0 && rows.length === g.rows.length ? g.changes : changesOf(g, rows),
+            changes:
+              at === 0 && rows.length === g.rows.length
+                ? g.changes
+                : distinct(g.rowChanges.slice(at, at + statementRows)),
           }),
         );
       }
@@ -198,12 +209,10 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
   return out;
 }
 
-/** The changes whose images are `rows` (a slice of a group's rows). */
-function changesOf(g: Run, rows: readonly Record<string, SqlValue>[]): Change[] {
-  const set = new Set(rows);
+/** The changes in order, each once (a change's rows are next to each other in a statement). */
+function distinct(changes: readonly Change[]): Change[] {
   const out: Change[] = [];
-  for (const ch of g.changes)
-    if ((ch.after && set.has(ch.after)) || (ch.before && set.has(ch.before))) out.push(ch);
+  for (const ch of changes) if (out[out.length - 1] !== ch) out.push(ch);
   return out;
 }
 

@@ -227,8 +227,9 @@ describe("planLane", () => {
   test("statementRows still bounds every statement; keyless deletes stay one per statement, in order", () => {
     const many = Array.from({ length: 7 }, (_, i) => change(t1, "c", null, { id: BigInt(i), v: "x" }, i));
     assert.deepEqual(
-      planLane(many, 3).map((s) => s.changes.length),
-      [3, 3, 1],
+      planLane(many, 3).map((s) => s.changes.map((c) => c.after!.id)),
+      [[0n, 1n, 2n], [3n, 4n, 5n], [6n]],
+      "each statement carries exactly the changes of its rows",
     );
     const k = targetTable("shop", "log", ["a"], []);
     const st = planLane(
@@ -252,6 +253,11 @@ describe("planLane", () => {
         ["INSERT", [3n]],
       ],
       "a keyless table's changes in order; the keyed insert joins the first level",
+    );
+    assert.deepEqual(
+      st.filter((s) => s.sql.startsWith("DELETE")).map((s) => s.changes.map((c) => c.before!.a)),
+      [[1n], [2n]],
+      "each keyless delete carries its own change (a dead letter names the right row)",
     );
   });
 });

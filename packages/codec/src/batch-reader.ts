@@ -147,11 +147,12 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Splits a ChangeBatch into its decoded header and its encoded rows, without decoding the rows. */
-export function splitBatch(bytes: Uint8Array): SplitBatch {
-  const buf = asBuffer(bytes);
+/**
+ * Walks a ChangeBatch's fields: each row field's span [start, end) goes to `row`; the rest (the
+ * header) is decoded by ts-proto and returned.
+ */
+function scanBatch(buf: Buffer, row: (start: number, end: number) => void): ChangeBatch {
   const r = new Reader(buf, 0, buf.length);
-  const rows: Uint8Array[] = [];
   const headerParts: Buffer[] = [];
   let headerStart = 0;
   while (r.pos < r.end) {
@@ -162,14 +163,21 @@ export function splitBatch(bytes: Uint8Array): SplitBatch {
       const len = r.uint32();
       r.pos += len;
       if (r.pos > r.end) throw truncated();
-      rows.push(buf.subarray(fieldStart, r.pos));
+      row(fieldStart, r.pos);
       headerStart = r.pos;
     } else {
       r.skip(tag & 7);
     }
   }
   if (r.end > headerStart) headerParts.push(buf.subarray(headerStart, r.end));
-  const header = ChangeBatch.decode(headerParts.length === 1 ? headerParts[0]! : Buffer.concat(headerParts));
+  return ChangeBatch.decode(headerParts.length === 1 ? headerParts[0]! : Buffer.concat(headerParts));
+}
+
+/** Splits a ChangeBatch into its decoded header and its encoded rows, without decoding the rows. */
+export function splitBatch(bytes: Uint8Array): SplitBatch {
+  const buf = asBuffer(bytes);
+  const rows: Uint8Array[] = [];
+  const header = scanBatch(buf, (start, end) => rows.push(buf.subarray(start, end)));
   return { header, rows };
 }
 
@@ -371,26 +379,8 @@ export function decodeRowField(
 /** Every change of an encoded batch, decoded on the hot path (see above), without cutting the rows out. */
 export function decodeBatchChanges(bytes: Uint8Array): { header: ChangeBatch; changes: DecodedChange[] } {
   const buf = asBuffer(bytes);
-  const r = new Reader(buf, 0, buf.length);
   const spans: number[] = [];
-  const headerParts: Buffer[] = [];
-  let headerStart = 0;
-  while (r.pos < r.end) {
-    const fieldStart = r.pos;
-    const tag = r.uint32();
-    if (tag === TAG_ROWS) {
-      if (fieldStart > headerStart) headerParts.push(buf.subarray(headerStart, fieldStart));
-      const len = r.uint32();
-      r.pos += len;
-      if (r.pos > r.end) throw truncated();
-      spans.push(fieldStart, r.pos);
-      headerStart = r.pos;
-    } else {
-      r.skip(tag & 7);
-    }
-  }
-  if (r.end > headerStart) headerParts.push(buf.subarray(headerStart, r.end));
-  const header = ChangeBatch.decode(headerParts.length === 1 ? headerParts[0]! : Buffer.concat(headerParts));
+  const header = scanBatch(buf, (start, end) => spans.push(start, end));
   const ref = { db: header.db, table: header.table };
   const names = header.columns.map((c) => c.name);
   const make = imageMaker(names);

@@ -293,6 +293,22 @@ function imageMaker(names: readonly string[]): ImageMaker {
 const reader = new Reader(Buffer.alloc(0), 0, 0);
 const values: SqlValue[] = [];
 
+/** The image of the `count` values gathered in `values`; a DataError unless there is one per column. */
+function imageOf(
+  make: ImageMaker,
+  names: readonly string[],
+  count: number,
+  rowIndex: number,
+  ref: TableRef,
+): Row {
+  if (count !== names.length)
+    throw new DataError(
+      ErrorCode.DATA_INVALID,
+      `row ${rowIndex} of ${formatTableRef(ref)} has ${count} values for ${names.length} columns`,
+    );
+  return make(values);
+}
+
 /**
  * Decodes the row field at [start, end) of `buf` (tag, length, body) into a change of `header`'s
  * table. Throws DataError for an unknown op or an image whose length does not match the columns.
@@ -317,18 +333,6 @@ function decodeRowAt(
   let after: Row | null = null;
   let count = 0;
   let image = 0; // the field (3 = before, 4 = after) whose values are being gathered
-  const close = () => {
-    if (image === 0) return;
-    if (count !== names.length)
-      throw new DataError(
-        ErrorCode.DATA_INVALID,
-        `row ${rowIndex} of ${formatTableRef(ref)} has ${count} values for ${names.length} columns`,
-      );
-    if (image === 3) before = make(values);
-    else after = make(values);
-    image = 0;
-    count = 0;
-  };
   while (r.pos < r.end) {
     const tag = r.uint32();
     const field = tag >>> 3;
@@ -337,13 +341,15 @@ function decodeRowAt(
     else if (field === 5 && (tag & 7) === 0) sourceTxn = r.uint32();
     else if ((field === 3 || field === 4) && (tag & 7) === 2) {
       if (field !== image) {
-        close();
+        if (image === 3) before = imageOf(make, names, count, rowIndex, ref);
+        else if (image === 4) after = imageOf(make, names, count, rowIndex, ref);
         if ((field === 3 && before) || (field === 4 && after))
           throw new DataError(
             ErrorCode.DATA_INVALID,
             `row ${rowIndex} of ${formatTableRef(ref)}: an image comes in two parts`,
           );
         image = field;
+        count = 0;
       }
       const vlen = r.uint32();
       const valueEnd = r.pos + vlen;
@@ -352,7 +358,8 @@ function decodeRowAt(
       count++;
     } else r.skip(tag & 7);
   }
-  close();
+  if (image === 3) before = imageOf(make, names, count, rowIndex, ref);
+  else if (image === 4) after = imageOf(make, names, count, rowIndex, ref);
   const code = OPS[op];
   if (!code)
     throw new DataError(ErrorCode.DATA_INVALID, `unknown op ${op} in a change (a newer capture?)`, {

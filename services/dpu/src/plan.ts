@@ -36,7 +36,7 @@ interface Run {
 }
 
 /** A statement of planLane, at its level; `rowChanges[i]` is the change of `rows[i]`. */
-interface LevelRun extends Run {
+interface LevelRun extends Omit<Run, "changes"> {
   level: number;
   rowChanges: Change[];
 }
@@ -168,7 +168,6 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
           table: op.table,
           columns: op.columns,
           rows: [],
-          changes: [],
           rowChanges: [],
           level,
         };
@@ -179,7 +178,6 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
     }
     run.rows.push(op.image);
     run.rowChanges.push(op.change);
-    if (run.changes[run.changes.length - 1] !== op.change) run.changes.push(op.change);
     for (const k of keys) last.set(k, run);
   }
   const out: Statement[] = [];
@@ -198,10 +196,7 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
           toStatement({
             ...g,
             rows,
-            changes:
-              at === 0 && rows.length === g.rows.length
-                ? g.changes
-                : distinct(g.rowChanges.slice(at, at + statementRows)),
+            changes: distinct(g.rowChanges, at, at + rows.length),
           }),
         );
       }
@@ -209,10 +204,10 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
   return out;
 }
 
-/** The changes in order, each once (a change's rows are next to each other in a statement). */
-function distinct(changes: readonly Change[]): Change[] {
+/** changes[from, to) in order, each once (a change's rows are next to each other in a statement). */
+function distinct(changes: readonly Change[], from: number, to: number): Change[] {
   const out: Change[] = [];
-  for (const ch of changes) if (out[out.length - 1] !== ch) out.push(ch);
+  for (let i = from; i < to; i++) if (out[out.length - 1] !== changes[i]) out.push(changes[i]!);
   return out;
 }
 

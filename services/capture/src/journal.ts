@@ -200,9 +200,7 @@ export class Journal {
   discardIncomplete(): void {
     const committed = this.checkpointValue?.committedScn ?? 0;
     this.db.prepare("DELETE FROM entries WHERE scn > ?").run(committed);
-    this.recent = [];
-    this.recentHead = 0;
-    this.recentBytes = 0;
+    this.clearRecent();
     const agg = this.db
       .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM entries WHERE scn > ?")
       .get(this.publishedValue) as { n: number; b: number };
@@ -275,20 +273,28 @@ export class Journal {
     }
   }
 
+  private clearRecent(): void {
+    this.recent = [];
+    this.recentHead = 0;
+    this.recentBytes = 0;
+  }
+
+  /** Drops the oldest entry of the in-memory cache. */
+  private forgetOldestRecent(): void {
+    this.recentBytes -= this.recent[this.recentHead]!.payload.byteLength;
+    this.recent[this.recentHead++] = undefined as unknown as JournalEntry;
+  }
+
   private remember(e: JournalEntry): void {
     const last = this.recent[this.recent.length - 1];
     if (last && e.scn !== last.scn + 1) {
       // Not contiguous (cannot happen while SCNs are assigned in order): start the cache over.
-      this.recent = [];
-      this.recentHead = 0;
-      this.recentBytes = 0;
+      this.clearRecent();
     }
     this.recent.push(e);
     this.recentBytes += e.payload.byteLength;
-    while (this.recentBytes > RECENT_MAX_BYTES && this.recentHead < this.recent.length - 1) {
-      this.recentBytes -= this.recent[this.recentHead]!.payload.byteLength;
-      this.recent[this.recentHead++] = undefined as unknown as JournalEntry;
-    }
+    while (this.recentBytes > RECENT_MAX_BYTES && this.recentHead < this.recent.length - 1)
+      this.forgetOldestRecent();
     if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
       this.recent = this.recent.slice(this.recentHead);
       this.recentHead = 0;
@@ -308,10 +314,7 @@ export class Journal {
         out.push(e);
       }
       // Entries before the reader's cursor are not needed again (a resync goes to the table).
-      while (this.recentHead < from && this.recentHead < this.recent.length - 1) {
-        this.recentBytes -= this.recent[this.recentHead]!.payload.byteLength;
-        this.recent[this.recentHead++] = undefined as unknown as JournalEntry;
-      }
+      while (this.recentHead < from && this.recentHead < this.recent.length - 1) this.forgetOldestRecent();
       return out;
     }
     const rows = this.readEntries.all(afterScn, upTo, limit) as {
@@ -358,10 +361,8 @@ export class Journal {
       this.deleteUpTo.run(scn);
     })();
     this.publishedValue = scn;
-    while (this.recentHead < this.recent.length && this.recent[this.recentHead]!.scn <= scn) {
-      this.recentBytes -= this.recent[this.recentHead]!.payload.byteLength;
-      this.recent[this.recentHead++] = undefined as unknown as JournalEntry;
-    }
+    while (this.recentHead < this.recent.length && this.recent[this.recentHead]!.scn <= scn)
+      this.forgetOldestRecent();
     this.bytes -= freed.b;
     this.count -= freed.n;
   }

@@ -10,4 +10,13 @@ export {
   loadConfig,
   parseConfig,
 } from "./load.js";
+export {
+  CASTS,
+  type ColumnSpec,
+  type KeySpec,
+  type MappingSpec,
+  type PipelineConfig,
+  pipelineSchema,
+  type TableColumns,
+} from "./pipeline.js";
 export { configSchema, type DfsConfig, type DfsConfigInput, LOG_LEVELS, START_FROM } from "./schema.js";

@@ -8,6 +8,7 @@ import { isGtidSet } from "@dfs/codec";
 import { parseMysqlUrl } from "@dfs/mysql";
 import * as z from "zod";
 import { duration, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
+import { pipelineSchema } from "./pipeline.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export const START_FROM = ["earliest", "latest", "position", "gtid"] as const;
@@ -402,6 +403,9 @@ export const configSchema = z
       .prefault({})
       .describe("The gRPC control plane"),
     monitor: monitorSchema.prefault({}).describe("The monitor web UI"),
+    pipeline: pipelineSchema
+      .optional()
+      .describe("The pipeline use: mappings onto a target of another structure; absent = sync"),
   })
   .transform((cfg) => {
     const { journal } = cfg.capture;

@@ -14,6 +14,10 @@ export interface ColumnInfo {
   nullable: boolean;
   /** A VIRTUAL or STORED generated column: its value is computed, never written. */
   generated: boolean;
+  /** An AUTO_INCREMENT column: the server makes its value when an insert leaves it out. */
+  autoIncrement: boolean;
+  /** Whether an insert may leave it out (it is NULL-able, has a default, or is generated). */
+  optional: boolean;
 }
 
 /** A table's columns and keys: the one key discovery of the project. */
@@ -42,22 +46,31 @@ export async function describeTable(s: MysqlSession, ref: TableRef): Promise<Tab
       charset: string | null;
       nullable: string;
       extra: string;
+      hasDefault: number | string;
     }[]
   >(
     `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType,
-            CHARACTER_SET_NAME AS charset, IS_NULLABLE AS nullable, EXTRA AS extra
+            CHARACTER_SET_NAME AS charset, IS_NULLABLE AS nullable, EXTRA AS extra,
+            COLUMN_DEFAULT IS NOT NULL AS hasDefault
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [ref.db, ref.table],
   );
   if (cols.length === 0) return null;
-  const columns: ColumnInfo[] = cols.map((c) => ({
-    name: c.name,
-    dataType: c.dataType.toLowerCase(),
-    columnType: c.columnType,
-    charset: c.charset,
-    nullable: c.nullable === "YES",
-    generated: /\b(VIRTUAL|STORED|PERSISTENT) GENERATED\b/i.test(c.extra ?? ""),
-  }));
+  const columns: ColumnInfo[] = cols.map((c) => {
+    const generated = /\b(VIRTUAL|STORED|PERSISTENT) GENERATED\b/i.test(c.extra ?? "");
+    const autoIncrement = /\bauto_increment\b/i.test(c.extra ?? "");
+    const nullable = c.nullable === "YES";
+    return {
+      name: c.name,
+      dataType: c.dataType.toLowerCase(),
+      columnType: c.columnType,
+      charset: c.charset,
+      nullable,
+      generated,
+      autoIncrement,
+      optional: nullable || generated || autoIncrement || Number(c.hasDefault) === 1,
+    };
+  });
   const idx = await s.query<{ name: string; col: string }[]>(
     `SELECT INDEX_NAME AS name, COLUMN_NAME AS col FROM information_schema.STATISTICS
       WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX`,
@@ -102,4 +115,46 @@ export async function showCreateTable(s: MysqlSession, ref: TableRef): Promise<s
 export async function showCreateDatabase(s: MysqlSession, db: string): Promise<string> {
   const rows = await s.query<Record<string, string>[]>(`SHOW CREATE DATABASE ${quoteId(db)}`);
   return String(Object.values(rows[0] ?? {})[1] ?? "");
+}
+
+/** A FOREIGN KEY constraint: `columns` of `child` reference `parentColumns` of `parent`. */
+export interface ForeignKey {
+  name: string;
+  child: TableRef;
+  columns: string[];
+  parent: TableRef;
+  parentColumns: string[];
+}
+
+/** The foreign keys declared in the databases `dbs` (InnoDB's constraints, from information_schema). */
+export async function foreignKeys(s: MysqlSession, dbs: readonly string[]): Promise<ForeignKey[]> {
+  if (dbs.length === 0) return [];
+  const rows = await s.query<
+    { db: string; tbl: string; name: string; col: string; pdb: string; ptbl: string; pcol: string }[]
+  >(
+    `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col,
+            REFERENCED_TABLE_SCHEMA AS pdb, REFERENCED_TABLE_NAME AS ptbl, REFERENCED_COLUMN_NAME AS pcol
+       FROM information_schema.KEY_COLUMN_USAGE
+      WHERE TABLE_SCHEMA IN (${dbs.map(() => "?").join(",")}) AND REFERENCED_TABLE_NAME IS NOT NULL
+      ORDER BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION`,
+    [...dbs],
+  );
+  const out = new Map<string, ForeignKey>();
+  for (const r of rows) {
+    const id = `${r.db}\u0000${r.tbl}\u0000${r.name}`;
+    let fk = out.get(id);
+    if (!fk) {
+      fk = {
+        name: r.name,
+        child: { db: r.db, table: r.tbl },
+        columns: [],
+        parent: { db: r.pdb, table: r.ptbl },
+        parentColumns: [],
+      };
+      out.set(id, fk);
+    }
+    fk.columns.push(r.col);
+    fk.parentColumns.push(r.pcol);
+  }
+  return [...out.values()];
 }

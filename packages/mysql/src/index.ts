@@ -6,6 +6,8 @@
 export {
   type ColumnInfo,
   describeTable,
+  type ForeignKey,
+  foreignKeys,
   showCreateDatabase,
   showCreateTable,
   type TableDescription,

@@ -20,6 +20,7 @@ import {
   showCreateTable,
 } from "@dfs/mysql";
 import { DDL_ALREADY_APPLIED, mapDdl } from "./ddl.js";
+import type { PipelineWriter } from "./pipeline/writer.js";
 import { planLane, planStatements, type Statement } from "./plan.js";
 import {
   type ApplyGroup,
@@ -60,6 +61,8 @@ export interface MysqlSinkOptions {
   /** Records refused changes durably (the dead-letter stream) before their transaction commits. */
   deadLetter(rejected: Rejected[]): Promise<void>;
   events?: SinkEvents;
+  /** The pipeline use: mapped tables are written through it (one connection), others as in sync. */
+  pipeline?: PipelineWriter;
 }
 
 /**
@@ -103,7 +106,8 @@ export class MysqlSink implements Sink {
 
   async open(): Promise<SinkCheckpoint> {
     const cp = await this.withRetry("read the checkpoint", 0, async (s) => {
-      this.lanesValue = await resolveConnections(s, this.o.connections);
+      // The pipeline's key maps need a parent's insert before its children's: one connection.
+      this.lanesValue = this.o.pipeline ? 1 : await resolveConnections(s, this.o.connections);
       const packet = await s.query<{ p: string }[]>("SELECT @@max_allowed_packet AS p");
       this.maxScriptBytes = Math.min(
         MAX_SCRIPT_BYTES,
@@ -138,7 +142,7 @@ export class MysqlSink implements Sink {
   }
 
   prepare(group: ApplyGroup): void {
-    if (!this.plans.has(group))
+    if (!this.plans.has(group) && !this.o.pipeline)
       this.plans.set(
         group,
         group.lanes.map((l) => planLane(l.changes, this.o.statementRows)),
@@ -147,7 +151,7 @@ export class MysqlSink implements Sink {
 
   async applyGroup(group: ApplyGroup): Promise<Rejected[]> {
     this.prepare(group);
-    const plans = this.plans.get(group)!;
+    const plans = this.plans.get(group) ?? [];
     // One lane with exactly the messages up to lastSeq moves the low-water mark itself; otherwise
     // each lane records its source transactions, and the mark follows with the next group.
     const alone = group.lanes.length === 1 && group.whole;
@@ -160,7 +164,7 @@ export class MysqlSink implements Sink {
           if (tried && (alone ? await this.reached(s, group.lastSeq) : await this.recorded(s, lane)))
             return [];
           tried = true;
-          return this.applyLane(s, lane, plans[i]!, record);
+          return this.applyLane(s, lane, plans[i], record);
         });
       }),
     );
@@ -177,13 +181,20 @@ export class MysqlSink implements Sink {
   private async applyLane(
     s: MysqlSession,
     lane: Lane,
-    statements: Statement[],
+    statements: Statement[] | undefined,
     record: Statement[],
   ): Promise<Rejected[]> {
     const started = performance.now();
     try {
-      await this.script(s, [BEGIN, ...statements, ...record, COMMIT]);
+      if (statements) await this.script(s, [BEGIN, ...statements, ...record, COMMIT]);
+      else {
+        await s.query("BEGIN");
+        await this.write(s, lane.changes);
+        await this.script(s, [...record, COMMIT]);
+      }
+      this.o.pipeline?.committed();
     } catch (err) {
+      this.o.pipeline?.rolledBack();
       await s.query("ROLLBACK").catch(() => {});
       if (!(err instanceof DataError)) throw err;
       this.o.log.warn(
@@ -210,7 +221,9 @@ export class MysqlSink implements Sink {
     try {
       rejected = await this.applyRowByRow(s, changes);
       await this.script(s, [...record, COMMIT]);
+      this.o.pipeline?.committed();
     } catch (err) {
+      this.o.pipeline?.rolledBack();
       await s.query("ROLLBACK").catch(() => {});
       throw err;
     }
@@ -224,7 +237,7 @@ export class MysqlSink implements Sink {
     for (const change of changes) {
       await s.query("SAVEPOINT dfs_row");
       try {
-        await this.script(s, planStatements([change], 1));
+        await (this.o.pipeline ? this.write(s, [change]) : this.script(s, planStatements([change], 1)));
       } catch (err) {
         if (!(err instanceof DataError)) throw err;
         await s.query("ROLLBACK TO SAVEPOINT dfs_row");
@@ -248,6 +261,12 @@ export class MysqlSink implements Sink {
     if (rejected.length > 0) this.o.events?.rejected?.(rejected);
   }
 
+  /** Changes through the pipeline writer, or planned as in sync, inside the session's open transaction. */
+  private write(s: MysqlSession, changes: readonly Change[]): Promise<void> {
+    if (this.o.pipeline) return this.o.pipeline.apply(s, changes, (st) => this.script(s, st));
+    return this.script(s, planLane(changes, this.o.statementRows));
+  }
+
   /** Statements in as few round trips as the packet size allows; each reported with its share of the time. */
   private script(s: MysqlSession, statements: readonly Statement[]): Promise<void> {
     return runScript(s, statements, this.maxScriptBytes, (from, to, ms) => {
@@ -261,6 +280,15 @@ export class MysqlSink implements Sink {
   }
 
   async applyDdl(ddl: DdlChange, seq: number): Promise<void> {
+    const pipeline = this.o.pipeline;
+    if (pipeline?.ownsDdl(ddl)) {
+      // A mapped table's target has its own structure: the source's DDL does not fit it.
+      this.o.log.warn(
+        { statement: ddl.statement.slice(0, 200) },
+        "DDL on a mapped source table is not applied to the target (pipeline use); check the mapping still fits",
+      );
+      return this.advance(seq);
+    }
     await this.withRetry("apply DDL", 0, async (s) => {
       // The session database may be empty (qualified names only): map every database it touches.
       const touched = new Set([ddl.db, ...ddl.tables.map((t) => t.db)].filter(Boolean));
@@ -308,7 +336,7 @@ export class MysqlSink implements Sink {
       }
       await s.query("SAVEPOINT dfs_part");
       try {
-        await this.script(s, planLane(changes, this.o.statementRows));
+        await this.write(s, changes);
         this.stats.rowsApplied += changes.length;
         return [];
       } catch (err) {
@@ -331,6 +359,7 @@ export class MysqlSink implements Sink {
       if (!this.largeOpen) await s.query("BEGIN");
       await this.saveLowWater(s, seq);
       await s.query("COMMIT");
+      this.o.pipeline?.committed();
       this.largeOpen = false;
       this.pendingLow = 0;
     } catch (err) {
@@ -341,14 +370,19 @@ export class MysqlSink implements Sink {
 
   private async abortLarge(): Promise<void> {
     this.largeOpen = false;
+    this.o.pipeline?.rolledBack();
     await this.sessions[0]?.query("ROLLBACK").catch(() => {});
   }
 
   async replay(changes: readonly Change[]): Promise<void> {
     await this.withRetry("replay changes", 0, async (s) => {
       try {
-        await this.script(s, [BEGIN, ...planLane(changes, this.o.statementRows), COMMIT]);
+        await s.query("BEGIN");
+        await this.write(s, changes);
+        await s.query("COMMIT");
+        this.o.pipeline?.committed();
       } catch (err) {
+        this.o.pipeline?.rolledBack();
         await s.query("ROLLBACK").catch(() => {});
         throw err;
       }
@@ -365,6 +399,8 @@ export class MysqlSink implements Sink {
 
   /** The target table; in sync mode, created from the source's definition when it is missing. */
   private async lookUp(s: MysqlSession, source: TableRef): Promise<TargetTable | null> {
+    const mapped = this.o.pipeline?.describe(source);
+    if (mapped) return mapped;
     const ref = { db: this.o.mapDb(source.db), table: source.table };
     const found = await describeTarget(s, ref);
     if (found || !this.o.source) return found;
@@ -463,6 +499,7 @@ export class MysqlSink implements Sink {
         await s.query(
           `CREATE TABLE IF NOT EXISTS ${this.appliedTable} (consumer VARCHAR(200) NOT NULL, stream_seq BIGINT UNSIGNED NOT NULL, first_row INT UNSIGNED NOT NULL, max_seq BIGINT UNSIGNED NOT NULL, units MEDIUMTEXT NOT NULL, PRIMARY KEY (consumer, stream_seq, first_row), KEY (consumer, max_seq))`,
         );
+        if (this.o.pipeline) await s.query(this.o.pipeline.keymap.createStatement());
       }
     } catch (err) {
       await s.close();
@@ -559,6 +596,7 @@ export function mysqlSinkOf(
     events?: SinkEvents;
     consumer?: string;
     connections?: number | "auto";
+    pipeline?: PipelineWriter | null;
   },
 ): MysqlSink {
   const target = cfg.target!;
@@ -575,5 +613,6 @@ export function mysqlSinkOf(
     signal: o.signal,
     deadLetter: o.deadLetter,
     ...(o.events ? { events: o.events } : {}),
+    ...(o.pipeline ? { pipeline: o.pipeline } : {}),
   });
 }

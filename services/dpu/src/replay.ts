@@ -4,6 +4,7 @@ import type { DfsConfig } from "@dfs/config";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { deleteDeadLetter, listDeadLetters } from "./dlq.js";
 import { mysqlSinkOf } from "./mysql-sink.js";
+import { openPipeline } from "./pipeline/setup.js";
 import type { Sink } from "./sink.js";
 
 export interface ReplayResult {
@@ -64,11 +65,14 @@ export async function replayFromConfig(
       "target: replaying dead letters needs a target (target.url)",
     ]);
   const stop = new AbortController();
+  // The pipeline use replays through its mappings and key maps, as the DPU applies.
+  const pipeline = await openPipeline(cfg, { log, signal: stop.signal });
   const sink = mysqlSinkOf(cfg, {
     log,
     signal: stop.signal,
     deadLetter: async () => {},
     consumer: "dlq-replay",
+    pipeline,
   });
   try {
     return await replayDeadLetters(nc, cfg.source.id, sink, seqs);

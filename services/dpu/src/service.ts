@@ -6,6 +6,7 @@ import { connectNats, ensureStreams, subjects } from "@dfs/nats";
 import { dpuControl } from "./control.js";
 import { deadLetterMessage, publishDeadLetters } from "./dlq.js";
 import { mysqlSinkOf } from "./mysql-sink.js";
+import { openPipeline } from "./pipeline/setup.js";
 import { DpuRuntime, type DpuService } from "./runtime.js";
 import type { Rejected } from "./sink.js";
 import { StreamReader } from "./stream-reader.js";
@@ -55,7 +56,8 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
     scope.defer(() => nc.close());
     await ensureStreams(nc, sourceId, streamSettings(cfg));
     const deadLetter = (rejected: Rejected[]) => publishDeadLetters(nc, sourceId, consumer, rejected);
-    const sink = mysqlSinkOf(cfg, { log, signal: stopping.signal, deadLetter, events: telemetry });
+    const pipeline = await openPipeline(cfg, { log, signal: stopping.signal });
+    const sink = mysqlSinkOf(cfg, { log, signal: stopping.signal, deadLetter, events: telemetry, pipeline });
     const b = cfg.dpu.batch;
     // The queue holds two groups: the one being built and the next, while one is applied.
     const reader = new StreamReader({

@@ -56,6 +56,9 @@ export async function forgetRun(
     await o.dst
       .query(`DELETE FROM \`_dfs\`.${q(table)} WHERE consumer LIKE ?`, [`${o.id}:%`])
       .catch(() => {});
+  await o.dst
+    .query("DELETE FROM `_dfs`.`_dfs_keymap` WHERE target_table LIKE ?", [`${databases.target}.%`])
+    .catch(() => {});
 }
 
 /** SHOW CREATE TABLE, or "<missing>". */

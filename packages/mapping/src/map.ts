@@ -1,0 +1,137 @@
+/**
+ * A source change through its mappings: per target table, what to write or remove. Rows moving
+ * into a filter become writes and rows moving out become removals; a change of the key is a
+ * removal and a write for targets keyed by source values, and a key-map move for generated keys.
+ */
+import { type DecodedChange, type SqlValue, tableKey } from "@dfs/codec";
+import { DataError, ErrorCode } from "@dfs/common";
+import type { CompiledPipeline, TargetPlan } from "./compile.js";
+import { truthy } from "./expr.js";
+
+/** A target row: its values, and the columns whose value is a parent's source key to rewrite. */
+export interface MappedRow {
+  values: Record<string, SqlValue>;
+  refs: { column: string; parent: TargetPlan; key: string }[];
+}
+
+export type TargetOp =
+  | {
+      kind: "write";
+      plan: TargetPlan;
+      /** The source row's key (encodeKey). */
+      key: string;
+      /** The key it had before an update changed it (generated keys: the key map moves). */
+      previousKey: string | null;
+      row: MappedRow;
+    }
+  | { kind: "remove"; plan: TargetPlan; key: string; row: MappedRow };
+
+/** A change that cannot be mapped (an expression or hook failed): dead-lettered with this reason. */
+export class MappingError extends DataError {
+  constructor(message: string) {
+    super(ErrorCode.DATA_INVALID, message);
+  }
+}
+
+/** A key as text that is the same for equal values of any integer representation. */
+export function encodeKey(values: readonly SqlValue[]): string {
+  return JSON.stringify(
+    values.map((v) =>
+      v === null ? null : v instanceof Uint8Array ? `0x${Buffer.from(v).toString("hex")}` : String(v),
+    ),
+  );
+}
+
+function sourceKeyOf(plan: TargetPlan, row: Record<string, SqlValue>): string {
+  return encodeKey(plan.sourceKey.map((c) => row[c] ?? null));
+}
+
+function mapImage(plan: TargetPlan, change: DecodedChange, image: "before" | "after"): MappedRow | null {
+  const src = change[image];
+  if (!src) return null;
+  if (plan.filter) {
+    let keep: boolean;
+    try {
+      keep = truthy(plan.filter.run(src));
+    } catch (err) {
+      throw new MappingError(`${plan.path}.filter: ${(err as Error).message}`);
+    }
+    if (!keep) return null;
+  }
+  let values: Record<string, SqlValue> = {};
+  for (const c of plan.columns) {
+    try {
+      values[c.target] = c.value(src);
+    } catch (err) {
+      throw new MappingError(`${plan.path}.columns.${c.target}: ${(err as Error).message}`);
+    }
+  }
+  if (plan.hook) {
+    let out: Record<string, SqlValue> | null | undefined;
+    try {
+      out = plan.hook.run(
+        { ...values },
+        { op: change.op, image, source: plan.source, target: plan.target, sourceRow: src },
+      );
+    } catch (err) {
+      throw new MappingError(
+        `hooks module ${plan.hook.module} map() threw for ${plan.path}: ${(err as Error).message}`,
+      );
+    }
+    if (out === null || out === undefined) return null;
+    if (typeof out !== "object")
+      throw new MappingError(
+        `hooks module ${plan.hook.module} map() returned ${typeof out}, not a row or null, for ${plan.path}`,
+      );
+    values = out;
+  }
+  const refs: MappedRow["refs"] = [];
+  for (const c of plan.columns) {
+    const v = values[c.target];
+    if (c.parent && v !== null && v !== undefined)
+      refs.push({ column: c.target, parent: c.parent, key: encodeKey([v]) });
+  }
+  return { values, refs };
+}
+
+function sameTargetKey(plan: TargetPlan, a: MappedRow, b: MappedRow): boolean {
+  return plan.keyColumns.every((k) => {
+    const x = a.values[k] ?? null;
+    const y = b.values[k] ?? null;
+    return x instanceof Uint8Array && y instanceof Uint8Array
+      ? Buffer.compare(x, y) === 0
+      : String(x) === String(y) && (x === null) === (y === null);
+  });
+}
+
+/** What one source change does to each of its target tables, in mapping order. */
+export function mapChange(
+  pipeline: CompiledPipeline,
+  change: DecodedChange,
+  key: string = tableKey(change.ref),
+): TargetOp[] {
+  const plans = pipeline.bySource.get(key);
+  if (!plans) return [];
+  const out: TargetOp[] = [];
+  for (const plan of plans) {
+    const before = change.op === "u" || change.op === "d" ? mapImage(plan, change, "before") : null;
+    const after = change.op === "d" ? null : mapImage(plan, change, "after");
+    const beforeKey = before ? sourceKeyOf(plan, change.before!) : null;
+    const afterKey = after ? sourceKeyOf(plan, change.after!) : null;
+    if (before && after) {
+      if (plan.key !== "generated" && !sameTargetKey(plan, before, after)) {
+        out.push({ kind: "remove", plan, key: beforeKey!, row: before });
+        out.push({ kind: "write", plan, key: afterKey!, previousKey: null, row: after });
+      } else
+        out.push({
+          kind: "write",
+          plan,
+          key: afterKey!,
+          previousKey: beforeKey === afterKey ? null : beforeKey,
+          row: after,
+        });
+    } else if (before) out.push({ kind: "remove", plan, key: beforeKey!, row: before });
+    else if (after) out.push({ kind: "write", plan, key: afterKey!, previousKey: null, row: after });
+  }
+  return out;
+}

@@ -1,0 +1,140 @@
+/**
+ * The key map of targets that generate their own keys: (target table, source table, source key)
+ * -> target key, in the target's `_dfs_keymap`, written in the same transaction as the row it
+ * maps. Entries a transaction adds or removes stay in its overlay until it commits; committed
+ * entries are cached (this DPU is the only writer of its tables' entries).
+ */
+import { formatTableRef, type TableRef } from "@dfs/codec";
+import { type MysqlSession, quoteId, sqlLiteral } from "@dfs/mysql";
+import type { Statement } from "../plan.js";
+
+/** Committed entries kept in memory; the oldest are dropped past this. */
+const CACHE_ENTRIES = 500_000;
+/** Keys per look-up query. */
+const LOOKUP_CHUNK = 500;
+
+/** Entry id: target table, source table and source key, NUL-separated. */
+export function entryId(target: TableRef, source: TableRef, key: string): string {
+  return `${formatTableRef(target)}\u0000${formatTableRef(source)}\u0000${key}`;
+}
+
+export class KeyMap {
+  /** Committed entries (null: known to have none). */
+  private readonly cache = new Map<string, string | null>();
+  /** The open transaction's changes. */
+  private overlay = new Map<string, string | null>();
+
+  constructor(private readonly metaDatabase: string) {}
+
+  get table(): string {
+    return `${quoteId(this.metaDatabase)}.\`_dfs_keymap\``;
+  }
+
+  createStatement(): string {
+    // Binary columns: the key is compared byte for byte, and the index stays under InnoDB's limit.
+    return `CREATE TABLE IF NOT EXISTS ${this.table} (target_table VARBINARY(256) NOT NULL, source_table VARBINARY(256) NOT NULL, source_key VARBINARY(2048) NOT NULL, target_key VARBINARY(255) NOT NULL, PRIMARY KEY (target_table, source_table, source_key), KEY by_target (target_table, target_key))`;
+  }
+
+  /** The target key of an entry as this transaction sees it: string, null (none), undefined (not known yet). */
+  get(id: string): string | null | undefined {
+    const o = this.overlay.get(id);
+    if (o !== undefined) return o;
+    return this.cache.get(id);
+  }
+
+  /** Loads the entries `ids` this DPU does not know yet, in as few queries as it can. */
+  async load(s: MysqlSession, ids: Iterable<string>, force = false): Promise<void> {
+    const missing = [...new Set(ids)].filter((id) => force || this.get(id) === undefined);
+    for (let at = 0; at < missing.length; at += LOOKUP_CHUNK) {
+      const chunk = missing.slice(at, at + LOOKUP_CHUNK);
+      const tuples = chunk.map(
+        (id) =>
+          `(${id
+            .split("\u0000")
+            .map((p) => sqlLiteral(p))
+            .join(",")})`,
+      );
+      const rows = await s.query<{ t: Buffer; s: Buffer; k: Buffer; v: Buffer }[]>(
+        `SELECT target_table AS t, source_table AS s, source_key AS k, target_key AS v FROM ${this.table} WHERE (target_table, source_table, source_key) IN (${tuples.join(",")})`,
+      );
+      const found = new Map(rows.map((r) => [`${r.t}\u0000${r.s}\u0000${r.k}`, r.v.toString()]));
+      for (const id of chunk) {
+        if (this.overlay.has(id)) continue;
+        this.remember(id, found.get(id) ?? null);
+      }
+    }
+  }
+
+  /** Records a new entry in the open transaction. */
+  put(id: string, targetKey: string): void {
+    this.overlay.set(id, targetKey);
+  }
+
+  remove(id: string): void {
+    this.overlay.set(id, null);
+  }
+
+  /** Statements that bring the entries `touched` to their final state (a target key, or none). */
+  statements(touched: ReadonlyMap<string, string | null>): Statement[] {
+    const puts: { id: string; key: string }[] = [];
+    const removes: string[] = [];
+    for (const [id, key] of touched) {
+      if (key === null) removes.push(id);
+      else puts.push({ id, key });
+    }
+    const out: Statement[] = [];
+    if (removes.length > 0)
+      out.push({
+        sql: `DELETE FROM ${this.table} WHERE (target_table, source_table, source_key) IN (${removes
+          .map(
+            (id) =>
+              `(${id
+                .split("\u0000")
+                .map((p) => sqlLiteral(p))
+                .join(",")})`,
+          )
+          .join(",")})`,
+        text: `DELETE FROM ${this.table} WHERE (...) IN (?) ×${removes.length}`,
+        changes: [],
+      });
+    if (puts.length > 0)
+      out.push({
+        sql: `INSERT INTO ${this.table} (target_table, source_table, source_key, target_key) VALUES ${puts.map((p) => `(${[...p.id.split("\u0000"), p.key].map((v) => sqlLiteral(v)).join(",")})`).join(",")} ON DUPLICATE KEY UPDATE target_key = VALUES(target_key)`,
+        text: `INSERT INTO ${this.table} (...) VALUES (?) ×${puts.length}`,
+        changes: [],
+      });
+    return out;
+  }
+
+  /** A savepoint of the overlay (to undo a refused change's entries). */
+  mark(): Map<string, string | null> {
+    return new Map(this.overlay);
+  }
+
+  restore(mark: Map<string, string | null>): void {
+    this.overlay = mark;
+  }
+
+  /** The open transaction committed: its entries are the target's now. */
+  committed(): void {
+    for (const [id, v] of this.overlay) this.remember(id, v);
+    this.overlay = new Map();
+  }
+
+  /** The open transaction was rolled back: its entries never existed. */
+  rolledBack(): void {
+    this.overlay = new Map();
+  }
+
+  /** Forgets everything cached (another replica may have written meanwhile). */
+  clear(): void {
+    this.cache.clear();
+    this.overlay = new Map();
+  }
+
+  private remember(id: string, v: string | null): void {
+    this.cache.delete(id);
+    this.cache.set(id, v);
+    if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+  }
+}

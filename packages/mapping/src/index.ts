@@ -12,5 +12,6 @@ export {
   type TargetPlan,
 } from "./compile.js";
 export { castValue, compileExpr, Dec, ExprError, type ExprValue, FUNCTIONS, toSql, truthy } from "./expr.js";
+export { type Edge, parentsFirst, tableGroups } from "./graph.js";
 export { type Hook, type HookContext, loadHooks } from "./hooks.js";
 export { encodeKey, type MappedRow, MappingError, mapChange, type TargetOp } from "./map.js";

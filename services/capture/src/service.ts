@@ -249,6 +249,11 @@ function buildSnapshots(
     flush: () => writer.flush(),
     metrics: telemetry.snapshot,
     log,
+    // Declared relationships (pipeline use) order snapshots beside the source's foreign keys.
+    relationships: (cfg.pipeline?.relationships ?? []).map((r) => ({
+      child: { db: r.child.db, table: r.child.table },
+      parent: { db: r.parent.db, table: r.parent.table },
+    })),
   });
 }
 

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { formatTableRef, type Position, parseTableRef, sameTable, type TableRef, tableKey } from "@dfs/codec";
 import { AbortedError, ConfigError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
+import { type Edge, parentsFirst } from "@dfs/mapping";
 import type { SnapshotMetrics } from "@dfs/metrics";
-import { type MysqlEndpoint, MysqlSession, quoteId, quoteTable, READ_SESSION } from "@dfs/mysql";
+import { foreignKeys, type MysqlEndpoint, MysqlSession, quoteId, quoteTable, READ_SESSION } from "@dfs/mysql";
 import type { Op } from "@dfs/proto";
 import type { Assembler, BinlogHandler } from "./assembler.js";
 import type { TableFilter } from "./filter.js";
@@ -35,6 +36,8 @@ export interface SnapshotOptions {
   flush(): void;
   metrics: SnapshotMetrics;
   log: Logger;
+  /** Relationships beside the source's foreign keys: parents are read before their children. */
+  relationships?: readonly Edge[];
 }
 
 interface Chunk {
@@ -255,6 +258,9 @@ export class SnapshotCoordinator implements BinlogHandler {
       refs = refs.filter((r) => !skipped.has(tableKey(r)));
       if (refs.length === 0) problems.push("no captured table to snapshot");
       if (problems.length > 0) throw new ConfigError(ErrorCode.CONFIG_INVALID, problems);
+      // Parents first: a child's rows find their parents' (pipeline key maps, target FK checks).
+      const fks = await foreignKeys(conn, [...new Set(refs.map((r) => r.db))]);
+      refs = parentsFirst(refs, [...fks, ...(this.o.relationships ?? [])]);
     } finally {
       await conn.close();
     }

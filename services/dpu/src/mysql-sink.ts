@@ -282,8 +282,10 @@ export class MysqlSink implements Sink {
   async applyDdl(ddl: DdlChange, seq: number): Promise<void> {
     const pipeline = this.o.pipeline;
     if (pipeline?.ownsDdl(ddl)) {
-      // A mapped table's target has its own structure: the source's DDL does not fit it.
-      this.o.log.warn(
+      // A mapped table's target has its own structure: the source's DDL does not fit it. Creating
+      // statements change nothing that is mapped; the others may need the mapping looked at.
+      const creates = /^\s*CREATE\s/i.test(ddl.statement);
+      this.o.log[creates ? "info" : "warn"](
         { statement: ddl.statement.slice(0, 200) },
         "DDL on a mapped source table is not applied to the target (pipeline use); check the mapping still fits",
       );

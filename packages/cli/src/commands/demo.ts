@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { startCapture } from "@dfs/capture";
 import { decodeBatch, decodeChanges, Headers, type SqlValue } from "@dfs/codec";
 import { createLogger, ErrorCode, waitFor } from "@dfs/common";
-import { loadConfig } from "@dfs/config";
+import { type DfsConfig, loadConfig } from "@dfs/config";
 import { startDpu } from "@dfs/dpu";
 import { startMonitor } from "@dfs/monitor";
 import { connectNats, subjects } from "@dfs/nats";
@@ -36,6 +36,26 @@ async function driveLoad(conn: mysql.Connection, signal: AbortSignal): Promise<v
   }
 }
 
+/** Capture, the DPU (with a target) and the monitor of a demo config, in this process. */
+export async function startDemoServices(cfg: DfsConfig) {
+  const captureLog = createLogger({ level: "warn", name: "capture" });
+  const capture = await startCapture(cfg, { log: captureLog }).catch(async (err: unknown) => {
+    // A demo journal whose binlogs are gone (purged since the last run) starts over from now.
+    if ((err as { code?: string }).code !== ErrorCode.CHECKPOINT_PURGED) throw err;
+    console.log(`  ${(err as Error).message}\n  the demo starts a new journal from the binlog's end`);
+    rmSync(cfg.capture.journal.path, { force: true });
+    for (const ext of ["-wal", "-shm"]) rmSync(cfg.capture.journal.path + ext, { force: true });
+    return startCapture(cfg, { log: captureLog });
+  });
+  const dpu = cfg.target ? await startDpu(cfg, { log: createLogger({ level: "warn", name: "dpu" }) }) : null;
+  const hosted: Hosted[] = [{ kind: "capture", endpoints: capture.endpoints }];
+  if (dpu) hosted.push({ kind: "dpu", endpoints: dpu.endpoints });
+  const monitor = await startMonitor(monitorConfigFor(cfg, hosted), {
+    log: createLogger({ level: "warn", name: "monitor" }),
+  });
+  return { capture, dpu, monitor };
+}
+
 /**
  * `dfs demo [-c FILE] [--seconds N]`: starts the stack and capture, writes a small load to the
  * source and prints every change as it arrives in JetStream.
@@ -52,21 +72,11 @@ export async function runDemo(argv: string[]): Promise<number> {
   console.log("starting the local stack (source :13306, target :13307, NATS :14222)...");
   await stackUp({ log: (line) => console.log(`  ${line}`) });
   const { cfg, generated } = ensureControlToken(loadConfig(values.config));
-  const captureLog = createLogger({ level: "warn", name: "capture" });
-  const capture = await startCapture(cfg, { log: captureLog }).catch(async (err: unknown) => {
-    // A demo journal whose binlogs are gone (purged since the last run) starts over from now.
-    if ((err as { code?: string }).code !== ErrorCode.CHECKPOINT_PURGED) throw err;
-    console.log(`  ${(err as Error).message}\n  the demo starts a new journal from the binlog's end`);
-    rmSync(cfg.capture.journal.path, { force: true });
-    for (const ext of ["-wal", "-shm"]) rmSync(cfg.capture.journal.path + ext, { force: true });
-    return startCapture(cfg, { log: captureLog });
-  });
-  const dpu = cfg.target ? await startDpu(cfg, { log: createLogger({ level: "warn", name: "dpu" }) }) : null;
-  const hosted: Hosted[] = [{ kind: "capture", endpoints: capture.endpoints }];
-  if (dpu) hosted.push({ kind: "dpu", endpoints: dpu.endpoints });
-  const monitor = await startMonitor(monitorConfigFor(cfg, hosted), {
-    log: createLogger({ level: "warn", name: "monitor" }),
-  });
+  if (cfg.pipeline) {
+    const { runPipelineDemo } = await import("./demo-pipeline.js");
+    return runPipelineDemo(cfg, { configPath: values.config, seconds, tokenMade: generated });
+  }
+  const { capture, dpu, monitor } = await startDemoServices(cfg);
   console.log(
     `monitor: http://127.0.0.1:${monitor.port}/  (token: ${generated ? `${cfg.control.token}, made for this run` : "control.token"})`,
   );

@@ -3,6 +3,8 @@
  * the DFS_* environment overrides and validates it against `configSchema`; every problem is
  * reported at once, each naming the key. See docs/configuration.md.
  */
+
+export { captureFilter, type FilterRules, SYSTEM_DATABASES, TableFilter } from "./filter.js";
 export {
   describeConfig,
   ENV_OVERRIDES,

@@ -1,11 +1,11 @@
 import { Position } from "@dfs/codec";
 import type { Logger } from "@dfs/common";
+import type { TableFilter } from "@dfs/config";
 import { connectionOptions, type MysqlEndpoint } from "@dfs/mysql";
 import { Op } from "@dfs/proto";
 import ZongJi from "@vlasky/zongji";
 import type { BinlogHandler } from "./assembler.js";
 import { parseDdl } from "./ddl.js";
-import type { TableFilter } from "./filter.js";
 import { type TableInfo, type TableMapEvent, tableInfoFromMap } from "./tables.js";
 
 export interface ReaderOptions {

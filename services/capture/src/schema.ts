@@ -1,6 +1,6 @@
+import type { TableFilter } from "@dfs/config";
 import { type MysqlSession, showCreateDatabase, showCreateTable } from "@dfs/mysql";
 import type { SchemaStatement } from "./assembler.js";
-import type { TableFilter } from "./filter.js";
 
 /**
  * CREATE DATABASE / CREATE TABLE IF NOT EXISTS statements for every captured database and base

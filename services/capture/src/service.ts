@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { parseTableRef } from "@dfs/codec";
 import { createLogger, type DfsError, errorMessage, type Logger, Scope } from "@dfs/common";
-import type { DfsConfig } from "@dfs/config";
+import { captureFilter, type DfsConfig, type TableFilter } from "@dfs/config";
 import { serveControl } from "@dfs/control";
 import { healthOf, serveHttp } from "@dfs/metrics";
 import {
@@ -17,7 +17,6 @@ import {
 import { Assembler } from "./assembler.js";
 import type { SourceFacts } from "./checks.js";
 import { captureControl } from "./control.js";
-import { captureFilter, type TableFilter } from "./filter.js";
 import { Journal } from "./journal.js";
 import { JournalWriter } from "./journal-writer.js";
 import { Publisher } from "./publisher.js";

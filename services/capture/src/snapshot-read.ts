@@ -1,7 +1,7 @@
 import { formatTableRef, type TableRef, ValueKind } from "@dfs/codec";
 import { DataError, ErrorCode } from "@dfs/common";
+import type { TableFilter } from "@dfs/config";
 import { describeTable, type MysqlSession, quoteId, quoteTable } from "@dfs/mysql";
-import type { TableFilter } from "./filter.js";
 import { type TableInfo, type TableMapEvent, tableInfoFromMap } from "./tables.js";
 
 /** Binlog type code of each INFORMATION_SCHEMA data type, so kinds match the binlog path. */

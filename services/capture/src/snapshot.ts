@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { formatTableRef, type Position, parseTableRef, sameTable, type TableRef, tableKey } from "@dfs/codec";
 import { AbortedError, ConfigError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
+import type { TableFilter } from "@dfs/config";
 import { type Edge, parentsFirst } from "@dfs/mapping";
 import type { SnapshotMetrics } from "@dfs/metrics";
 import { foreignKeys, type MysqlEndpoint, MysqlSession, quoteId, quoteTable, READ_SESSION } from "@dfs/mysql";
 import type { Op } from "@dfs/proto";
 import type { Assembler, BinlogHandler } from "./assembler.js";
-import type { TableFilter } from "./filter.js";
 import type { Journal } from "./journal.js";
 import { describeSnapshotTable, readChunk, type SnapshotTable } from "./snapshot-read.js";
 import type { TableInfo } from "./tables.js";

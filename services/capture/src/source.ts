@@ -1,9 +1,8 @@
 import { Position, type StartPoint } from "@dfs/codec";
-import type { DfsConfig } from "@dfs/config";
+import type { DfsConfig, TableFilter } from "@dfs/config";
 import { MysqlSession } from "@dfs/mysql";
 import type { SchemaStatement } from "./assembler.js";
 import { checkSource, type SourceFacts } from "./checks.js";
-import type { TableFilter } from "./filter.js";
 import type { Journal } from "./journal.js";
 import { schemaSnapshot } from "./schema.js";
 import { resolveStartPoint } from "./set-position.js";

@@ -1,6 +1,6 @@
 import { ValueKind } from "@dfs/codec";
+import type { TableFilter } from "@dfs/config";
 import type { Column } from "@dfs/proto";
-import type { TableFilter } from "./filter.js";
 
 /** Binlog column type codes (include/mysql_com.h enum_field_types). */
 const T = {

@@ -8,23 +8,24 @@ Usage: dfs <command> [options]
 Commands:
   stack up|down|status        the local test stack (source MariaDB :13306, target :13307, NATS :14222)
   capture -c FILE             read the source's binlog into the journal and publish it to JetStream
+  relmgr -c FILE              the relationship graph, table groups and the plan DPUs follow; key-map look-ups
   dpu -c FILE                 apply the stream to the target (exactly-once, DDL, dead letters)
   monitor -c FILE             the web UI: pipeline, lag, rates, tables, recent changes and DML, errors, controls (:8080)
-  run -c FILE                 capture, dpu and monitor in one process
+  run -c FILE                 capture, dpu, relmgr (pipeline use, table groups) and monitor in one process
   dlq list|replay -c FILE     list dead letters; apply them again (--seq N to pick) and remove them
   demo [-c FILE] [--seconds N]  start the stack and capture, write a small load, print the changes as they arrive
   bench capture [--rows N]    measure binlog -> journal -> JetStream-acked rows/s and capture RSS
   ctl <service> <call> [args] the gRPC control plane: status, pause, resume, set-position, dlq-list, ...
   snapshot [--wait] [db.table ...]  snapshot tables through the running capture (watermarks, no locks)
 
-Not built yet (each answers with exit code 2): relmgr, verify, archive.
+Not built yet (each answers with exit code 2): verify, archive.
 
 Environment variables override the config file: DFS_SOURCE_URL, DFS_TARGET_URL, DFS_NATS_URL, ...
 (docs/configuration.md lists them all).
 
 Exit codes: 0 stopped cleanly; 1 stopped on an error (the message names it); 2 bad usage or config.`;
 
-const PLANNED = new Set(["relmgr", "verify", "archive"]);
+const PLANNED = new Set(["verify", "archive"]);
 
 /**
  * Exit codes: 0 a clean stop; 1 the service stopped on an error (a server refused, a checkpoint was
@@ -53,6 +54,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import("./commands/demo.js")).runDemo(rest);
       case "dpu":
         return await (await import("./commands/services.js")).runDpu(rest);
+      case "relmgr":
+        return await (await import("./commands/services.js")).runRelmgr(rest);
       case "run":
         return await (await import("./commands/services.js")).runAll(rest);
       case "dlq":

@@ -200,6 +200,20 @@ const dpuSchema = z.strictObject({
     })
     .prefault({})
     .describe("The DPU's control plane"),
+  lease: z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe(
+          "Take a lease (NATS KV) before applying, so that of several replicas of one group one applies and the others stand by",
+        ),
+      ttlMs: duration({ min: 300 })
+        .prefault("5s")
+        .describe("Lease lifetime: a standby replica takes over this long after the active one died"),
+    })
+    .prefault({})
+    .describe("Replicas of a table group: one active, the others standing by"),
 });
 
 const streamSchema = z
@@ -358,6 +372,38 @@ const watchedSchema = z.strictObject({
   http: z.url({ protocol: /^https?$/ }).describe("Base URL of its /metrics, /healthz, /readyz"),
 });
 
+const relmgrSchema = z.strictObject({
+  http: z
+    .strictObject({
+      port: int(0, 65535)
+        .default(9102)
+        .describe("HTTP port for /metrics, /healthz, /readyz (0 = any free port)"),
+    })
+    .prefault({})
+    .describe("relmgr's HTTP endpoints"),
+  grpc: z
+    .strictObject({
+      port: int(0, 65535).default(50102).describe("gRPC control-plane port (0 = any free port)"),
+    })
+    .prefault({})
+    .describe("relmgr's control plane"),
+  groups: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1 to 64 letters, digits, '_' or '-'"),
+        tables: z.array(z.string().min(1)).min(1, "must name at least one table"),
+      }),
+    )
+    .default([])
+    .describe(
+      'Table groups named and merged by hand: each item\'s tables ("db.table") and everything related to them form one group of that name',
+    ),
+  split: z
+    .array(z.string().min(1))
+    .default([])
+    .describe('Tables ("db.table") put in a group of their own whatever their relationships'),
+});
+
 const monitorSchema = z.strictObject({
   http: z
     .strictObject({
@@ -402,6 +448,9 @@ export const configSchema = z
       })
       .prefault({})
       .describe("The gRPC control plane"),
+    relmgr: relmgrSchema
+      .prefault({})
+      .describe("The relationship manager: foreign-key graph, table groups, key-map look-ups"),
     monitor: monitorSchema.prefault({}).describe("The monitor web UI"),
     pipeline: pipelineSchema
       .optional()

@@ -2,9 +2,14 @@ import {
   type ActivityResponse,
   CaptureClient,
   DpuClient,
+  type GraphResponse,
+  type GroupsResponse,
   type HealthResponse,
+  type KeyLookupRequest,
+  type KeyLookupResponse,
   type ListDlqRequest,
   type ListDlqResponse,
+  type OrphansResponse,
   RelmgrClient,
   type ReplayDlqResponse,
   type SnapshotResponse,
@@ -34,6 +39,11 @@ export interface ControlClient {
   listDlq(req?: Partial<ListDlqRequest>): Promise<ListDlqResponse>;
   replayDlq(seqs: number[]): Promise<ReplayDlqResponse>;
   activity(afterId?: number, limit?: number): Promise<ActivityResponse>;
+  /** relmgr only (others answer UNIMPLEMENTED). */
+  graph(): Promise<GraphResponse>;
+  groups(): Promise<GroupsResponse>;
+  lookupKey(req: KeyLookupRequest): Promise<KeyLookupResponse>;
+  orphans(limit?: number): Promise<OrphansResponse>;
   close(): void;
 }
 
@@ -93,6 +103,10 @@ export function connectControl(
     listDlq: (req = {}) => call("listDlq", { limit: req.limit ?? 0, table: req.table }),
     replayDlq: (seqs) => call("replayDlq", { seqs: seqs.map((s) => BigInt(s)) }),
     activity: (afterId = 0, limit = 0) => call("activity", { afterId: BigInt(afterId), limit }),
+    graph: () => call("graph", {}),
+    groups: () => call("groups", {}),
+    lookupKey: (req) => call("lookupKey", req),
+    orphans: (limit = 0) => call("orphans", { limit }),
     close: () => client.close(),
   };
 }

@@ -13,9 +13,15 @@ import {
   type ActivityResponse,
   CaptureService,
   DpuService,
+  type GraphResponse,
+  type GroupsResponse,
   type HealthResponse,
+  type KeyLookupRequest,
+  type KeyLookupResponse,
   type ListDlqRequest,
   type ListDlqResponse,
+  type OrphansRequest,
+  type OrphansResponse,
   RelmgrService,
   type ReplayDlqRequest,
   type ReplayDlqResponse,
@@ -59,6 +65,11 @@ export interface ControlHandlers {
   listDlq?(req: ListDlqRequest): Maybe<ListDlqResponse>;
   replayDlq?(req: ReplayDlqRequest): Maybe<ReplayDlqResponse>;
   activity?(req: ActivityRequest): Maybe<ActivityResponse>;
+  /** relmgr only. */
+  graph?(): Maybe<GraphResponse>;
+  groups?(): Maybe<GroupsResponse>;
+  lookupKey?(req: KeyLookupRequest): Maybe<KeyLookupResponse>;
+  orphans?(req: OrphansRequest): Maybe<OrphansResponse>;
 }
 
 export interface ControlServerOptions {
@@ -125,13 +136,19 @@ const METHODS = [
   "listDlq",
   "replayDlq",
   "activity",
+  "graph",
+  "groups",
+  "lookupKey",
+  "orphans",
 ] as const;
 
 /** Starts the gRPC control plane of one service. */
 export async function serveControl(o: ControlServerOptions): Promise<ControlServer> {
   const expected = o.token ? digest(o.token) : null;
   const impl: UntypedServiceImplementation = {};
+  const served = new Set(Object.keys(SERVICE_DEFINITIONS[o.kind]));
   for (const method of METHODS) {
+    if (!served.has(method)) continue;
     impl[method] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const run = async () => {
         if (method !== "health") checkToken(call.metadata, expected);

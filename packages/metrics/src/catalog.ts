@@ -206,6 +206,35 @@ export function monitorMetrics(r: Registry) {
   };
 }
 
+/** relmgr: the graph, the groups and the plan DPUs follow. */
+export function relmgrMetrics(r: Registry) {
+  return {
+    tables: new Gauge({
+      name: "dfs_relmgr_tables",
+      help: "Captured tables in the relationship graph",
+      registers: [r],
+    }),
+    relationships: new Gauge({
+      name: "dfs_relmgr_relationships",
+      help: "Relationships in the graph (discovered foreign keys and declared ones)",
+      labelNames: ["kind"],
+      registers: [r],
+    }),
+    groups: new Gauge({ name: "dfs_relmgr_groups", help: "Table groups in the plan", registers: [r] }),
+    planRevision: new Gauge({
+      name: "dfs_relmgr_plan_revision",
+      help: "KV revision of the plan in force",
+      registers: [r],
+    }),
+    replans: new Counter({
+      name: "dfs_relmgr_replans_total",
+      help: "Times the graph was read again after a schema change on the stream",
+      registers: [r],
+    }),
+  };
+}
+
+export type RelmgrMetrics = ReturnType<typeof relmgrMetrics>;
 export type ServiceMetrics = ReturnType<typeof serviceMetrics>;
 export type CaptureMetrics = ReturnType<typeof captureMetrics>;
 export type DpuMetrics = ReturnType<typeof dpuMetrics>;

@@ -5,6 +5,8 @@ export {
   dpuMetrics,
   type MonitorMetrics,
   monitorMetrics,
+  type RelmgrMetrics,
+  relmgrMetrics,
   type ServiceMetrics,
   type SnapshotMetrics,
   serviceMetrics,

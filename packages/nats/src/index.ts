@@ -5,6 +5,7 @@
  */
 export { connectNats, connectNatsWithRetry, type NatsConnection, type NatsOptions } from "./connect.js";
 export { acquireLease, type Lease, type LeaseOptions } from "./lease.js";
+export { PLAN_BUCKET, type Plan, publishPlan, readPlan, type TableGroupPlan, watchPlan } from "./plan.js";
 export { jetStreamWriter, type StreamWriter } from "./stream-writer.js";
 export { ensureStreams, type LastPublished, lastPublished, type StreamSettings } from "./streams.js";
 export { decodeToken, encodeToken, subjects } from "./subjects.js";

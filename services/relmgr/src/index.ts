@@ -1,5 +1,10 @@
 /**
- * relmgr: the relationship manager (foreign-key graph, table groups, key maps for targets that
- * generate their own keys). Not built yet; this entry point reserves the package and its name.
+ * @dfs/relmgr: the relationship manager. Reads the foreign-key graph of the captured tables (plus
+ * declared relationships), derives table groups, publishes the plan DPUs follow (NATS KV), keeps
+ * it current from the stream's schema changes, and answers graph, group, key-map and orphan
+ * questions on its control plane. See docs/relmgr.md.
  */
-export const serviceName = "relmgr";
+
+export { discoverGraph, type Graph, type Relationship } from "./graph.js";
+export { derivePlan, groupNameOf } from "./plan.js";
+export { type RelmgrDeps, type RelmgrService, type RelmgrStatus, startRelmgr } from "./service.js";

@@ -3,7 +3,7 @@ import type { DfsConfig } from "@dfs/config";
 
 /** A service started in this process, and the ports it actually bound. */
 export interface Hosted {
-  kind: "capture" | "dpu";
+  kind: "capture" | "relmgr" | "dpu";
   endpoints: { http: number; grpc: number };
 }
 

@@ -41,6 +41,20 @@ export async function runDpu(argv: string[]): Promise<number> {
   return runUntilSignal([await startDpu(cfg, { log })]);
 }
 
+/** `dfs relmgr -c FILE`: the relationship graph, table groups and the plan DPUs follow. */
+export async function runRelmgr(argv: string[]): Promise<number> {
+  const { cfg } = configArg(argv);
+  const log = createLogger({ level: cfg.log.level, name: "relmgr" });
+  log.info({ config: describeConfig(cfg) }, "starting relmgr");
+  const { startRelmgr } = await import("@dfs/relmgr");
+  return runUntilSignal([await startRelmgr(cfg, { log })]);
+}
+
+/** Whether `dfs run` starts relmgr: the pipeline use, or table groups in play. */
+export function wantsRelmgr(cfg: DfsConfig): boolean {
+  return Boolean(cfg.pipeline) || cfg.relmgr.groups.length > 0 || cfg.dpu.group !== "default";
+}
+
 /**
  * Capture or the DPU on a worker thread (see service-worker.ts), as a service the parent can stop
  * and await. Bounded heaps keep V8 from growing a worker's memory far past what it holds: the old
@@ -112,6 +126,13 @@ export async function runAll(argv: string[]): Promise<number> {
   const capture = await startServiceWorker(cfg, "capture");
   services.push(capture);
   hosted.push({ kind: "capture", endpoints: capture.endpoints });
+  if (wantsRelmgr(cfg)) {
+    // Light work (a graph, a plan, look-ups): on the main thread, beside the monitor.
+    const { startRelmgr } = await import("@dfs/relmgr");
+    const relmgr = await startRelmgr(cfg, { log: base.child({ svc: "relmgr" }) });
+    services.push(relmgr);
+    hosted.push({ kind: "relmgr", endpoints: relmgr.endpoints });
+  }
   if (cfg.target) {
     const dpu = await startServiceWorker(cfg, "dpu");
     services.push(dpu);

@@ -1,0 +1,193 @@
+import { parseTableRef, tableKey } from "@dfs/codec";
+import { ConfigError, createLogger, ErrorCode, errorMessage, type Logger, Scope } from "@dfs/common";
+import type { DfsConfig } from "@dfs/config";
+import { serveControl } from "@dfs/control";
+import { createRegistry, healthOf, relmgrMetrics, serveHttp, serviceMetrics, setState } from "@dfs/metrics";
+import { MysqlSession } from "@dfs/mysql";
+import { connectNats, ensureStreams, type Plan, publishPlan, subjects } from "@dfs/nats";
+import { relmgrControl } from "./control.js";
+import { discoverGraph, type Graph } from "./graph.js";
+import { derivePlan } from "./plan.js";
+
+export interface RelmgrDeps {
+  log?: Logger;
+}
+
+export interface RelmgrStatus {
+  state: "starting" | "running" | "error" | "stopped";
+  tables: number;
+  relationships: number;
+  groups: number;
+  planRevision: number;
+  replans: number;
+  lastError: string;
+}
+
+export interface RelmgrService {
+  status(): RelmgrStatus;
+  graph(): Graph;
+  plan(): { plan: Plan; revision: number };
+  endpoints: { http: number; grpc: number };
+  stop(): Promise<void>;
+  done: Promise<void>;
+}
+
+/** A schema change is followed by a new look at the graph this long after the last one. */
+const REPLAN_DEBOUNCE_MS = 500;
+
+/**
+ * relmgr's composition root: HTTP endpoint, NATS, the graph read from the source, the plan
+ * derived from it and published (KV) for the DPUs, a watch on the stream's DDL subject that
+ * re-reads the graph after schema changes, and the control plane.
+ */
+export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promise<RelmgrService> {
+  const log = deps.log ?? createLogger({ level: cfg.log.level, name: "relmgr" });
+  const sourceId = cfg.source.id;
+  const registry = createRegistry("relmgr", sourceId);
+  const svc = serviceMetrics(registry);
+  const m = relmgrMetrics(registry);
+  setState(svc, "starting");
+  const scope = new Scope();
+  const st: RelmgrStatus = {
+    state: "starting",
+    tables: 0,
+    relationships: 0,
+    groups: 0,
+    planRevision: 0,
+    replans: 0,
+    lastError: "",
+  };
+  let graph: Graph = { tables: [], relationships: [] };
+  let current: { plan: Plan; revision: number } = {
+    plan: { groups: [], madeAt: "", relationships: [] },
+    revision: 0,
+  };
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  try {
+    const http = scope.use(
+      await serveHttp({
+        port: cfg.relmgr.http.port,
+        portKey: "relmgr.http.port",
+        registry,
+        health: () => healthOf(st),
+      }),
+    );
+    const nc = await connectNats({
+      url: cfg.nats.url,
+      token: cfg.nats.token,
+      name: `dfs-relmgr-${sourceId}`,
+    });
+    scope.defer(() => nc.close());
+    await ensureStreams(nc, sourceId, {
+      replicas: cfg.nats.stream.replicas,
+      maxAgeMs: cfg.nats.stream.maxAge,
+      maxBytes: cfg.nats.stream.maxBytes,
+      duplicateWindowMs: cfg.nats.stream.duplicateWindow,
+    });
+    let src = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
+    scope.defer(() => src.close());
+
+    const replan = async () => {
+      if (!src.alive) {
+        await src.close();
+        src = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
+      }
+      graph = await discoverGraph(cfg, src);
+      checkDeclaredGroups(cfg, graph);
+      const plan = derivePlan(graph, cfg);
+      const revision = await publishPlan(nc, sourceId, plan);
+      if (revision !== current.revision)
+        log.info(
+          { revision, groups: plan.groups.map((g) => `${g.name}: ${g.tables.join(", ")}`) },
+          "table-group plan published",
+        );
+      current = { plan, revision };
+      st.tables = graph.tables.length;
+      st.relationships = graph.relationships.length;
+      st.groups = plan.groups.length;
+      st.planRevision = revision;
+      m.tables.set(st.tables);
+      m.relationships.set({ kind: "discovered" }, graph.relationships.filter((r) => !r.declared).length);
+      m.relationships.set({ kind: "declared" }, graph.relationships.filter((r) => r.declared).length);
+      m.groups.set(st.groups);
+      m.planRevision.set(revision);
+    };
+    await replan();
+
+    // Schema changes arrive on the stream's DDL subject (a plain subscription sees them too).
+    let timer: NodeJS.Timeout | null = null;
+    const sub = nc.subscribe(subjects.ddl(sourceId), {
+      callback: () => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => {
+          st.replans++;
+          m.replans.inc();
+          replan().then(
+            () => {
+              st.lastError = "";
+            },
+            (err: unknown) => {
+              st.lastError = errorMessage(err);
+              log.warn(
+                { err: st.lastError },
+                "re-reading the relationship graph failed; the plan in force stays",
+              );
+            },
+          );
+        }, REPLAN_DEBOUNCE_MS);
+      },
+    });
+    scope.defer(() => {
+      if (timer) clearTimeout(timer);
+      sub.unsubscribe();
+    });
+
+    const service: RelmgrService = {
+      status: () => ({ ...st }),
+      graph: () => graph,
+      plan: () => current,
+      endpoints: { http: http.port, grpc: 0 },
+      stop: async () => {
+        if (st.state === "stopped") return;
+        st.state = "stopped";
+        setState(svc, "stopped");
+        await scope.close();
+        resolveDone();
+      },
+      done,
+    };
+    const control = scope.use(
+      await serveControl({
+        kind: "relmgr",
+        port: cfg.relmgr.grpc.port,
+        portKey: "relmgr.grpc.port",
+        token: cfg.control.token,
+        log,
+        handlers: relmgrControl(service, cfg, nc),
+      }),
+    );
+    service.endpoints.grpc = control.port;
+    st.state = "running";
+    setState(svc, "running");
+    return service;
+  } catch (err) {
+    await scope.close();
+    throw err;
+  }
+}
+
+/** Tables named in relmgr.groups and relmgr.split must be captured tables. */
+function checkDeclaredGroups(cfg: DfsConfig, graph: Graph): void {
+  const known = new Set(graph.tables.map(tableKey));
+  const problems: string[] = [];
+  for (const [i, g] of cfg.relmgr.groups.entries())
+    for (const [j, t] of g.tables.entries())
+      if (!known.has(tableKey(parseTableRef(t))))
+        problems.push(`relmgr.groups[${i}].tables[${j}]: ${t} is not a captured table of the source`);
+  cfg.relmgr.split.forEach((t, i) => {
+    if (!known.has(tableKey(parseTableRef(t))))
+      problems.push(`relmgr.split[${i}]: ${t} is not a captured table of the source`);
+  });
+  if (problems.length > 0) throw new ConfigError(ErrorCode.CONFIG_INVALID, problems);
+}

@@ -1,4 +1,4 @@
-import { Position, parseStreamPoint } from "@dfs/codec";
+import { Position, parseStreamPoint, type TableRef } from "@dfs/codec";
 import {
   backoffMs,
   Completion,
@@ -77,6 +77,8 @@ export interface DpuParts {
    */
   parallelFromRows: number;
   retry: { initialMs: number; maxMs: number };
+  /** Whether this DPU's table group applies a table (absent: every table). */
+  accepts?: (ref: TableRef) => boolean;
   /** Resources closed after the parts stopped (endpoints, NATS). */
   scope: Scope;
   stopping: AbortController;
@@ -336,7 +338,11 @@ export class DpuRuntime implements DpuService {
   }
 
   private async applyDdl(u: DdlStep): Promise<void> {
-    await this.p.sink.applyDdl(u.ddl, u.message.seq);
+    const accepts = this.p.accepts;
+    // Another group's tables: that group applies it; here only the checkpoint moves past it.
+    if (accepts && u.ddl.tables.length > 0 && !u.ddl.tables.some((t) => accepts(t)))
+      await this.p.sink.advance(u.message.seq);
+    else await this.p.sink.applyDdl(u.ddl, u.message.seq);
     this.lowWater = u.message.seq;
     if (u.position.hasFile) this.position = u.position;
     u.message.ack();
@@ -390,6 +396,13 @@ export class DpuRuntime implements DpuService {
     } catch (err) {
       job.fail(err);
     }
+  }
+
+  /** A fatal condition from outside the loop (the group's lease was lost): stop applying now. */
+  abort(err: unknown): void {
+    if (this.state === "stopped" || this.state === "error") return;
+    this.fail(err);
+    void this.shutdown().catch(() => {});
   }
 
   private fail(err: unknown): void {

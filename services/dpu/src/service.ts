@@ -1,10 +1,28 @@
-import { ConfigError, createLogger, ErrorCode, type Logger, Scope } from "@dfs/common";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import {
+  ConfigError,
+  createLogger,
+  type DfsError,
+  ErrorCode,
+  errorMessage,
+  type Logger,
+  Scope,
+} from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { serveControl } from "@dfs/control";
 import { healthOf, serveHttp } from "@dfs/metrics";
-import { connectNats, ensureStreams, subjects } from "@dfs/nats";
+import {
+  acquireLease,
+  connectNats,
+  ensureStreams,
+  type Lease,
+  type NatsConnection,
+  subjects,
+} from "@dfs/nats";
 import { dpuControl } from "./control.js";
 import { deadLetterMessage, publishDeadLetters } from "./dlq.js";
+import { joinGroup } from "./group.js";
 import { mysqlSinkOf } from "./mysql-sink.js";
 import { openPipeline } from "./pipeline/setup.js";
 import { DpuRuntime, type DpuService } from "./runtime.js";
@@ -55,6 +73,10 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
     });
     scope.defer(() => nc.close());
     await ensureStreams(nc, sourceId, streamSettings(cfg));
+    // Replicas of one group: one applies, the others wait here until its lease ends.
+    const lease = await takeLease(cfg, nc, consumer, log, stopping.signal);
+    if (lease) scope.defer(() => lease.release());
+    const group = await joinGroup(nc, { sourceId, group: cfg.dpu.group, log, signal: stopping.signal });
     const deadLetter = (rejected: Rejected[]) => publishDeadLetters(nc, sourceId, consumer, rejected);
     const pipeline = await openPipeline(cfg, { log, signal: stopping.signal });
     const sink = mysqlSinkOf(cfg, { log, signal: stopping.signal, deadLetter, events: telemetry, pipeline });
@@ -80,6 +102,7 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       deadLetterMessage: (table, m, error) =>
         deadLetterMessage(nc, sourceId, consumer, table, m.data, m.seq, error),
       rejected: (r) => telemetry.rejected(r),
+      ...(group ? { accepts: group.accepts } : {}),
       log,
     });
     runtime = new DpuRuntime({
@@ -93,10 +116,13 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       sink,
       parallelFromRows: PARALLEL_FROM_ROWS,
       retry: cfg.dpu.retry,
+      ...(group ? { accepts: group.accepts } : {}),
       scope,
       stopping,
     });
     await runtime.start();
+    const running = runtime;
+    void lease?.lost.then((err) => running.abort(err));
     const control = scope.use(
       await serveControl({
         kind: "dpu",
@@ -114,6 +140,40 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
     if (runtime) await runtime.stop();
     else await scope.close();
     throw err;
+  }
+}
+
+/** Lease lifetime bucket of the DPUs' leases (apart from capture's, whose TTL is longer). */
+const LEASE_BUCKET = "dfs_dpu_leases";
+
+/**
+ * The lease of this DPU's group (none when dpu.lease.enabled is off): the consumer dpu-<group> is
+ * re-created at the checkpoint whenever a DPU starts reading, so only one replica may read it.
+ * A standby waits here, as long as it takes, until the active replica's lease ends.
+ */
+async function takeLease(
+  cfg: DfsConfig,
+  nc: NatsConnection,
+  consumer: string,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<Lease | null> {
+  if (!cfg.dpu.lease.enabled) return null;
+  const key = `dpu.${cfg.source.id}.${cfg.dpu.group}`;
+  const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const take = (waitMs: number) =>
+    acquireLease(nc, { bucket: LEASE_BUCKET, key, holder, ttlMs: cfg.dpu.lease.ttlMs, waitMs, signal });
+  try {
+    return await take(0);
+  } catch (err) {
+    if ((err as DfsError).code !== ErrorCode.LEASE_HELD) throw err;
+    log.info(
+      { consumer, lease: key, err: errorMessage(err) },
+      "standing by: another replica of this group applies",
+    );
+    const lease = await take(Number.MAX_SAFE_INTEGER);
+    log.info({ consumer, lease: key }, "took over: this replica applies now");
+    return lease;
   }
 }
 

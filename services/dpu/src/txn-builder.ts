@@ -85,6 +85,8 @@ export interface TxnBuilderOptions {
   deadLetterMessage(table: TableRef, m: StreamMessage, error: string): Promise<void>;
   /** Told what was dead-lettered here (metrics, the activity log). */
   rejected?(rejected: readonly Rejected[]): void;
+  /** Whether this DPU's table group applies a table (absent: every table). */
+  accepts?(ref: TableRef): boolean;
   log: Logger;
 }
 
@@ -325,6 +327,8 @@ export class TxnBuilder {
     if (header.position?.file) txn.position = Position.fromWire(header.position, header.serverUuid);
     if (b.changes.length === 0) return;
     const ref = b.changes[0]!.ref;
+    // Another group's table: its rows are that group's; the transaction's bounds still count here.
+    if (this.o.accepts && !this.o.accepts(ref)) return;
     const target = await this.o.sink.describe(ref);
     if (target) {
       const columns = this.columnsOf(header, target);

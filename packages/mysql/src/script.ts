@@ -12,20 +12,24 @@ export interface ScriptStatement {
  * multi-statement query (the session must be opened with multipleStatements). The server stops at
  * the first statement that fails, and that failure is what this throws; statements before it
  * have run (inside a transaction the caller rolls back). `sent(from, to, ms)` is told after each
- * round trip which statements it carried.
+ * round trip which statements it carried. Resolves with the last statement's result (rows of an
+ * INSERT ... RETURNING, for instance).
  */
 export async function runScript(
   s: MysqlSession,
   statements: readonly ScriptStatement[],
   maxBytes: number,
   sent?: (from: number, to: number, ms: number) => void,
-): Promise<void> {
+): Promise<unknown> {
   let from = 0;
   let parts: string[] = [];
   let bytes = 0;
+  let last: unknown;
   const flush = async (to: number) => {
     const started = performance.now();
-    await s.query(parts.join(";\n"));
+    const result = await s.query(parts.join(";\n"));
+    // The last statement's result: alone, the result itself; after others, the last of the list.
+    last = parts.length > 1 ? (result as unknown[])[parts.length - 1] : result;
     sent?.(from, to, performance.now() - started);
     from = to;
     parts = [];
@@ -40,4 +44,5 @@ export async function runScript(
     bytes += size;
   }
   if (parts.length > 0) await flush(statements.length);
+  return last;
 }

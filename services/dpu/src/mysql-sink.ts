@@ -142,7 +142,8 @@ export class MysqlSink implements Sink {
   }
 
   prepare(group: ApplyGroup): void {
-    if (!this.plans.has(group) && !this.o.pipeline)
+    if (this.o.pipeline) for (const lane of group.lanes) this.o.pipeline.prepare(lane.changes);
+    else if (!this.plans.has(group))
       this.plans.set(
         group,
         group.lanes.map((l) => planLane(l.changes, this.o.statementRows)),
@@ -262,13 +263,13 @@ export class MysqlSink implements Sink {
   }
 
   /** Changes through the pipeline writer, or planned as in sync, inside the session's open transaction. */
-  private write(s: MysqlSession, changes: readonly Change[]): Promise<void> {
+  private async write(s: MysqlSession, changes: readonly Change[]): Promise<void> {
     if (this.o.pipeline) return this.o.pipeline.apply(s, changes, (st) => this.script(s, st));
-    return this.script(s, planLane(changes, this.o.statementRows));
+    await this.script(s, planLane(changes, this.o.statementRows));
   }
 
   /** Statements in as few round trips as the packet size allows; each reported with its share of the time. */
-  private script(s: MysqlSession, statements: readonly Statement[]): Promise<void> {
+  private script(s: MysqlSession, statements: readonly Statement[]): Promise<unknown> {
     return runScript(s, statements, this.maxScriptBytes, (from, to, ms) => {
       const events = this.o.events;
       if (!events?.statement) return;
@@ -422,8 +423,8 @@ export class MysqlSink implements Sink {
   }
 
   /** Writes the low-water mark (and drops the applied records it makes unnecessary). */
-  private saveLowWater(s: MysqlSession, seq: number): Promise<void> {
-    return this.script(s, this.lowWaterStatements(seq));
+  private async saveLowWater(s: MysqlSession, seq: number): Promise<void> {
+    await this.script(s, this.lowWaterStatements(seq));
   }
 
   private lowWaterStatements(seq: number): Statement[] {

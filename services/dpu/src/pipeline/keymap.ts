@@ -32,7 +32,7 @@ export class KeyMap {
 
   createStatement(): string {
     // Binary columns: the key is compared byte for byte, and the index stays under InnoDB's limit.
-    return `CREATE TABLE IF NOT EXISTS ${this.table} (target_table VARBINARY(256) NOT NULL, source_table VARBINARY(256) NOT NULL, source_key VARBINARY(2048) NOT NULL, target_key VARBINARY(255) NOT NULL, PRIMARY KEY (target_table, source_table, source_key), KEY by_target (target_table, target_key))`;
+    return `CREATE TABLE IF NOT EXISTS ${this.table} (target_table VARBINARY(256) NOT NULL, source_table VARBINARY(256) NOT NULL, source_key VARBINARY(2048) NOT NULL, target_key VARBINARY(255) NOT NULL, PRIMARY KEY (target_table, source_table, source_key))`;
   }
 
   /** The target key of an entry as this transaction sees it: string, null (none), undefined (not known yet). */
@@ -45,24 +45,22 @@ export class KeyMap {
   /** Loads the entries `ids` this DPU does not know yet, in as few queries as it can. */
   async load(s: MysqlSession, ids: Iterable<string>, force = false): Promise<void> {
     const missing = [...new Set(ids)].filter((id) => force || this.get(id) === undefined);
-    for (let at = 0; at < missing.length; at += LOOKUP_CHUNK) {
-      const chunk = missing.slice(at, at + LOOKUP_CHUNK);
-      const tuples = chunk.map(
-        (id) =>
-          `(${id
-            .split("\u0000")
-            .map((p) => sqlLiteral(p))
-            .join(",")})`,
-      );
-      const rows = await s.query<{ t: Buffer; s: Buffer; k: Buffer; v: Buffer }[]>(
-        `SELECT target_table AS t, source_table AS s, source_key AS k, target_key AS v FROM ${this.table} WHERE (target_table, source_table, source_key) IN (${tuples.join(",")})`,
-      );
-      const found = new Map(rows.map((r) => [`${r.t}\u0000${r.s}\u0000${r.k}`, r.v.toString()]));
-      for (const id of chunk) {
-        if (this.overlay.has(id)) continue;
-        this.remember(id, found.get(id) ?? null);
+    // Per (target table, source table): both equal and `source_key IN (...)`, read through the
+    // primary key (a row-constructor IN, or the by_target index, would scan the table's entries).
+    for (const [pair, keys] of byTables(missing))
+      for (let at = 0; at < keys.length; at += LOOKUP_CHUNK) {
+        const chunk = keys.slice(at, at + LOOKUP_CHUNK);
+        const [t, src] = pair.split("\u0000");
+        const rows = await s.query<{ k: Buffer; v: Buffer }[]>(
+          `SELECT source_key AS k, target_key AS v FROM ${this.table} FORCE INDEX (PRIMARY) WHERE target_table = ${sqlLiteral(t!)} AND source_table = ${sqlLiteral(src!)} AND source_key IN (${chunk.map((k) => sqlLiteral(k)).join(",")})${force ? " LOCK IN SHARE MODE" : ""}`,
+        );
+        const found = new Map(rows.map((r) => [r.k.toString(), r.v.toString()]));
+        for (const k of chunk) {
+          const id = `${pair}\u0000${k}`;
+          if (this.overlay.has(id)) continue;
+          this.remember(id, found.get(k) ?? null);
+        }
       }
-    }
   }
 
   /** Records a new entry in the open transaction. */
@@ -83,20 +81,15 @@ export class KeyMap {
       else puts.push({ id, key });
     }
     const out: Statement[] = [];
-    if (removes.length > 0)
+    for (const [pair, keys] of byTables(removes)) {
+      const [t, src] = pair.split("\u0000");
+      const head = `DELETE FROM ${this.table} WHERE target_table = ${sqlLiteral(t!)} AND source_table = ${sqlLiteral(src!)} AND source_key IN `;
       out.push({
-        sql: `DELETE FROM ${this.table} WHERE (target_table, source_table, source_key) IN (${removes
-          .map(
-            (id) =>
-              `(${id
-                .split("\u0000")
-                .map((p) => sqlLiteral(p))
-                .join(",")})`,
-          )
-          .join(",")})`,
-        text: `DELETE FROM ${this.table} WHERE (...) IN (?) ×${removes.length}`,
+        sql: `${head}(${keys.map((k) => sqlLiteral(k)).join(",")})`,
+        text: `DELETE FROM ${this.table} WHERE target_table = ? AND source_table = ? AND source_key IN (?) ×${keys.length}`,
         changes: [],
       });
+    }
     if (puts.length > 0)
       out.push({
         sql: `INSERT INTO ${this.table} (target_table, source_table, source_key, target_key) VALUES ${puts.map((p) => `(${[...p.id.split("\u0000"), p.key].map((v) => sqlLiteral(v)).join(",")})`).join(",")} ON DUPLICATE KEY UPDATE target_key = VALUES(target_key)`,
@@ -137,4 +130,17 @@ export class KeyMap {
     this.cache.set(id, v);
     if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
   }
+}
+
+/** Entry ids grouped by their (target table, source table): pair -> source keys. */
+function byTables(ids: readonly string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const id of ids) {
+    const cut = id.indexOf("\u0000", id.indexOf("\u0000") + 1);
+    const pair = id.slice(0, cut);
+    const keys = out.get(pair);
+    if (keys) keys.push(id.slice(cut + 1));
+    else out.set(pair, [id.slice(cut + 1)]);
+  }
+  return out;
 }

@@ -70,7 +70,7 @@ export class PipelineWriter {
   async apply(
     s: MysqlSession,
     changes: readonly Change[],
-    run: (st: Statement[]) => Promise<void>,
+    run: (st: Statement[]) => Promise<unknown>,
   ): Promise<void> {
     const mark = this.keymap.mark();
     try {
@@ -101,11 +101,35 @@ export class PipelineWriter {
     this.keymap.rolledBack();
   }
 
+  /**
+   * Maps a lane's changes ahead of its apply (while the group before is applied): the CPU work of
+   * mapping leaves the target's critical path. A mapping error is kept and thrown by apply.
+   */
+  prepare(changes: readonly Change[]): void {
+    if (this.prepared.has(changes)) return;
+    try {
+      this.prepared.set(changes, this.mapAll(changes));
+    } catch (err) {
+      this.prepared.set(changes, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private readonly prepared = new WeakMap<readonly Change[], { items: Item[]; needed: string[] } | Error>();
+
   private async applyIn(
     s: MysqlSession,
     changes: readonly Change[],
-    run: (st: Statement[]) => Promise<void>,
+    run: (st: Statement[]) => Promise<unknown>,
   ): Promise<void> {
+    const done = this.prepared.get(changes);
+    this.prepared.delete(changes);
+    if (done instanceof Error) throw done;
+    const { items, needed } = done ?? this.mapAll(changes);
+    await this.keymap.load(s, needed);
+    await new Batch(this, s, run).write(items);
+  }
+
+  private mapAll(changes: readonly Change[]): { items: Item[]; needed: string[] } {
     const items: Item[] = [];
     const needed: string[] = [];
     for (const change of changes) {
@@ -124,8 +148,7 @@ export class PipelineWriter {
         for (const r of op.row.refs) needed.push(entryId(r.parent.target, r.parent.source, r.key));
       }
     }
-    await this.keymap.load(s, needed);
-    await new Batch(this, s, run).write(items);
+    return { items, needed };
   }
 
   /** The target key of a parent's source key, waiting (bounded) for it to be mapped. */
@@ -172,7 +195,7 @@ class Batch {
   constructor(
     private readonly w: PipelineWriter,
     private readonly s: MysqlSession,
-    private readonly run: (st: Statement[]) => Promise<void>,
+    private readonly run: (st: Statement[]) => Promise<unknown>,
   ) {}
 
   async write(items: Item[]): Promise<void> {
@@ -287,7 +310,6 @@ class Batch {
     if (!r) return;
     if (r.kind !== "insert-generated") return this.closeQueued();
     this.current = null;
-    await this.flush();
     const keys = await this.insertGenerated(r);
     for (let i = 0; i < r.ids.length; i++) {
       this.w.keymap.put(r.ids[i]!, keys[i]!);
@@ -305,14 +327,21 @@ class Batch {
     const head = r.columns.length > 0 ? `INSERT INTO ${t} (${cols}) VALUES ` : `INSERT INTO ${t} () VALUES `;
     let keys: string[];
     if (this.w.options.returning) {
-      // RETURNING gives each inserted row's key, in the order of the rows.
-      const rows = await this.s.query<Record<string, unknown>[]>(
-        `${head}${r.rows.map(tuple).join(",")} RETURNING ${quoteId(pk)} AS k`,
-      );
+      // RETURNING gives each inserted row's key, in the order of the rows. The statements queued
+      // before it go in the same round trip.
+      const insert: Statement = {
+        sql: `${head}${r.rows.map(tuple).join(",")} RETURNING ${quoteId(pk)} AS k`,
+        text: `${head}(?) ×${r.rows.length} RETURNING ${quoteId(pk)}`,
+        changes: r.changes,
+      };
+      const queued = this.pending;
+      this.pending = [];
+      const rows = (await this.run([...queued, insert])) as Record<string, unknown>[];
       if (rows.length !== r.rows.length)
         throw new Error(`INSERT ... RETURNING gave ${rows.length} keys for ${r.rows.length} rows`);
       keys = rows.map((x) => String(x.k));
     } else {
+      await this.flush();
       keys = [];
       for (const row of r.rows) {
         const res = await this.s.query<{ insertId: number | string }>(`${head}${tuple(row)}`);

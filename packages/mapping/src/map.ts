@@ -35,6 +35,11 @@ export class MappingError extends DataError {
 
 /** A key as text that is the same for equal values of any integer representation. */
 export function encodeKey(values: readonly SqlValue[]): string {
+  // The common key, one integer: no escaping needed.
+  if (values.length === 1) {
+    const v = values[0];
+    if (typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v))) return `["${v}"]`;
+  }
   return JSON.stringify(
     values.map((v) =>
       v === null ? null : v instanceof Uint8Array ? `0x${Buffer.from(v).toString("hex")}` : String(v),

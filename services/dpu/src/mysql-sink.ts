@@ -189,9 +189,11 @@ export class MysqlSink implements Sink {
     try {
       if (statements) await this.script(s, [BEGIN, ...statements, ...record, COMMIT]);
       else {
-        await s.query("BEGIN");
-        await this.write(s, lane.changes);
-        await this.script(s, [...record, COMMIT]);
+        // BEGIN goes with the first statements, the key map's last ones with the checkpoint and COMMIT.
+        const rest = await this.o.pipeline!.apply(s, lane.changes, (st) => this.script(s, st), {
+          begin: true,
+        });
+        await this.script(s, [...rest, ...record, COMMIT]);
       }
       this.o.pipeline?.committed();
     } catch (err) {
@@ -264,8 +266,11 @@ export class MysqlSink implements Sink {
 
   /** Changes through the pipeline writer, or planned as in sync, inside the session's open transaction. */
   private async write(s: MysqlSession, changes: readonly Change[]): Promise<void> {
-    if (this.o.pipeline) return this.o.pipeline.apply(s, changes, (st) => this.script(s, st));
-    await this.script(s, planLane(changes, this.o.statementRows));
+    const p = this.o.pipeline;
+    await this.script(
+      s,
+      p ? await p.apply(s, changes, (st) => this.script(s, st)) : planLane(changes, this.o.statementRows),
+    );
   }
 
   /** Statements in as few round trips as the packet size allows; each reported with its share of the time. */

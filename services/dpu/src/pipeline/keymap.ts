@@ -9,13 +9,25 @@ import { type MysqlSession, quoteId, sqlLiteral } from "@dfs/mysql";
 import type { Statement } from "../plan.js";
 
 /** Committed entries kept in memory; the oldest are dropped past this. */
-const CACHE_ENTRIES = 500_000;
+const CACHE_ENTRIES = 200_000;
 /** Keys per look-up query. */
 const LOOKUP_CHUNK = 500;
 
-/** Entry id: target table, source table and source key, NUL-separated. */
+const prefixes = new WeakMap<TableRef, WeakMap<TableRef, string>>();
+
+/** Entry id: target table, source table and source key, NUL-separated (the tables' part made once). */
 export function entryId(target: TableRef, source: TableRef, key: string): string {
-  return `${formatTableRef(target)}\u0000${formatTableRef(source)}\u0000${key}`;
+  let bySource = prefixes.get(target);
+  if (!bySource) {
+    bySource = new WeakMap();
+    prefixes.set(target, bySource);
+  }
+  let prefix = bySource.get(source);
+  if (prefix === undefined) {
+    prefix = `${formatTableRef(target)}\u0000${formatTableRef(source)}\u0000`;
+    bySource.set(source, prefix);
+  }
+  return prefix + key;
 }
 
 export class KeyMap {

@@ -67,14 +67,21 @@ export class PipelineWriter {
   }
 
   /** Applies `changes` on `s` inside its open transaction; `run` sends statements (batched round trips). */
+  /**
+   * Applies `changes` on `s`; `run` sends statements (batched round trips). With `begin`, the
+   * transaction is opened by the first statements sent (the key-map look-ups before it are plain
+   * reads of entries only this DPU writes). Resolves with the statements still to send (the key
+   * map's): the caller sends them with its own (the checkpoint, COMMIT), in one round trip.
+   */
   async apply(
     s: MysqlSession,
     changes: readonly Change[],
     run: (st: Statement[]) => Promise<unknown>,
-  ): Promise<void> {
+    o: { begin?: boolean } = {},
+  ): Promise<Statement[]> {
     const mark = this.keymap.mark();
     try {
-      await this.applyIn(s, changes, run);
+      return await this.applyIn(s, changes, run, o.begin ?? false);
     } catch (err) {
       this.keymap.restore(mark);
       throw err;
@@ -120,18 +127,23 @@ export class PipelineWriter {
     s: MysqlSession,
     changes: readonly Change[],
     run: (st: Statement[]) => Promise<unknown>,
-  ): Promise<void> {
+    begin: boolean,
+  ): Promise<Statement[]> {
     const done = this.prepared.get(changes);
     this.prepared.delete(changes);
     if (done instanceof Error) throw done;
     const { items, needed } = done ?? this.mapAll(changes);
     await this.keymap.load(s, needed);
-    await new Batch(this, s, run).write(items);
+    return new Batch(this, s, run, begin ? [{ sql: "BEGIN", changes: [] }] : []).write(items);
   }
 
   private mapAll(changes: readonly Change[]): { items: Item[]; needed: string[] } {
     const items: Item[] = [];
     const needed: string[] = [];
+    const touched = new Set<string>();
+    const need = (id: string) => {
+      if (!touched.has(id)) needed.push(id);
+    };
     for (const change of changes) {
       const key = tableKey(change.ref);
       if (!this.o.pipeline.bySource.has(key)) {
@@ -140,12 +152,16 @@ export class PipelineWriter {
       }
       for (const op of mapChange(this.o.pipeline, change, key)) {
         items.push({ op, change });
+        // Entries this lane writes or removes before they are needed are known by then (its
+        // overlay): only the others are looked up.
+        for (const r of op.row.refs) need(entryId(r.parent.target, r.parent.source, r.key));
         if (op.plan.key === "generated") {
-          needed.push(entryId(op.plan.target, op.plan.source, op.key));
+          const id = entryId(op.plan.target, op.plan.source, op.key);
+          need(id);
           if (op.kind === "write" && op.previousKey)
-            needed.push(entryId(op.plan.target, op.plan.source, op.previousKey));
+            need(entryId(op.plan.target, op.plan.source, op.previousKey));
+          touched.add(id);
         }
-        for (const r of op.row.refs) needed.push(entryId(r.parent.target, r.parent.source, r.key));
       }
     }
     return { items, needed };
@@ -185,7 +201,6 @@ export class PipelineWriter {
 
 /** One call's statements: runs of rows, flushed when a later row needs a key they make. */
 class Batch {
-  private pending: Statement[] = [];
   private current: Run | null = null;
   /** Key map entries the current insert run will create. */
   private creating = new Set<string>();
@@ -196,9 +211,11 @@ class Batch {
     private readonly w: PipelineWriter,
     private readonly s: MysqlSession,
     private readonly run: (st: Statement[]) => Promise<unknown>,
+    /** Sent before anything else (BEGIN). */
+    private pending: Statement[],
   ) {}
 
-  async write(items: Item[]): Promise<void> {
+  async write(items: Item[]): Promise<Statement[]> {
     const o = this.w.options;
     for (const item of items) {
       if ("sync" in item) {
@@ -264,7 +281,9 @@ class Batch {
     await this.close();
     this.pending.push(...this.w.keymap.statements(this.touched));
     this.touched = new Map();
-    await this.flush();
+    const rest = this.pending;
+    this.pending = [];
+    return rest;
   }
 
   private async add(

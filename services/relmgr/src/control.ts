@@ -72,6 +72,7 @@ export function relmgrControl(svc: RelmgrService, cfg: DfsConfig, nc: NatsConnec
         await s.close();
       }
     },
+    activity: (req) => svc.activity.query(req),
     orphans: async (req) => {
       const entries = await listDeadLetters(nc, sourceId, req.limit > 0 ? req.limit * 10 : 1000);
       const orphans = entries

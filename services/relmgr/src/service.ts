@@ -1,7 +1,7 @@
 import { parseTableRef, tableKey } from "@dfs/codec";
 import { ConfigError, createLogger, ErrorCode, errorMessage, type Logger, Scope } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
-import { serveControl } from "@dfs/control";
+import { ActivityLog, serveControl } from "@dfs/control";
 import { createRegistry, healthOf, relmgrMetrics, serveHttp, serviceMetrics, setState } from "@dfs/metrics";
 import { MysqlSession } from "@dfs/mysql";
 import { connectNats, ensureStreams, type Plan, publishPlan, subjects } from "@dfs/nats";
@@ -27,6 +27,8 @@ export interface RelmgrService {
   status(): RelmgrStatus;
   graph(): Graph;
   plan(): { plan: Plan; revision: number };
+  /** Plans published and errors, for the monitor. */
+  readonly activity: ActivityLog;
   endpoints: { http: number; grpc: number };
   stop(): Promise<void>;
   done: Promise<void>;
@@ -48,6 +50,7 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
   const m = relmgrMetrics(registry);
   setState(svc, "starting");
   const scope = new Scope();
+  const activity = new ActivityLog();
   const st: RelmgrStatus = {
     state: "starting",
     tables: 0,
@@ -97,11 +100,11 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
       checkDeclaredGroups(cfg, graph);
       const plan = derivePlan(graph, cfg);
       const revision = await publishPlan(nc, sourceId, plan);
-      if (revision !== current.revision)
-        log.info(
-          { revision, groups: plan.groups.map((g) => `${g.name}: ${g.tables.join(", ")}`) },
-          "table-group plan published",
-        );
+      if (revision !== current.revision) {
+        const groups = plan.groups.map((g) => `${g.name}: ${g.tables.join(", ")}`);
+        log.info({ revision, groups }, "table-group plan published");
+        activity.add({ kind: "plan", text: `plan revision ${revision}: ${groups.join("; ")}` });
+      }
       current = { plan, revision };
       st.tables = graph.tables.length;
       st.relationships = graph.relationships.length;
@@ -129,6 +132,7 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
             },
             (err: unknown) => {
               st.lastError = errorMessage(err);
+              activity.add({ kind: "error", text: st.lastError });
               log.warn(
                 { err: st.lastError },
                 "re-reading the relationship graph failed; the plan in force stays",
@@ -147,6 +151,7 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
       status: () => ({ ...st }),
       graph: () => graph,
       plan: () => current,
+      activity,
       endpoints: { http: http.port, grpc: 0 },
       stop: async () => {
         if (st.state === "stopped") return;

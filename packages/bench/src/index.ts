@@ -149,8 +149,8 @@ Method. 4 tables of 10,000 rows (INT key, an indexed INT, CHAR(120), CHAR(60)) a
   return 0;
 }
 
-async function runPipelineBench(rows: number, record: boolean): Promise<number> {
-  const r = await benchPipeline({ rows, log: (s) => console.error(s) });
+async function runPipelineBench(rows: number, record: boolean, extra: string[]): Promise<number> {
+  const r = await benchPipeline({ rows, extraConfig: extra, log: (s) => console.error(s) });
   const rate = (c: { seconds: number }) => r.rows / c.seconds;
   const ratio = rate(r.pipeline) / rate(r.sync);
   const table = [
@@ -166,7 +166,12 @@ async function runPipelineBench(rows: number, record: boolean): Promise<number> 
 Goal: the pipeline use's catch-up at least half the sync use's (${ratio >= 0.5 ? "met" : "NOT met"}); \`dfs run\` <= 300 MB (${Math.max(r.sync.peakRssMb, r.pipeline.peakRssMb) <= 300 ? "met" : "NOT met"}).
 
 Method. The source has customers -> orders -> order_items (BIGINT UNSIGNED order ids above 2^63). ${r.writeSeconds.toFixed(1)} s of transactions of about 1,000 row changes each (40 customers, 120 orders, 480 items inserted; about 200 item quantities changed, moving rows into and out of the filter; 80 order totals changed; some items deleted) are written while nothing replicates; ${n(r.counts.customers)} customers, ${n(r.counts.orders)} orders and ${n(r.counts.items)} items remain. \`dfs run\` (default settings) then applies the backlog twice from the same position: first synced into tables of the same structure, then through the mappings into clients -> sales -> sale_lines, where clients and sales make their own keys (key maps written in the same transactions, orders' and items' foreign keys rewritten to them), one column is computed (qty * price) and sale_lines keeps only qty > 0. Time runs from spawning \`dfs run\` to the sentinel row being in the target and the DPU's checkpoint past it. Both targets were checked afterwards: row counts equal, and in the pipeline's no sale line or sale without its parent.`;
-  const file = recordBenchmark(root, "e2e pipeline", `dfs bench e2e --use pipeline --rows ${rows}`, body);
+  const file = recordBenchmark(
+    root,
+    "e2e pipeline",
+    `dfs bench e2e --use pipeline --rows ${rows}${extra.map((l) => ` --config '${l}'`).join("")}`,
+    body,
+  );
   console.error(`recorded in ${file}`);
   return 0;
 }
@@ -233,7 +238,8 @@ export async function runBench(argv: string[]): Promise<number> {
     console.error(`dfs bench: --rows must be a whole number >= 1000 (got "${values.rows}")`);
     return 2;
   }
-  if (what === "e2e" && values.use === "pipeline") return runPipelineBench(rows, !values["no-record"]);
+  if (what === "e2e" && values.use === "pipeline")
+    return runPipelineBench(rows, !values["no-record"], values.config ?? []);
   if (values.use !== "sync") {
     console.error(`dfs bench: --use must be sync or pipeline (got "${values.use}")`);
     return 2;

@@ -16,6 +16,8 @@ import { binlogEnd } from "./workload.js";
 
 export interface PipelineBenchOptions {
   rows: number;
+  /** Extra lines for both runs' config (e.g. "dpu: { batch: { maxRows: 5000 } }"). */
+  extraConfig?: string[];
   log: (s: string) => void;
 }
 
@@ -188,7 +190,7 @@ export async function benchPipeline(o: PipelineBenchOptions): Promise<PipelineBe
       return caught;
     };
     // 1. The sync use: the same tables into the target database of the same name.
-    const sync = await catchUp(ids[0]!, []);
+    const sync = await catchUp(ids[0]!, o.extraConfig ?? []);
     const synced = await one(tgt, `SELECT COUNT(*) AS n FROM ${q(db)}.order_items`);
     if (synced !== counts.items)
       throw new Error(`sync: ${synced} order_items in the target, ${counts.items} in the source`);
@@ -197,7 +199,7 @@ export async function benchPipeline(o: PipelineBenchOptions): Promise<PipelineBe
     );
     await tgt.query(`DROP DATABASE ${q(db)}`);
     // 2. The pipeline use, from the same start.
-    const pipeline = await catchUp(ids[1]!, [pipelineConfig(db, tdb)]);
+    const pipeline = await catchUp(ids[1]!, [...(o.extraConfig ?? []), pipelineConfig(db, tdb)]);
     const got = {
       customers: await one(tgt, `SELECT COUNT(*) AS n FROM ${q(tdb)}.clients`),
       orders: await one(tgt, `SELECT COUNT(*) AS n FROM ${q(tdb)}.sales`),

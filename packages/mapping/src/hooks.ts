@@ -1,6 +1,6 @@
 /**
  * Hook modules: what a mapping's declarative form cannot say. A module (JavaScript, or TypeScript
- * whose types are stripped by amaro, node's own type stripper) exports
+ * whose types are stripped: node's own stripper where it has one, amaro on node 20) exports
  * `map(row, context)`: it gets the mapped target row (its own copy) and returns the row to write,
  * or null when the row is not in the target (as a filter that is false). A hook that throws sends
  * that change to the dead letters with the module's name and its message.
@@ -43,8 +43,7 @@ async function loadHook(path: string, baseDir: string): Promise<Hook> {
     if (/\.[mc]?ts$/.test(file)) {
       // Types stripped to plain JavaScript (positions kept), loaded from memory: relative imports
       // are not available to a TypeScript hook on node 20; a JavaScript module may use them.
-      const { transformSync } = await import("amaro");
-      const code = transformSync(await readFile(file, "utf8"), { mode: "strip-only" }).code;
+      const code = await stripTypes(await readFile(file, "utf8"));
       mod = await import(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`);
     } else mod = await import(pathToFileURL(file).href);
   } catch (err) {
@@ -54,4 +53,15 @@ async function loadHook(path: string, baseDir: string): Promise<Hook> {
   if (typeof map !== "function")
     throw new Error(`hooks module ${path} does not export a function map(row, context)`);
   return map as Hook;
+}
+
+/**
+ * TypeScript to JavaScript by removing the types (positions kept): node's own stripper where it
+ * has one (22.13 and later), else amaro, the package node's is built from (node 20).
+ */
+async function stripTypes(source: string): Promise<string> {
+  const mod = (await import("node:module")) as { stripTypeScriptTypes?: (code: string) => string };
+  if (typeof mod.stripTypeScriptTypes === "function") return mod.stripTypeScriptTypes(source);
+  const { transformSync } = await import("amaro");
+  return transformSync(source, { mode: "strip-only" }).code;
 }

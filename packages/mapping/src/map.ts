@@ -23,6 +23,8 @@ export type TargetOp =
       /** The key it had before an update changed it (generated keys: the key map moves). */
       previousKey: string | null;
       row: MappedRow;
+      /** An update's mapped before image (the unique keys it frees). */
+      before?: MappedRow;
     }
   | { kind: "remove"; plan: TargetPlan; key: string; row: MappedRow };
 
@@ -134,6 +136,7 @@ export function mapChange(
           key: afterKey!,
           previousKey: beforeKey === afterKey ? null : beforeKey,
           row: after,
+          before,
         });
     } else if (before) out.push({ kind: "remove", plan, key: beforeKey!, row: before });
     else if (after) out.push({ kind: "write", plan, key: afterKey!, previousKey: null, row: after });

@@ -37,6 +37,8 @@ export interface WatchedService {
 
 export interface PollerOptions {
   sourceId: string;
+  /** The pipeline use: source "db.table" -> its mapped target tables, for the tables list. */
+  mappedTargets?: ReadonlyMap<string, string>;
   services: readonly WatchedService[];
   /** control.token; sent with every control call. */
   token: string | undefined;
@@ -370,7 +372,7 @@ export class Poller {
       sourceId: this.o.sourceId,
       pollIntervalMs: this.o.intervalMs,
       services,
-      tables: tableRows(this.slots),
+      tables: tableRows(this.slots, this.o.mappedTargets),
       changes: all.filter((a) => a.kind === "change").slice(0, LIST_LIMIT),
       dml: all.filter((a) => a.kind === "dml" || a.kind === "ddl").slice(0, LIST_LIMIT),
       errors: errorsOf(services, this.slots.flatMap((s) => s.errors).sort(newestFirst)),
@@ -416,6 +418,8 @@ const OPS = ["c", "u", "d", "r"] as const;
  */
 export function tableRows(
   slots: readonly { svc: { kind: ServiceKind }; samples: readonly Sample[] }[],
+  /** The pipeline use: source "db.table" -> the target tables its mappings write (shown as the target). */
+  mapped?: ReadonlyMap<string, string>,
 ): TableRow[] {
   const rows = new Map<string, TableRow>();
   const row = (ref: TableRef) => {
@@ -455,6 +459,7 @@ export function tableRows(
     }
     r.applied[s.labels.op as (typeof OPS)[number]] += s.value;
   }
+  if (mapped) for (const r of rows.values()) r.target = mapped.get(r.table) ?? r.target;
   return [...rows.values()].sort((a, b) => a.table.localeCompare(b.table));
 }
 

@@ -48,6 +48,7 @@ export async function startMonitor(cfg: DfsConfig, deps: MonitorDeps = {}): Prom
   const services = watchedServices(cfg);
   const poller = new Poller({
     sourceId: cfg.source.id,
+    ...(cfg.pipeline ? { mappedTargets: mappedTargets(cfg.pipeline.mappings) } : {}),
     services,
     token: cfg.control.token,
     intervalMs: cfg.monitor.pollIntervalMs,
@@ -116,4 +117,11 @@ export async function startMonitor(cfg: DfsConfig, deps: MonitorDeps = {}): Prom
     },
     done,
   };
+}
+
+/** Source table -> the target tables its mappings write, as the tables list shows them. */
+function mappedTargets(mappings: readonly { source: string; target: string }[]): Map<string, string> {
+  const out = new Map<string, string[]>();
+  for (const m of mappings) out.set(m.source, [...new Set([...(out.get(m.source) ?? []), m.target])]);
+  return new Map([...out].map(([k, v]) => [k, v.join(", ")]));
 }

@@ -13,11 +13,16 @@ import { encodeKey, type MappedRow, type TargetOp, type TargetPlan } from "@dfs/
 import { type MysqlSession, quoteId, quoteTable, sqlLiteral } from "@dfs/mysql";
 import { planStatements, type Statement } from "../plan.js";
 import type { Change } from "../sink.js";
-import { entryId } from "./keymap.js";
 import type { PipelineWriter } from "./writer.js";
 
-export type Item = { op: TargetOp; change: Change } | { sync: Change };
-type Mapped = { op: TargetOp; change: Change };
+/** Key-map entry ids of an operation: its own (generated keys), the one it moves from, its parents'. */
+export interface OpIds {
+  id: string | null;
+  prev: string | null;
+  refs: string[];
+}
+export type Item = { op: TargetOp; change: Change; ids: OpIds } | { sync: Change };
+type Mapped = { op: TargetOp; change: Change; ids: OpIds };
 
 /** Rows of one level that share one statement. */
 interface Run {
@@ -68,8 +73,8 @@ export class Batch {
     const wrote = new Map<string, number>();
     const read = new Map<string, number>();
     for (const it of ops) {
-      const own = ownKeys(it.op);
-      const refs = it.op.row.refs.map((r) => entryId(r.parent.target, r.parent.source, r.key));
+      const own = ownKeys(it);
+      const refs = it.ids.refs;
       let level = 0;
       for (const k of own) {
         const w = wrote.get(k);
@@ -93,9 +98,16 @@ export class Batch {
   private async writeLevel(ops: Mapped[]): Promise<void> {
     const km = this.w.keymap;
     // Foreign keys first: every parent a level references exists (or is known missing) by now.
-    for (const { op, change } of ops)
-      for (const r of op.row.refs)
-        op.row.values[r.column] = await this.w.parentKey(this.s, r.parent, r.key, change, r.column);
+    for (const { op, change, ids } of ops)
+      for (const [i, r] of op.row.refs.entries())
+        op.row.values[r.column] = await this.w.parentKey(
+          this.s,
+          r.parent,
+          r.key,
+          ids.refs[i]!,
+          change,
+          r.column,
+        );
     const runs = new Map<string, Run>();
     const add = (
       kind: Run["kind"],
@@ -115,7 +127,7 @@ export class Batch {
       if (r.changes[r.changes.length - 1] !== change) r.changes.push(change);
       if (id) r.ids.push(id);
     };
-    for (const { op, change } of ops) {
+    for (const { op, change, ids } of ops) {
       const plan = op.plan;
       if (plan.key !== "generated") {
         const upsert = op.kind === "write";
@@ -129,9 +141,8 @@ export class Batch {
         );
         continue;
       }
-      const id = entryId(plan.target, plan.source, op.key);
-      const prev =
-        op.kind === "write" && op.previousKey ? entryId(plan.target, plan.source, op.previousKey) : null;
+      const id = ids.id!;
+      const prev = ids.prev;
       const existing = km.get(prev ?? id) ?? km.get(id);
       const pk = quoteId(plan.keyColumns[0]!);
       const table = quoteTable(plan.target);
@@ -215,14 +226,11 @@ export class Batch {
 }
 
 /** The keys an operation writes: its key-map entries (generated keys) and the target unique keys it has values for. */
-function ownKeys(op: TargetOp): string[] {
-  const plan = op.plan;
-  const out: string[] = [];
-  if (plan.key === "generated") {
-    out.push(entryId(plan.target, plan.source, op.key));
-    if (op.kind === "write" && op.previousKey) out.push(entryId(plan.target, plan.source, op.previousKey));
-  }
-  return out.concat(uniqueKeys(op));
+function ownKeys(m: Mapped): string[] {
+  const out = uniqueKeys(m.op);
+  if (m.ids.id) out.push(m.ids.id);
+  if (m.ids.prev) out.push(m.ids.prev);
+  return out;
 }
 
 function* chunks(r: Run, size: number): Generator<Run> {
@@ -271,9 +279,15 @@ function runStatement(r: Run): Statement {
 
 /** The target unique keys whose columns the row has (a generated key's column it has not). */
 function uniqueKeys(op: TargetOp): string[] {
-  const v = op.row.values;
   const t = `${op.plan.target.db}\u0000${op.plan.target.table}`;
-  return op.plan.uniqueKeys
-    .filter((cols) => cols.every((c) => c in v))
-    .map((cols) => `${t}\u0000${cols.join(",")}\u0000${encodeKey(cols.map((c) => v[c] ?? null))}`);
+  const of = (v: Record<string, unknown>) =>
+    op.plan.uniqueKeys
+      .filter((cols) => cols.every((c) => c in v))
+      .map(
+        (cols) => `${t}\u0000${cols.join(",")}\u0000${encodeKey(cols.map((c) => (v[c] ?? null) as never))}`,
+      );
+  // An update also frees the values of its before image: whoever takes them comes after it.
+  return op.kind === "write" && op.before
+    ? [...of(op.row.values), ...of(op.before.values)]
+    : of(op.row.values);
 }

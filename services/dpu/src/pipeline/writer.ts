@@ -132,15 +132,21 @@ export class PipelineWriter {
         continue;
       }
       for (const op of mapChange(this.o.pipeline, change, key)) {
-        items.push({ op, change });
+        // Key-map entry ids, made once per operation (the batch planner and the look-ups share them).
+        const refs = op.row.refs.map((r) => entryId(r.parent.target, r.parent.source, r.key));
+        const generated = op.plan.key === "generated";
+        const id = generated ? entryId(op.plan.target, op.plan.source, op.key) : null;
+        const prev =
+          generated && op.kind === "write" && op.previousKey
+            ? entryId(op.plan.target, op.plan.source, op.previousKey)
+            : null;
+        items.push({ op, change, ids: { id, prev, refs } });
         // Entries this lane writes or removes before they are needed are known by then (its
         // overlay): only the others are looked up.
-        for (const r of op.row.refs) need(entryId(r.parent.target, r.parent.source, r.key));
-        if (op.plan.key === "generated") {
-          const id = entryId(op.plan.target, op.plan.source, op.key);
+        for (const r of refs) need(r);
+        if (id) {
           need(id);
-          if (op.kind === "write" && op.previousKey)
-            need(entryId(op.plan.target, op.plan.source, op.previousKey));
+          if (prev) need(prev);
           touched.add(id);
         }
       }
@@ -153,10 +159,10 @@ export class PipelineWriter {
     s: MysqlSession,
     parent: TargetPlan,
     key: string,
+    id: string,
     change: Change,
     column: string,
   ): Promise<string> {
-    const id = entryId(parent.target, parent.source, key);
     let v = this.keymap.get(id);
     if (v) return v;
     const waitId = `${change.seq}:${change.rowIndex}:${id}`;

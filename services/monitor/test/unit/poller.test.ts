@@ -209,3 +209,31 @@ test("binlogDistance: bytes within a file, whole files across, nothing across se
   assert.equal(binlogDistance(p(3, 1), p(4, 1, "other")), "", "positions of two servers do not compare");
   assert.equal(binlogDistance(Position.NONE, p(3, 1)), "");
 });
+
+test("tableRows shows a mapped table's target tables (the pipeline use)", () => {
+  const rows = tableRows(
+    [
+      {
+        svc: { kind: "capture" },
+        samples: [
+          { name: "dfs_capture_changes_total", labels: { db: "shop", table: "orders", op: "c" }, value: 4 },
+        ],
+      },
+      {
+        svc: { kind: "dpu" },
+        samples: [
+          {
+            name: "dfs_dpu_changes_applied_total",
+            labels: { db: "shop", table: "orders", op: "c" },
+            value: 4,
+          },
+        ],
+      },
+    ],
+    new Map([["shop.orders", "crm.sales, crm.audit"]]),
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.table, r.target, r.captured.c, r.applied.c]),
+    [["shop.orders", "crm.sales, crm.audit", 4, 4]],
+  );
+});

@@ -7,5 +7,11 @@ export { connectNats, connectNatsWithRetry, type NatsConnection, type NatsOption
 export { acquireLease, type Lease, type LeaseOptions } from "./lease.js";
 export { PLAN_BUCKET, type Plan, publishPlan, readPlan, type TableGroupPlan, watchPlan } from "./plan.js";
 export { jetStreamWriter, type StreamWriter } from "./stream-writer.js";
-export { ensureStreams, type LastPublished, lastPublished, type StreamSettings } from "./streams.js";
+export {
+  ensureStreams,
+  type LastPublished,
+  lastPublished,
+  type StreamSettings,
+  streamSettingsOf,
+} from "./streams.js";
 export { decodeToken, encodeToken, subjects } from "./subjects.js";

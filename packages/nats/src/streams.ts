@@ -24,6 +24,21 @@ export interface StreamSettings {
   duplicateWindowMs: number;
 }
 
+/** StreamSettings from the config's `nats.stream` section (durations and sizes already numbers). */
+export function streamSettingsOf(s: {
+  replicas: number;
+  maxAge: number;
+  maxBytes: number;
+  duplicateWindow: number;
+}): StreamSettings {
+  return {
+    replicas: s.replicas,
+    maxAgeMs: s.maxAge,
+    maxBytes: s.maxBytes,
+    duplicateWindowMs: s.duplicateWindow,
+  };
+}
+
 /** JetStream API error codes this module decides on. */
 const STREAM_NAME_IN_USE = 10058;
 const STREAM_NOT_FOUND = 10059;

@@ -12,6 +12,7 @@ import {
   jetStreamWriter,
   type Lease,
   type NatsConnection,
+  streamSettingsOf,
   subjects,
 } from "@dfs/nats";
 import { Assembler } from "./assembler.js";
@@ -123,13 +124,7 @@ async function connectBroker(cfg: DfsConfig, log: Logger, signal: AbortSignal): 
     },
   );
   try {
-    const s = cfg.nats.stream;
-    await ensureStreams(nc, cfg.source.id, {
-      replicas: s.replicas,
-      maxAgeMs: s.maxAge,
-      maxBytes: s.maxBytes,
-      duplicateWindowMs: s.duplicateWindow,
-    });
+    await ensureStreams(nc, cfg.source.id, streamSettingsOf(cfg.nats.stream));
     return nc;
   } catch (err) {
     await nc.close();

@@ -16,7 +16,7 @@ export interface Statement {
   changes: Change[];
 }
 
-type Kind = "upsert" | "delete" | "insert" | "delete-image";
+export type Kind = "upsert" | "delete" | "insert" | "delete-image";
 
 /** One row to write: what a change becomes (an update that changes the key becomes two). */
 interface Op {
@@ -119,7 +119,7 @@ function add(runs: Run[], op: Op, statementRows: number): void {
 export function planStatements(changes: readonly Change[], statementRows: number): Statement[] {
   const runs: Run[] = [];
   for (const op of opsOf(changes)) add(runs, op, statementRows);
-  return runs.filter((r) => r.columns.length > 0).map(toStatement);
+  return runs.filter((r) => r.columns.length > 0).map(statementOf);
 }
 
 /**
@@ -187,13 +187,13 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
       if (g.kind === "delete-image") {
         // One row per statement (LIMIT 1 finds one twin).
         for (const [i, row] of g.rows.entries())
-          out.push(toStatement({ ...g, rows: [row], changes: [g.rowChanges[i]!] }));
+          out.push(statementOf({ ...g, rows: [row], changes: [g.rowChanges[i]!] }));
         continue;
       }
       for (let at = 0; at < g.rows.length; at += statementRows) {
         const rows = g.rows.slice(at, at + statementRows);
         out.push(
-          toStatement({
+          statementOf({
             ...g,
             rows,
             changes: distinct(g.rowChanges, at, at + rows.length),
@@ -212,7 +212,7 @@ function distinct(changes: readonly Change[], from: number, to: number): Change[
 }
 
 /** `(v, ...)` per row, the values in `cols` order, escaped by sqlLiteral. */
-function tuples(rows: readonly Record<string, SqlValue>[], cols: readonly string[]): string {
+export function tuples(rows: readonly Record<string, SqlValue>[], cols: readonly string[]): string {
   const out = new Array<string>(rows.length);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
@@ -226,7 +226,21 @@ function tuples(rows: readonly Record<string, SqlValue>[], cols: readonly string
   return out.join(",");
 }
 
-function toStatement(run: Run): Statement {
+/** What statementOf needs of a run: only the table's name and key. */
+export interface StatementRun {
+  kind: Kind;
+  table: Pick<TargetTable, "ref" | "key">;
+  columns: readonly string[];
+  rows: readonly Record<string, SqlValue>[];
+  changes: Change[];
+}
+
+/**
+ * The statement of rows of one kind, table and column list (the pipeline's batch builds its
+ * upserts and deletes through it too): a multi-row INSERT (ON DUPLICATE KEY UPDATE for an upsert),
+ * a DELETE by key, or a one-row DELETE equal to an image.
+ */
+export function statementOf(run: StatementRun): Statement {
   const t = run.table;
   const cols = run.columns;
   const n = run.rows.length;

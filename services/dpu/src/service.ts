@@ -18,6 +18,7 @@ import {
   ensureStreams,
   type Lease,
   type NatsConnection,
+  streamSettingsOf,
   subjects,
 } from "@dfs/nats";
 import { dpuControl } from "./control.js";
@@ -72,7 +73,7 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       name: `dfs-${consumer}-${sourceId}`,
     });
     scope.defer(() => nc.close());
-    await ensureStreams(nc, sourceId, streamSettings(cfg));
+    await ensureStreams(nc, sourceId, streamSettingsOf(cfg.nats.stream));
     // Replicas of one group: one applies, the others wait here until its lease ends.
     const lease = await takeLease(cfg, nc, consumer, log, stopping.signal);
     if (lease) scope.defer(() => lease.release());
@@ -175,14 +176,4 @@ async function takeLease(
     log.info({ consumer, lease: key }, "took over: this replica applies now");
     return lease;
   }
-}
-
-function streamSettings(cfg: DfsConfig) {
-  const s = cfg.nats.stream;
-  return {
-    replicas: s.replicas,
-    maxAgeMs: s.maxAge,
-    maxBytes: s.maxBytes,
-    duplicateWindowMs: s.duplicateWindow,
-  };
 }

@@ -4,7 +4,7 @@ import type { DfsConfig } from "@dfs/config";
 import { ActivityLog, serveControl } from "@dfs/control";
 import { createRegistry, healthOf, relmgrMetrics, serveHttp, serviceMetrics, setState } from "@dfs/metrics";
 import { MysqlSession } from "@dfs/mysql";
-import { connectNats, ensureStreams, type Plan, publishPlan, subjects } from "@dfs/nats";
+import { connectNats, ensureStreams, type Plan, publishPlan, streamSettingsOf, subjects } from "@dfs/nats";
 import { relmgrControl } from "./control.js";
 import { discoverGraph, type Graph } from "./graph.js";
 import { derivePlan } from "./plan.js";
@@ -82,12 +82,7 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
       name: `dfs-relmgr-${sourceId}`,
     });
     scope.defer(() => nc.close());
-    await ensureStreams(nc, sourceId, {
-      replicas: cfg.nats.stream.replicas,
-      maxAgeMs: cfg.nats.stream.maxAge,
-      maxBytes: cfg.nats.stream.maxBytes,
-      duplicateWindowMs: cfg.nats.stream.duplicateWindow,
-    });
+    await ensureStreams(nc, sourceId, streamSettingsOf(cfg.nats.stream));
     let src = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
     scope.defer(() => src.close());
 

@@ -11,7 +11,7 @@
  */
 import { encodeKey, type MappedRow, type TargetOp, type TargetPlan } from "@dfs/mapping";
 import { type MysqlSession, quoteId, quoteTable, sqlLiteral } from "@dfs/mysql";
-import { planStatements, type Statement } from "../plan.js";
+import { planStatements, type Statement, statementOf, tuples } from "../plan.js";
 import type { Change } from "../sink.js";
 import type { PipelineWriter } from "./writer.js";
 
@@ -191,8 +191,6 @@ export class Batch {
   private async insertGenerated(r: Run): Promise<string[]> {
     const t = quoteTable(r.plan.target);
     const pk = r.plan.keyColumns[0]!;
-    const tuple = (row: MappedRow) =>
-      `(${r.columns.map((c) => sqlLiteral(row.values[c] ?? null)).join(",")})`;
     const head =
       r.columns.length > 0
         ? `INSERT INTO ${t} (${r.columns.map(quoteId).join(",")}) VALUES `
@@ -201,7 +199,10 @@ export class Batch {
       // RETURNING gives each inserted row's key, in the order of the rows. The statements queued
       // before it go in the same round trip.
       const insert: Statement = {
-        sql: `${head}${r.rows.map(tuple).join(",")} RETURNING ${quoteId(pk)} AS k`,
+        sql: `${head}${tuples(
+          r.rows.map((row) => row.values),
+          r.columns,
+        )} RETURNING ${quoteId(pk)} AS k`,
         text: `${head}(?) ×${r.rows.length} RETURNING ${quoteId(pk)}`,
         changes: r.changes,
       };
@@ -218,7 +219,9 @@ export class Batch {
     if (queued.length > 0) await this.run(queued);
     const keys: string[] = [];
     for (const row of r.rows) {
-      const res = await this.s.query<{ insertId: number | string }>(`${head}${tuple(row)}`);
+      const res = await this.s.query<{ insertId: number | string }>(
+        `${head}${tuples([row.values], r.columns)}`,
+      );
       keys.push(String(res.insertId));
     }
     return keys;
@@ -245,36 +248,15 @@ function* chunks(r: Run, size: number): Generator<Run> {
   }
 }
 
+/** An upsert or delete run as a statement, built as sync builds its own. */
 function runStatement(r: Run): Statement {
-  const t = quoteTable(r.plan.target);
-  const n = r.rows.length;
-  if (r.kind === "delete") {
-    const cols = r.columns;
-    const list = cols.length === 1 ? quoteId(cols[0]!) : `(${cols.map(quoteId).join(",")})`;
-    const values = r.rows
-      .map((row) =>
-        cols.length === 1
-          ? sqlLiteral(row.values[cols[0]!] ?? null)
-          : `(${cols.map((c) => sqlLiteral(row.values[c] ?? null)).join(",")})`,
-      )
-      .join(",");
-    return {
-      sql: `DELETE FROM ${t} WHERE ${list} IN (${values})`,
-      text: `DELETE FROM ${t} WHERE ${list} IN (?) ×${n}`,
-      changes: r.changes,
-    };
-  }
-  const keys = new Set(r.plan.keyColumns);
-  const set = r.columns.filter((c) => !keys.has(c));
-  const assign = (set.length > 0 ? set : r.columns.slice(0, 1)).map(
-    (c) => `${quoteId(c)}=VALUES(${quoteId(c)})`,
-  );
-  const head = `INSERT INTO ${t} (${r.columns.map(quoteId).join(",")}) VALUES `;
-  const tail = ` ON DUPLICATE KEY UPDATE ${assign.join(",")}`;
-  const tuples = r.rows.map(
-    (row) => `(${r.columns.map((c) => sqlLiteral(row.values[c] ?? null)).join(",")})`,
-  );
-  return { sql: head + tuples.join(",") + tail, text: `${head}(?) ×${n}${tail}`, changes: r.changes };
+  return statementOf({
+    kind: r.kind === "delete" ? "delete" : "upsert",
+    table: { ref: r.plan.target, key: r.plan.keyColumns },
+    columns: r.columns,
+    rows: r.rows.map((row) => row.values),
+    changes: r.changes,
+  });
 }
 
 /** The target unique keys whose columns the row has (a generated key's column it has not). */

@@ -108,7 +108,6 @@ async function open(cfg: DfsConfig, o: { log: Logger; baseDir?: string }): Promi
       orphanWaitMs: p.orphanWaitMs,
       statementRows: cfg.dpu.batch.statementRows,
       returning,
-      log: o.log,
     });
   } finally {
     await Promise.all([src.close(), tgt.close()]);

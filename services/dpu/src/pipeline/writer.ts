@@ -11,7 +11,7 @@
  * Changes of tables without a mapping are applied as in sync.
  */
 import { tableKey } from "@dfs/codec";
-import type { Logger } from "@dfs/common";
+import { sleep } from "@dfs/common";
 import { type CompiledPipeline, MappingError, mapChange, type TargetPlan } from "@dfs/mapping";
 import type { MysqlSession } from "@dfs/mysql";
 import type { Statement } from "../plan.js";
@@ -28,7 +28,6 @@ export interface PipelineWriterOptions {
   statementRows: number;
   /** Whether the target has INSERT ... RETURNING (MariaDB 10.5+). */
   returning: boolean;
-  log: Logger;
 }
 
 const ORPHAN_POLL_MS = 200;
@@ -47,7 +46,6 @@ export class PipelineWriter {
     return this.o.sourceTables.get(tableKey(source));
   }
 
-  /** Applies `changes` on `s` inside its open transaction; `run` sends statements (batched round trips). */
   /**
    * Applies `changes` on `s`; `run` sends statements (batched round trips). With `begin`, the
    * transaction is opened by the first statements sent (the key-map look-ups before it are plain
@@ -170,7 +168,7 @@ export class PipelineWriter {
       this.waited.add(waitId);
       const deadline = Date.now() + this.o.orphanWaitMs;
       while (!v && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, ORPHAN_POLL_MS));
+        await sleep(ORPHAN_POLL_MS);
         await this.keymap.load(s, [id], true);
         v = this.keymap.get(id);
       }

@@ -204,6 +204,10 @@ export function compileMappings(
           plan.columns.push({
             target: col,
             value: (row) => {
+              if (!cast && e.text) {
+                const t = e.text(row);
+                if (t !== undefined) return t;
+              }
               let v: ExprValue = e.run(row);
               if (cast) v = castValue(v, cast);
               // A boolean into a text column would read "1"/"0" anyway; numbers stay exact text.

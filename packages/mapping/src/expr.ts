@@ -10,6 +10,7 @@
 import type { SqlValue } from "@dfs/codec";
 import { Decimal } from "decimal.js";
 import jsep from "jsep";
+import { exactPaths } from "./exact.js";
 
 /** Exact decimals: 80 significant digits, half-up rounding (MySQL's), plain notation. */
 export const Dec = Decimal.clone({
@@ -32,6 +33,8 @@ export interface Compiled {
   /** The source columns it reads. */
   columns: string[];
   run(row: Record<string, SqlValue>): ExprValue;
+  /** Arithmetic over exact columns: the value as the target gets it (undefined: use run). */
+  text?: (row: Record<string, SqlValue>) => string | null | undefined;
 }
 
 /** How a source column's values enter an expression: numbers as exact decimals. */
@@ -237,7 +240,7 @@ export function toSql(v: ExprValue): SqlValue {
 }
 
 /** Compiles `source` for a table whose columns are `kinds`; names and syntax are checked now. */
-export function compileExpr(source: string, kinds: ColumnKinds): Compiled {
+export function compileExpr(source: string, kinds: ColumnKinds, o: { exact?: boolean } = {}): Compiled {
   let ast: Node;
   try {
     ast = jsep(source);
@@ -311,11 +314,18 @@ export function compileExpr(source: string, kinds: ColumnKinds): Compiled {
     throw new ExprError(`${what} is not supported in ${JSON.stringify(source)}`);
   };
   const run = build(ast);
+  const fast = o.exact === false ? {} : exactPaths(ast, (c) => kinds.numeric(c));
+  const test = fast.test;
   return {
     source,
     columns: [...columns],
+    ...(fast.text ? { text: fast.text } : {}),
     run(row) {
       try {
+        if (test) {
+          const r = test(row);
+          if (r !== undefined) return r;
+        }
         return run(row);
       } catch (err) {
         throw new TypeError(`${JSON.stringify(source)}: ${(err as Error).message}`);

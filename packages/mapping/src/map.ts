@@ -5,12 +5,14 @@
  */
 import { type DecodedChange, type SqlValue, tableKey } from "@dfs/codec";
 import { DataError, ErrorCode } from "@dfs/common";
-import type { CompiledPipeline, TargetPlan } from "./compile.js";
+import type { ColumnPlan, CompiledPipeline, TargetPlan } from "./compile.js";
 import { truthy } from "./expr.js";
 
 /** A target row: its values, and the columns whose value is a parent's source key to rewrite. */
 export interface MappedRow {
   values: Record<string, SqlValue>;
+  /** The columns `values` has, in order (one shared array per plan unless a hook made the row). */
+  columns: string[];
   refs: { column: string; parent: TargetPlan; key: string }[];
 }
 
@@ -53,7 +55,51 @@ function sourceKeyOf(plan: TargetPlan, row: Record<string, SqlValue>): string {
   return encodeKey(plan.sourceKey.map((c) => row[c] ?? null));
 }
 
-function mapImage(plan: TargetPlan, change: DecodedChange, image: "before" | "after"): MappedRow | null {
+/** What a plan's images need, worked out once per plan. */
+interface Shape {
+  /** Target column names in mapping order (the values' keys when no hook runs). */
+  names: string[];
+  /** The columns a before image needs: the target's key and unique-key columns. */
+  identity: ColumnPlan[];
+  identityNames: string[];
+  /** Foreign-key columns to rewrite in a written row, and in a removal (only key columns matter there). */
+  writeRefs: ColumnPlan[];
+  removeRefs: ColumnPlan[];
+}
+
+const shapes = new WeakMap<TargetPlan, Shape>();
+
+function shapeOf(plan: TargetPlan): Shape {
+  let s = shapes.get(plan);
+  if (!s) {
+    const ident = new Set([...plan.keyColumns, ...plan.uniqueKeys.flat()]);
+    const identity = plan.columns.filter((c) => ident.has(c.target));
+    const writeRefs = plan.columns.filter((c) => c.parent);
+    s = {
+      names: plan.columns.map((c) => c.target),
+      identity,
+      identityNames: identity.map((c) => c.target),
+      writeRefs,
+      // A generated-key row is removed through its key map entry; a source-keyed one by its key,
+      // which may hold a parent's (rewritten) key.
+      removeRefs: plan.key === "generated" ? [] : writeRefs.filter((c) => plan.keyColumns.includes(c.target)),
+    };
+    shapes.set(plan, s);
+  }
+  return s;
+}
+
+/**
+ * A source image through one plan, or null when the filter (or hook) leaves it out. `use`: a
+ * written row gets every column; an image that is only removed, or only tells which unique keys
+ * an update frees, gets the target's identifying columns (hooks always see every column).
+ */
+function mapImage(
+  plan: TargetPlan,
+  change: DecodedChange,
+  image: "before" | "after",
+  use: "write" | "remove" | "identity",
+): MappedRow | null {
   const src = change[image];
   if (!src) return null;
   if (plan.filter) {
@@ -65,8 +111,12 @@ function mapImage(plan: TargetPlan, change: DecodedChange, image: "before" | "af
     }
     if (!keep) return null;
   }
+  const shape = shapeOf(plan);
+  const full = use === "write" || plan.hook !== undefined;
+  const cols = full ? plan.columns : shape.identity;
+  let names = full ? shape.names : shape.identityNames;
   let values: Record<string, SqlValue> = {};
-  for (const c of plan.columns) {
+  for (const c of cols) {
     try {
       values[c.target] = c.value(src);
     } catch (err) {
@@ -91,14 +141,16 @@ function mapImage(plan: TargetPlan, change: DecodedChange, image: "before" | "af
         `hooks module ${plan.hook.module} map() returned ${typeof out}, not a row or null, for ${plan.path}`,
       );
     values = out;
+    names = Object.keys(out);
   }
   const refs: MappedRow["refs"] = [];
-  for (const c of plan.columns) {
+  const refCols = use === "write" ? shape.writeRefs : use === "remove" ? shape.removeRefs : [];
+  for (const c of refCols) {
     const v = values[c.target];
-    if (c.parent && v !== null && v !== undefined)
-      refs.push({ column: c.target, parent: c.parent, key: encodeKey([v]) });
+    if (v !== null && v !== undefined)
+      refs.push({ column: c.target, parent: c.parent!, key: encodeKey([v]) });
   }
-  return { values, refs };
+  return { values, columns: names, refs };
 }
 
 function sameTargetKey(plan: TargetPlan, a: MappedRow, b: MappedRow): boolean {
@@ -121,13 +173,22 @@ export function mapChange(
   if (!plans) return [];
   const out: TargetOp[] = [];
   for (const plan of plans) {
-    const before = change.op === "u" || change.op === "d" ? mapImage(plan, change, "before") : null;
-    const after = change.op === "d" ? null : mapImage(plan, change, "after");
+    const after = change.op === "d" ? null : mapImage(plan, change, "after", "write");
+    // An update's before image only tells whether the row was there and which keys it frees.
+    const before =
+      change.op === "d"
+        ? mapImage(plan, change, "before", "remove")
+        : change.op === "u"
+          ? mapImage(plan, change, "before", after ? "identity" : "remove")
+          : null;
     const beforeKey = before ? sourceKeyOf(plan, change.before!) : null;
     const afterKey = after ? sourceKeyOf(plan, change.after!) : null;
     if (before && after) {
       if (plan.key !== "generated" && !sameTargetKey(plan, before, after)) {
-        out.push({ kind: "remove", plan, key: beforeKey!, row: before });
+        // Its key may hold a parent's key, rewritten like a removal's.
+        const removed =
+          shapeOf(plan).removeRefs.length > 0 ? mapImage(plan, change, "before", "remove")! : before;
+        out.push({ kind: "remove", plan, key: beforeKey!, row: removed });
         out.push({ kind: "write", plan, key: afterKey!, previousKey: null, row: after });
       } else
         out.push({

@@ -47,52 +47,17 @@ export class Batch {
     private pending: Statement[],
   ) {}
 
-  /** Writes `items`; resolves with the statements still to send (the caller sends them with its own). */
-  async write(items: Item[]): Promise<Statement[]> {
-    let segment: Mapped[] = [];
-    for (const item of items) {
-      if ("sync" in item) {
-        // A table without a mapping: in order, between what came before and after it.
-        await this.writeLevels(segment);
-        segment = [];
-        this.pending.push(...planStatements([item.sync], this.w.options.statementRows));
-      } else segment.push(item);
+  /** Writes `work`; resolves with the statements still to send (the caller sends them with its own). */
+  async write(work: Work): Promise<Statement[]> {
+    for (const part of work) {
+      if ("sync" in part) this.pending.push(...planStatements([part.sync], this.w.options.statementRows));
+      else for (const lv of part.levels) if (lv) await this.writeLevel(lv);
     }
-    await this.writeLevels(segment);
     this.pending.push(...this.w.keymap.statements(this.touched));
     this.touched = new Map();
     const rest = this.pending;
     this.pending = [];
     return rest;
-  }
-
-  private async writeLevels(ops: Mapped[]): Promise<void> {
-    if (ops.length === 0) return;
-    const levels: Mapped[][] = [];
-    /** The level of the last operation that wrote or removed a key, and of the last that read one. */
-    const wrote = new Map<string, number>();
-    const read = new Map<string, number>();
-    for (const it of ops) {
-      const own = ownKeys(it);
-      const refs = it.ids.refs;
-      let level = 0;
-      for (const k of own) {
-        const w = wrote.get(k);
-        if (w !== undefined && w + 1 > level) level = w + 1;
-        const r = read.get(k);
-        if (r !== undefined && r > level) level = r; // the same level reads first (refs resolve at its start)
-      }
-      for (const k of refs) {
-        const w = wrote.get(k);
-        if (w !== undefined && w + 1 > level) level = w + 1;
-      }
-      const lv = levels[level];
-      if (lv) lv.push(it);
-      else levels[level] = [it];
-      for (const k of own) wrote.set(k, level);
-      for (const k of refs) if ((read.get(k) ?? -1) < level) read.set(k, level);
-    }
-    for (const lv of levels) if (lv) await this.writeLevel(lv);
   }
 
   private async writeLevel(ops: Mapped[]): Promise<void> {
@@ -108,7 +73,9 @@ export class Batch {
           change,
           r.column,
         );
-    const runs = new Map<string, Run>();
+    // Runs by plan and kind; a plan's rows share one column list unless a hook made them.
+    const runs: Run[] = [];
+    const byPlan = new Map<TargetPlan, Run[]>();
     const add = (
       kind: Run["kind"],
       plan: TargetPlan,
@@ -117,11 +84,16 @@ export class Batch {
       change: Change,
       id: string,
     ) => {
-      const key = `${kind}\u0000${plan.index}\u0000${columns.join("\u0000")}`;
-      let r = runs.get(key);
+      let list = byPlan.get(plan);
+      if (!list) {
+        list = [];
+        byPlan.set(plan, list);
+      }
+      let r = list.find((x) => x.kind === kind && sameColumns(x.columns, columns));
       if (!r) {
         r = { kind, plan, columns, rows: [], ids: [], changes: [] };
-        runs.set(key, r);
+        list.push(r);
+        runs.push(r);
       }
       r.rows.push(row);
       if (r.changes[r.changes.length - 1] !== change) r.changes.push(change);
@@ -134,7 +106,7 @@ export class Batch {
         add(
           upsert ? "upsert" : "delete",
           plan,
-          upsert ? Object.keys(op.row.values) : plan.keyColumns,
+          upsert ? op.row.columns : plan.keyColumns,
           op.row,
           change,
           "",
@@ -156,7 +128,7 @@ export class Batch {
         km.remove(id);
         this.touched.set(id, null);
       } else if (existing) {
-        const cols = Object.keys(op.row.values);
+        const cols = op.row.columns;
         if (cols.length > 0)
           this.pending.push({
             sql: `UPDATE ${table} SET ${cols.map((c) => `${quoteId(c)} = ${sqlLiteral(op.row.values[c] ?? null)}`).join(", ")} WHERE ${pk} = ${sqlLiteral(existing)}`,
@@ -170,10 +142,10 @@ export class Batch {
           km.put(id, existing);
           this.touched.set(id, existing);
         }
-      } else add("insert-generated", plan, Object.keys(op.row.values), op.row, change, id);
+      } else add("insert-generated", plan, op.row.columns, op.row, change, id);
     }
     const inserts: Run[] = [];
-    for (const r of runs.values()) {
+    for (const r of runs) {
       if (r.kind === "insert-generated") inserts.push(r);
       else for (const part of chunks(r, this.w.options.statementRows)) this.pending.push(runStatement(part));
     }
@@ -228,9 +200,60 @@ export class Batch {
   }
 }
 
+/**
+ * A call's items as the batch writes them: runs of mapped operations planned by levels, and the
+ * changes of unmapped tables in order between them. Pure CPU work on the items (no key map state),
+ * so it is done while the group before is applied.
+ */
+export type Work = ({ levels: Mapped[][] } | { sync: Change })[];
+
+export function planWork(items: readonly Item[]): Work {
+  const out: Work = [];
+  let segment: Mapped[] = [];
+  for (const item of items) {
+    if ("sync" in item) {
+      // A table without a mapping: in order, between what came before and after it.
+      if (segment.length > 0) out.push({ levels: planLevels(segment) });
+      segment = [];
+      out.push(item);
+    } else segment.push(item);
+  }
+  if (segment.length > 0) out.push({ levels: planLevels(segment) });
+  return out;
+}
+
+function planLevels(ops: readonly Mapped[]): Mapped[][] {
+  const levels: Mapped[][] = [];
+  /** The level of the last operation that wrote or removed a key, and of the last that read one. */
+  const wrote = new Map<string, number>();
+  const read = new Map<string, number>();
+  for (const it of ops) {
+    const own = ownKeys(it);
+    const refs = it.ids.refs;
+    let level = 0;
+    for (const k of own) {
+      const w = wrote.get(k);
+      if (w !== undefined && w + 1 > level) level = w + 1;
+      const r = read.get(k);
+      if (r !== undefined && r > level) level = r; // the same level reads first (refs resolve at its start)
+    }
+    for (const k of refs) {
+      const w = wrote.get(k);
+      if (w !== undefined && w + 1 > level) level = w + 1;
+    }
+    const lv = levels[level];
+    if (lv) lv.push(it);
+    else levels[level] = [it];
+    for (const k of own) wrote.set(k, level);
+    for (const k of refs) if ((read.get(k) ?? -1) < level) read.set(k, level);
+  }
+  return levels;
+}
+
 /** The keys an operation writes: its key-map entries (generated keys) and the target unique keys it has values for. */
 function ownKeys(m: Mapped): string[] {
-  const out = uniqueKeys(m.op);
+  const out: string[] = [];
+  uniqueKeys(m.op, out);
   if (m.ids.id) out.push(m.ids.id);
   if (m.ids.prev) out.push(m.ids.prev);
   return out;
@@ -259,17 +282,43 @@ function runStatement(r: Run): Statement {
   });
 }
 
+/** A plan's target unique keys as they enter the planner: columns and the text before the values. */
+const uniqueParts = new WeakMap<TargetPlan, { cols: string[]; prefix: string }[]>();
+
+function partsOf(plan: TargetPlan): { cols: string[]; prefix: string }[] {
+  let parts = uniqueParts.get(plan);
+  if (!parts) {
+    const t = `${plan.target.db}\u0000${plan.target.table}`;
+    parts = plan.uniqueKeys.map((cols) => ({ cols, prefix: `${t}\u0000${cols.join(",")}\u0000` }));
+    uniqueParts.set(plan, parts);
+  }
+  return parts;
+}
+
 /** The target unique keys whose columns the row has (a generated key's column it has not). */
-function uniqueKeys(op: TargetOp): string[] {
-  const t = `${op.plan.target.db}\u0000${op.plan.target.table}`;
-  const of = (v: Record<string, unknown>) =>
-    op.plan.uniqueKeys
-      .filter((cols) => cols.every((c) => c in v))
-      .map(
-        (cols) => `${t}\u0000${cols.join(",")}\u0000${encodeKey(cols.map((c) => (v[c] ?? null) as never))}`,
+function uniqueKeys(op: TargetOp, out: string[]): void {
+  const parts = partsOf(op.plan);
+  const of = (v: Record<string, unknown>) => {
+    for (const { cols, prefix } of parts) {
+      let all = true;
+      for (const c of cols) if (!(c in v)) all = false;
+      if (!all) continue;
+      out.push(
+        prefix +
+          (cols.length === 1
+            ? encodeKey([(v[cols[0]!] ?? null) as never])
+            : encodeKey(cols.map((c) => (v[c] ?? null) as never))),
       );
+    }
+  };
+  of(op.row.values);
   // An update also frees the values of its before image: whoever takes them comes after it.
-  return op.kind === "write" && op.before
-    ? [...of(op.row.values), ...of(op.before.values)]
-    : of(op.row.values);
+  if (op.kind === "write" && op.before) of(op.before.values);
+}
+
+function sameColumns(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

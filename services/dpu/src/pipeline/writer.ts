@@ -16,7 +16,7 @@ import { type CompiledPipeline, MappingError, mapChange, type TargetPlan } from 
 import type { MysqlSession } from "@dfs/mysql";
 import type { Statement } from "../plan.js";
 import type { Change, TargetTable } from "../sink.js";
-import { Batch, type Item } from "./batch.js";
+import { Batch, type Item, planWork, type Work } from "./batch.js";
 import { entryId, KeyMap } from "./keymap.js";
 
 export interface PipelineWriterOptions {
@@ -88,19 +88,19 @@ export class PipelineWriter {
   }
 
   /**
-   * Maps a lane's changes ahead of its apply (while the group before is applied): the CPU work of
-   * mapping leaves the target's critical path. A mapping error is kept and thrown by apply.
+   * Maps and plans a lane's changes ahead of its apply (while the group before is applied): the
+   * CPU work of mapping and level planning leaves the target's critical path. A mapping error is kept and thrown by apply.
    */
   prepare(changes: readonly Change[]): void {
     if (this.prepared.has(changes)) return;
     try {
-      this.prepared.set(changes, this.mapAll(changes));
+      this.prepared.set(changes, this.plan(changes));
     } catch (err) {
       this.prepared.set(changes, err instanceof Error ? err : new Error(String(err)));
     }
   }
 
-  private readonly prepared = new WeakMap<readonly Change[], { items: Item[]; needed: string[] } | Error>();
+  private readonly prepared = new WeakMap<readonly Change[], { work: Work; needed: string[] } | Error>();
 
   private async applyIn(
     s: MysqlSession,
@@ -111,9 +111,15 @@ export class PipelineWriter {
     const done = this.prepared.get(changes);
     this.prepared.delete(changes);
     if (done instanceof Error) throw done;
-    const { items, needed } = done ?? this.mapAll(changes);
+    const { work, needed } = done ?? this.plan(changes);
     await this.keymap.load(s, needed);
-    return new Batch(this, s, run, begin ? [{ sql: "BEGIN", changes: [] }] : []).write(items);
+    return new Batch(this, s, run, begin ? [{ sql: "BEGIN", changes: [] }] : []).write(work);
+  }
+
+  /** Maps `changes` and plans their statements' levels: everything that does not need the key map. */
+  private plan(changes: readonly Change[]): { work: Work; needed: string[] } {
+    const { items, needed } = this.mapAll(changes);
+    return { work: planWork(items), needed };
   }
 
   private mapAll(changes: readonly Change[]): { items: Item[]; needed: string[] } {

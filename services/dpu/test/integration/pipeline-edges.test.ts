@@ -85,6 +85,19 @@ export function map(row: Row, ctx: { sourceRow: Row }): Row | null {
       lines.map((l) => [String(l.line_id), l.sale_id, l.line_total]),
       [["100", sales[0]!.sale_id, "2.50"]],
     );
+
+    // A parent removed before its children in one transaction: the children's removals need no
+    // parent key (they are found by their own), so they neither wait nor go to the dead letters.
+    await p.src.query(
+      `START TRANSACTION; DELETE FROM ${s("orders")} WHERE id = 11; DELETE FROM ${s("order_items")} WHERE order_id = 11; COMMIT`,
+    );
+    await waitFor(
+      async () =>
+        (await rows(`SELECT 1 FROM ${q(tdb)}.sales`)).length === 0 &&
+        (await rows(`SELECT 1 FROM ${q(tdb)}.sale_lines`)).length === 0,
+      { timeoutMs: 30_000, what: "the sale and its line removed" },
+    );
+    assert.equal((await listDeadLetters(p.nc, p.id)).length, 2, "no new dead letter");
   } finally {
     await p.close();
   }

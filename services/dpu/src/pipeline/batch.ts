@@ -63,16 +63,16 @@ export class Batch {
   private async writeLevel(ops: Mapped[]): Promise<void> {
     const km = this.w.keymap;
     // Foreign keys first: every parent a level references exists (or is known missing) by now.
-    for (const { op, change, ids } of ops)
-      for (const [i, r] of op.row.refs.entries())
-        op.row.values[r.column] = await this.w.parentKey(
-          this.s,
-          r.parent,
-          r.key,
-          ids.refs[i]!,
-          change,
-          r.column,
-        );
+    for (const { op, change, ids } of ops) {
+      const refs = op.row.refs;
+      for (let i = 0; i < refs.length; i++) {
+        const r = refs[i]!;
+        // Known parents (nearly all) without a promise; a missing one waits in parentKey.
+        op.row.values[r.column] =
+          km.get(ids.refs[i]!) ||
+          (await this.w.parentKey(this.s, r.parent, r.key, ids.refs[i]!, change, r.column));
+      }
+    }
     // Runs by plan and kind; a plan's rows share one column list unless a hook made them.
     const runs: Run[] = [];
     const byPlan = new Map<TargetPlan, Run[]>();

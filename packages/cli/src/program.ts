@@ -90,7 +90,7 @@ ${examples("dfs doctor -c examples/sync.yaml", "DFS_SOURCE_URL=mysql://repl:secr
         examples(`dfs ${name} -c examples/sync.yaml   # answers "not built yet", exit code 64`),
       )
       .action(() => {
-        throw new UsageError(`dfs ${name} is not built yet in this version of dataflowsync`);
+        throw new UsageError("not built yet in this version of dataflowsync");
       });
   return program;
 }

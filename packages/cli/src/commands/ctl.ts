@@ -1,4 +1,5 @@
-import { parseTableRef } from "@dfs/codec";
+import { parseTableRef, type TableRef } from "@dfs/codec";
+import { errorMessage } from "@dfs/common";
 import { type DfsConfig, loadConfig } from "@dfs/config";
 import { type ControlClient, connectControl, type ServiceKind } from "@dfs/control";
 import { UsageError } from "../exit.js";
@@ -32,6 +33,15 @@ export function controlTarget(
   };
 }
 
+/** A db.table argument; a malformed one is a usage error (exit code 64). */
+export function tableArg(text: string): TableRef {
+  try {
+    return parseTableRef(text);
+  } catch (err) {
+    throw new UsageError(errorMessage(err));
+  }
+}
+
 /** JSON with bigints as numbers where they fit, else strings. */
 function print(value: unknown): void {
   console.log(
@@ -61,13 +71,13 @@ async function call(
     case "activity":
       return client.activity(0, 50);
     case "snapshot":
-      return client.snapshot(args.map(parseTableRef));
+      return client.snapshot(args.map(tableArg));
     case "set-position":
       if (args.length !== 1)
         throw new UsageError("set-position takes one position: earliest, latest, FILE:POS or a GTID set");
       return client.setPosition(args[0]!);
     case "dlq-list":
-      return client.listDlq(table ? { table: parseTableRef(table) } : {});
+      return client.listDlq(table ? { table: tableArg(table) } : {});
     case "dlq-replay": {
       const seqs = args.map(Number);
       if (seqs.some((n) => !Number.isInteger(n) || n <= 0))

@@ -100,6 +100,9 @@ export function wrap(text: string, width: number): string[] {
 
 const HEADER = ["CHECK", "STATUS", "DETAIL", "HOW TO FIX"] as const;
 
+/** The detail column's width without wrapping; longer details overflow their own row. */
+const UNWRAPPED_DETAIL = 90;
+
 /**
  * The table: CHECK, STATUS, DETAIL, HOW TO FIX. With `width` (a terminal's columns) the detail and
  * fix columns wrap to fit; without it (output to a pipe or file) every check is one line, so that
@@ -115,13 +118,12 @@ export function renderTable(results: readonly CheckResult[], width?: number): st
     const detail = Math.max(20, Math.floor(left * 0.45));
     wrapAt = [detail, Math.max(20, left - detail)];
   }
+  // Unwrapped, a long detail runs past its column on its own row rather than widening every row.
+  const detailCap = wrapAt ? wrapAt[0] : UNWRAPPED_DETAIL;
   const widths = [
     fixed[0]!,
     fixed[1]!,
-    Math.max(
-      HEADER[2].length,
-      ...rows.map((r) => (wrapAt ? Math.min(wrapAt[0], r[2]!.length) : r[2]!.length)),
-    ),
+    Math.max(HEADER[2].length, ...rows.map((r) => Math.min(detailCap, r[2]!.length))),
   ];
   const lines: string[] = [];
   const emit = (cells: string[]) =>

@@ -170,32 +170,31 @@ export async function checkTarget(
   } finally {
     await s.close();
   }
-  if (cfg.pipeline) out.push(await mappingCheck(cfg, sourceDatabases !== null));
+  if (cfg.pipeline) out.push(...(await mappingCheck(cfg, sourceDatabases !== null)));
   return out;
 }
 
-/** The pipeline's mappings compiled against both servers, as the DPU does at start-up. */
-async function mappingCheck(cfg: DfsConfig, sourceReadable: boolean): Promise<CheckResult> {
+/** The pipeline's mappings compiled against both servers, as the DPU does at start-up: a row per problem. */
+async function mappingCheck(cfg: DfsConfig, sourceReadable: boolean): Promise<CheckResult[]> {
   const check = "pipeline: mappings";
   if (!sourceReadable)
-    return warn(check, "not checked: the source could not be read", "fix the source first");
+    return [warn(check, "not checked: the source could not be read", "fix the source first")];
   const { checkMappings } = await import("@dfs/dpu");
   try {
     const problems = await checkMappings(cfg);
     const n = cfg.pipeline!.mappings.length;
-    return problems.length === 0
-      ? ok(check, `${n} mapping(s) compile against the source's and target's tables`)
-      : fail(
-          check,
-          problems.join("; "),
-          "fix the pipeline section (docs/pipeline.md), or create the missing tables/columns",
-        );
+    if (problems.length === 0)
+      return [ok(check, `${n} mapping(s) compile against the source's and target's tables`)];
+    const fix = "fix the pipeline section (docs/pipeline.md), or create the table or column named";
+    return problems.map((p) => fail(check, p, fix));
   } catch (err) {
-    return fail(
-      check,
-      errorMessage(err),
-      "fix what the detail names",
-      err instanceof TransientError ? "unavailable" : "config",
-    );
+    return [
+      fail(
+        check,
+        errorMessage(err),
+        "fix what the detail names",
+        err instanceof TransientError ? "unavailable" : "config",
+      ),
+    ];
   }
 }

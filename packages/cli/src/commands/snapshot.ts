@@ -1,7 +1,6 @@
-import { parseTableRef } from "@dfs/codec";
 import { waitFor } from "@dfs/common";
 import { connectControl } from "@dfs/control";
-import { controlTarget } from "./ctl.js";
+import { controlTarget, tableArg } from "./ctl.js";
 
 /**
  * `dfs snapshot [-c FILE] [--wait] [db.table ...]`: asks the running capture (its control plane)
@@ -14,7 +13,7 @@ export async function runSnapshot(
   const { address, token } = controlTarget("capture", values);
   const client = connectControl("capture", address, { token });
   try {
-    const { snapshotId } = await client.snapshot(tables.map(parseTableRef));
+    const { snapshotId } = await client.snapshot(tables.map(tableArg));
     console.log(`snapshot ${snapshotId} started`);
     if (!values.wait) return 0;
     let last = "";

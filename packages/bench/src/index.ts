@@ -1,6 +1,6 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { DataError, ErrorCode } from "@dfs/common";
 import { benchCapture, type CaptureBenchResult } from "./capture.js";
 import { benchE2e, type E2eResult } from "./e2e.js";
 import { benchOltp, type OltpResult } from "./oltp.js";
@@ -196,88 +196,67 @@ async function runSnapshotBench(rows: number, chunkRows: number, record: boolean
   return 0;
 }
 
-const BENCH_USAGE = `Usage: dfs bench <capture|e2e|snapshot> [options]
+/** What `dfs bench <capture|e2e|snapshot>` was asked for (the CLI parses and checks the options). */
+export interface BenchCommandOptions {
+  rows: number;
+  /** Add the figures to docs/benchmarks.md. */
+  record: boolean;
+  /** capture: which scenarios. */
+  scenario: "all" | "backlog" | "txn";
+  /** e2e: also time the native MariaDB replica on the same range. */
+  replica: boolean;
+  /** e2e: the bulk load or OLTP transactions. */
+  workload: "bulk" | "oltp";
+  /** e2e: the sync use, or the pipeline use (mappings). */
+  use: "sync" | "pipeline";
+  /** e2e oltp: seconds of writing. */
+  seconds: number;
+  /** e2e: YAML lines added to dfs run's config. */
+  config: string[];
+  /** snapshot: rows per chunk. */
+  chunk: number;
+}
 
-  capture   binlog -> journal -> JetStream-acked rows/s and capture RSS
-            --rows N (1000000)  --scenario all|backlog|txn
-  e2e       source -> dfs run -> target, beside the native MariaDB replica
-            --workload bulk|oltp (bulk)  --rows N (bulk)  --seconds N (oltp, 30)
-            --use pipeline: the three-level schema synced, then through mappings (--rows N)
-            --config LINE (repeatable: YAML lines added to dfs run's config)  --no-replica
-  snapshot  chunked snapshot rows/s beside one plain SELECT
-            --rows N  --chunk N (5000)
+/**
+ * `dfs bench <what>`: runs one benchmark and prints its table (and records it). Throws a
+ * DataError when the figures cannot be trusted (the stream does not hold every row).
+ */
+export async function runBenchCommand(
+  what: "capture" | "e2e" | "snapshot",
+  o: BenchCommandOptions,
+): Promise<void> {
+  if (what === "e2e" && o.use === "pipeline") await runPipelineBench(o.rows, o.record, o.config);
+  else if (what === "e2e" && o.workload === "oltp") await runOltp(o.seconds, o.replica, o.record, o.config);
+  else if (what === "e2e") await runE2e(o.rows, o.replica, o.record, o.config);
+  else if (what === "snapshot") await runSnapshotBench(o.rows, o.chunk, o.record);
+  else await runCaptureBench(o.rows, o.scenario, o.record);
+}
 
-  --no-record   print the figures without adding them to docs/benchmarks.md
-  --help        this text`;
-
-/** `dfs bench <what> [--rows N]`. */
-export async function runBench(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      rows: { type: "string", default: "1000000" },
-      scenario: { type: "string", default: "all" },
-      "no-record": { type: "boolean", default: false },
-      "no-replica": { type: "boolean", default: false },
-      chunk: { type: "string", default: "5000" },
-      workload: { type: "string", default: "bulk" },
-      use: { type: "string", default: "sync" },
-      seconds: { type: "string", default: "30" },
-      config: { type: "string", multiple: true },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  const what = positionals[0];
-  if (values.help || what === "help") {
-    console.log(BENCH_USAGE);
-    return 0;
-  }
-  const rows = Number(values.rows);
-  if (!Number.isInteger(rows) || rows < 1000) {
-    console.error(`dfs bench: --rows must be a whole number >= 1000 (got "${values.rows}")`);
-    return 2;
-  }
-  if (what === "e2e" && values.use === "pipeline")
-    return runPipelineBench(rows, !values["no-record"], values.config ?? []);
-  if (values.use !== "sync") {
-    console.error(`dfs bench: --use must be sync or pipeline (got "${values.use}")`);
-    return 2;
-  }
-  if (what === "e2e" && values.workload === "oltp")
-    return runOltp(Number(values.seconds), !values["no-replica"], !values["no-record"], values.config ?? []);
-  if (what === "e2e") return runE2e(rows, !values["no-replica"], !values["no-record"], values.config ?? []);
-  if (what === "snapshot") return runSnapshotBench(rows, Number(values.chunk), !values["no-record"]);
-  if (what !== "capture") {
-    console.error(`dfs bench: unknown benchmark "${what ?? ""}" (available: capture, e2e, snapshot)`);
-    return 2;
-  }
+async function runCaptureBench(rows: number, scenario: BenchCommandOptions["scenario"], record: boolean) {
   const scenarios: CaptureBenchResult["scenario"][] =
-    values.scenario === "backlog"
+    scenario === "backlog"
       ? ["backlog"]
-      : values.scenario === "txn"
+      : scenario === "txn"
         ? ["one transaction"]
         : ["backlog", "one transaction"];
   const results = await benchCapture(rows, scenarios, (s) => console.error(s));
   const table = captureTable(results);
   console.log(table);
   for (const r of results) {
-    if (r.rowsInStream !== r.rows) {
-      console.error(
-        `dfs bench: ${r.scenario}: the stream holds ${r.rowsInStream} rows, expected ${r.rows}: figure not recorded`,
+    if (r.rowsInStream !== r.rows)
+      throw new DataError(
+        ErrorCode.DATA_INVALID,
+        `${r.scenario}: the stream holds ${r.rowsInStream} rows, expected ${r.rows}: figure not recorded`,
       );
-      return 1;
-    }
   }
-  if (!values["no-record"]) {
+  if (record) {
     const body = `${table}\n\nGoal: >= 100,000 rows/s binlog -> journal -> JetStream-acked, < 250 MB capture RSS. Time runs from starting the capture process (node start-up included) to the stream holding a heartbeat past the backlog's end; rows are counted in the stream afterwards. "zongji alone" decodes the same binlog range with no journal and no publishing, in its own process, right after.`;
     const file = recordBenchmark(
       root,
       "capture",
-      `dfs bench capture --rows ${rows}${values.scenario !== "all" ? ` --scenario ${values.scenario}` : ""}`,
+      `dfs bench capture --rows ${rows}${scenario !== "all" ? ` --scenario ${scenario}` : ""}`,
       body,
     );
     console.error(`recorded in ${file}`);
   }
-  return 0;
 }

@@ -7,7 +7,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err) => {
+    // A failure outside every command (the build missing, a bug in the command line): EX_SOFTWARE.
     console.error(err?.stack ?? String(err));
-    process.exitCode = 1;
+    process.exitCode = 70;
   },
 );

@@ -1,5 +1,5 @@
 // Public surface of @dfs/stack: the local MariaDB source/target + NATS JetStream test stack.
-export { runStackCli } from "./cli.js";
+export { formatStatusTable } from "./cli.js";
 export type { ComponentStatus } from "./component.js";
 export { MARIADB_TUNING } from "./mariadb.js";
 export type { StackOptions } from "./paths.js";

@@ -1,20 +1,9 @@
-import { parseArgs } from "node:util";
-import { parseTableRef } from "@dfs/codec";
+import { parseTableRef, type TableRef } from "@dfs/codec";
+import { errorMessage } from "@dfs/common";
 import { type DfsConfig, loadConfig } from "@dfs/config";
-import { ControlCallError, type ControlClient, connectControl, type ServiceKind } from "@dfs/control";
-
-const KINDS: readonly ServiceKind[] = ["capture", "relmgr", "dpu"];
-
-export const CTL_USAGE = `usage: dfs ctl <service> <call> [args] [-c FILE] [--address HOST:PORT] [--token TOKEN]
-
-  service   capture | relmgr | dpu
-  call      health | status | pause | resume | activity
-            snapshot [db.table ...]     set-position POSITION
-            dlq-list [--table db.table] dlq-replay [SEQ ...]
-
-The address defaults to 127.0.0.1 and the service's gRPC port from the config (capture.grpc.port,
-dpu.grpc.port), or 50101 / 50102 / 50103 without -c. The token defaults to control.token, or
-DFS_CONTROL_TOKEN without -c. Prints JSON.`;
+import { type ControlClient, connectControl, type ServiceKind } from "@dfs/control";
+import { UsageError } from "../exit.js";
+import type { CtlCall } from "./ctl-calls.js";
 
 const DEFAULT_PORTS: Record<ServiceKind, number> = { capture: 50101, relmgr: 50102, dpu: 50103 };
 
@@ -44,6 +33,15 @@ export function controlTarget(
   };
 }
 
+/** A db.table argument; a malformed one is a usage error (exit code 64). */
+export function tableArg(text: string): TableRef {
+  try {
+    return parseTableRef(text);
+  } catch (err) {
+    throw new UsageError(errorMessage(err));
+  }
+}
+
 /** JSON with bigints as numbers where they fit, else strings. */
 function print(value: unknown): void {
   console.log(
@@ -55,7 +53,12 @@ function print(value: unknown): void {
   );
 }
 
-async function call(client: ControlClient, method: string, args: string[], table?: string): Promise<unknown> {
+async function call(
+  client: ControlClient,
+  method: CtlCall,
+  args: string[],
+  table?: string,
+): Promise<unknown> {
   switch (method) {
     case "health":
       return client.health();
@@ -68,53 +71,36 @@ async function call(client: ControlClient, method: string, args: string[], table
     case "activity":
       return client.activity(0, 50);
     case "snapshot":
-      return client.snapshot(args.map(parseTableRef));
+      return client.snapshot(args.map(tableArg));
     case "set-position":
       if (args.length !== 1)
-        throw new Error("set-position takes one position: earliest, latest, file:pos, GTID");
+        throw new UsageError("set-position takes one position: earliest, latest, FILE:POS or a GTID set");
       return client.setPosition(args[0]!);
     case "dlq-list":
-      return client.listDlq(table ? { table: parseTableRef(table) } : {});
+      return client.listDlq(table ? { table: tableArg(table) } : {});
     case "dlq-replay": {
       const seqs = args.map(Number);
       if (seqs.some((n) => !Number.isInteger(n) || n <= 0))
-        throw new Error("dlq-replay takes sequence numbers");
+        throw new UsageError("dlq-replay takes dead-letter sequence numbers (dfs dlq list shows them)");
       return client.replayDlq(seqs);
     }
     default:
-      throw new Error(`unknown call "${method}"`);
+      throw new UsageError(`unknown call "${method satisfies never}"`);
   }
 }
 
-/** `dfs ctl <service> <call> [args]`: the control plane's command-line client. */
-export async function runCtl(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string", short: "c" },
-      address: { type: "string" },
-      token: { type: "string" },
-      table: { type: "string" },
-    },
-  });
-  const [kind, method, ...args] = positionals;
-  if (!kind || !method || !KINDS.includes(kind as ServiceKind)) {
-    console.error(CTL_USAGE);
-    return 2;
-  }
-  const { address, token } = controlTarget(kind as ServiceKind, values);
-  const client = connectControl(kind as ServiceKind, address, { token });
+/** `dfs ctl <service> <call> [args]`: the control plane's command-line client; prints JSON. */
+export async function runCtl(
+  kind: ServiceKind,
+  method: CtlCall,
+  args: string[],
+  values: { config?: string; address?: string; token?: string; table?: string },
+): Promise<number> {
+  const { address, token } = controlTarget(kind, values);
+  const client = connectControl(kind, address, { token });
   try {
     print(await call(client, method, args, values.table));
     return 0;
-  } catch (err) {
-    if (err instanceof ControlCallError) {
-      console.error(`dfs ctl: ${err.message}`);
-      return 1;
-    }
-    console.error(`dfs ctl: ${(err as Error).message}\n\n${CTL_USAGE}`);
-    return 2;
   } finally {
     client.close();
   }

@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { waitFor } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import mysql from "mysql2/promise";
+import { ExitCode } from "../exit.js";
 import { startDemoServices } from "./demo.js";
 
 const SHOP = "demo_pipe_shop";
@@ -153,5 +154,5 @@ export async function runPipelineDemo(
   await capture.stop();
   await src.end();
   await dst.end();
-  return same && dead === 0 && dangling === 0 ? 0 : 1;
+  return same && dead === 0 && dangling === 0 ? ExitCode.OK : ExitCode.DATAERR;
 }

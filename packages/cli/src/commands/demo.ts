@@ -1,5 +1,4 @@
 import { rmSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { startCapture } from "@dfs/capture";
 import { decodeBatch, decodeChanges, Headers, type SqlValue } from "@dfs/codec";
 import { createLogger, ErrorCode, waitFor } from "@dfs/common";
@@ -10,6 +9,7 @@ import { connectNats, subjects } from "@dfs/nats";
 import { stackUp } from "@dfs/stack";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
+import { ExitCode } from "../exit.js";
 import { ensureControlToken, type Hosted, monitorConfigFor } from "./hosted.js";
 
 const DEMO_DB = "demo_shop";
@@ -60,15 +60,8 @@ export async function startDemoServices(cfg: DfsConfig) {
  * `dfs demo [-c FILE] [--seconds N]`: starts the stack and capture, writes a small load to the
  * source and prints every change as it arrives in JetStream.
  */
-export async function runDemo(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string", short: "c", default: "examples/sync.yaml" },
-      seconds: { type: "string", default: "20" },
-    },
-  });
-  const seconds = Number(values.seconds);
+export async function runDemo(values: { config: string; seconds: number }): Promise<number> {
+  const seconds = values.seconds;
   console.log("starting the local stack (source :13306, target :13307, NATS :14222)...");
   await stackUp({ log: (line) => console.log(`  ${line}`) });
   const { cfg, generated } = ensureControlToken(loadConfig(values.config));
@@ -174,5 +167,5 @@ export async function runDemo(argv: string[]): Promise<number> {
   await capture.stop();
   await nc.close();
   await conn.end();
-  return changes > 0 && same ? 0 : 1;
+  return changes > 0 && same ? ExitCode.OK : ExitCode.DATAERR;
 }

@@ -1,16 +1,10 @@
-import { parseArgs } from "node:util";
 import { createLogger } from "@dfs/common";
 import { describeConfig, loadConfig } from "@dfs/config";
 import { startMonitor } from "@dfs/monitor";
 
 /** `dfs monitor -c FILE`: serves the monitor's page, WebSocket and /metrics until SIGINT/SIGTERM. */
-export async function runMonitor(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { config: { type: "string", short: "c" } },
-    strict: true,
-  });
-  const cfg = loadConfig(values.config);
+export async function runMonitor(o: { config?: string }): Promise<number> {
+  const cfg = loadConfig(o.config);
   const log = createLogger({ level: cfg.log.level, name: "monitor" });
   log.info({ config: describeConfig(cfg) }, "starting monitor");
   const monitor = await startMonitor(cfg, { log });

@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { formatTableRef } from "@dfs/codec";
 import { createLogger, DfsError, ErrorCode } from "@dfs/common";
@@ -6,17 +5,9 @@ import type { DfsConfig } from "@dfs/config";
 import { describeConfig, loadConfig } from "@dfs/config";
 import { startMonitor } from "@dfs/monitor";
 import { connectNats } from "@dfs/nats";
+import { ExitCode } from "../exit.js";
 import { ensureControlToken, type Hosted, monitorConfigFor } from "./hosted.js";
 import type { ServiceKind } from "./service-worker.js";
-
-function configArg(argv: string[]) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { config: { type: "string", short: "c" }, seq: { type: "string", multiple: true } },
-  });
-  return { cfg: loadConfig(values.config), positionals, seqs: (values.seq ?? []).map(Number) };
-}
 
 /** Runs until SIGINT/SIGTERM or until one of the services fails. */
 async function runUntilSignal(services: { stop(): Promise<void>; done: Promise<void> }[]): Promise<number> {
@@ -33,8 +24,8 @@ async function runUntilSignal(services: { stop(): Promise<void>; done: Promise<v
 }
 
 /** `dfs dpu -c FILE`: applies the source's stream to the target. */
-export async function runDpu(argv: string[]): Promise<number> {
-  const { cfg } = configArg(argv);
+export async function runDpu(o: { config?: string }): Promise<number> {
+  const cfg = loadConfig(o.config);
   const log = createLogger({ level: cfg.log.level, name: "dpu" });
   log.info({ config: describeConfig(cfg) }, "starting dpu");
   const { startDpu } = await import("@dfs/dpu");
@@ -42,8 +33,8 @@ export async function runDpu(argv: string[]): Promise<number> {
 }
 
 /** `dfs relmgr -c FILE`: the relationship graph, table groups and the plan DPUs follow. */
-export async function runRelmgr(argv: string[]): Promise<number> {
-  const { cfg } = configArg(argv);
+export async function runRelmgr(o: { config?: string }): Promise<number> {
+  const cfg = loadConfig(o.config);
   const log = createLogger({ level: cfg.log.level, name: "relmgr" });
   log.info({ config: describeConfig(cfg) }, "starting relmgr");
   const { startRelmgr } = await import("@dfs/relmgr");
@@ -116,8 +107,8 @@ async function startServiceWorker(
  * `dfs run -c FILE`: every built service in one process: capture and, when a target is set, the
  * DPU, each on a worker thread, and the monitor (on the main thread) watching both.
  */
-export async function runAll(argv: string[]): Promise<number> {
-  const { cfg: given } = configArg(argv);
+export async function runAll(o: { config?: string }): Promise<number> {
+  const given = loadConfig(o.config);
   const { cfg, generated } = ensureControlToken(given);
   const base = createLogger({ level: cfg.log.level });
   base.info({ config: describeConfig(cfg) }, "starting dfs run");
@@ -146,33 +137,35 @@ export async function runAll(argv: string[]): Promise<number> {
   return runUntilSignal(services);
 }
 
-/** `dfs dlq list|replay -c FILE [--seq N ...]`. */
-export async function runDlq(argv: string[]): Promise<number> {
-  const { cfg, positionals, seqs } = configArg(argv);
-  const action = positionals[0];
-  const { listDeadLetters, replayFromConfig } = await import("@dfs/dpu");
-  if (action === "list") {
-    const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq" });
-    try {
-      const entries = await listDeadLetters(nc, cfg.source.id);
-      console.log("SEQ\tTABLE\tSTREAM_SEQ\tROW\tERRNO\tERROR");
-      for (const e of entries)
-        console.log(`${e.seq}\t${formatTableRef(e)}\t${e.streamSeq}\t${e.rowIndex}\t${e.errno}\t${e.error}`);
-      console.error(`${entries.length} dead letter(s)`);
-    } finally {
-      await nc.close();
-    }
-    return 0;
+/** `dfs dlq list -c FILE`: the dead letters, one per line (tab-separated). */
+export async function runDlqList(o: { config?: string }): Promise<number> {
+  const cfg = loadConfig(o.config);
+  const { listDeadLetters } = await import("@dfs/dpu");
+  const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq" });
+  try {
+    const entries = await listDeadLetters(nc, cfg.source.id);
+    console.log("SEQ\tTABLE\tSTREAM_SEQ\tROW\tERRNO\tERROR");
+    for (const e of entries)
+      console.log(`${e.seq}\t${formatTableRef(e)}\t${e.streamSeq}\t${e.rowIndex}\t${e.errno}\t${e.error}`);
+    console.error(`${entries.length} dead letter(s)`);
+  } finally {
+    await nc.close();
   }
-  if (action === "replay") {
-    const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq-replay" });
-    const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
-    const results = await replayFromConfig(cfg, nc, seqs, log).finally(() => nc.close());
-    for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);
-    const failed = results.filter((r) => !r.ok).length;
-    console.error(`${results.length - failed} replayed, ${failed} failed`);
-    return failed > 0 ? 1 : 0;
-  }
-  console.error("usage: dfs dlq list|replay -c FILE [--seq N ...]");
-  return 2;
+  return ExitCode.OK;
+}
+
+/**
+ * `dfs dlq replay -c FILE [--seq N ...]`: applies dead letters again (all, or those named) and
+ * removes those that applied. Exit code 65 when some still fail (their data is still refused).
+ */
+export async function runDlqReplay(o: { config?: string; seq?: number[] }): Promise<number> {
+  const cfg = loadConfig(o.config);
+  const { replayFromConfig } = await import("@dfs/dpu");
+  const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq-replay" });
+  const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
+  const results = await replayFromConfig(cfg, nc, o.seq ?? [], log).finally(() => nc.close());
+  for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);
+  const failed = results.filter((r) => !r.ok).length;
+  console.error(`${results.length - failed} replayed, ${failed} failed`);
+  return failed > 0 ? ExitCode.DATAERR : ExitCode.OK;
 }

@@ -1,28 +1,19 @@
-import { parseArgs } from "node:util";
-import { parseTableRef } from "@dfs/codec";
 import { waitFor } from "@dfs/common";
 import { connectControl } from "@dfs/control";
-import { controlTarget } from "./ctl.js";
+import { controlTarget, tableArg } from "./ctl.js";
 
 /**
  * `dfs snapshot [-c FILE] [--wait] [db.table ...]`: asks the running capture (its control plane)
  * to snapshot tables (none named = every captured table); --wait follows it to the end.
  */
-export async function runSnapshot(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string", short: "c" },
-      address: { type: "string" },
-      token: { type: "string" },
-      wait: { type: "boolean" },
-    },
-  });
+export async function runSnapshot(
+  tables: string[],
+  values: { config?: string; address?: string; token?: string; wait?: boolean },
+): Promise<number> {
   const { address, token } = controlTarget("capture", values);
   const client = connectControl("capture", address, { token });
   try {
-    const { snapshotId } = await client.snapshot(positionals.map(parseTableRef));
+    const { snapshotId } = await client.snapshot(tables.map(tableArg));
     console.log(`snapshot ${snapshotId} started`);
     if (!values.wait) return 0;
     let last = "";

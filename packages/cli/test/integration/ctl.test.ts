@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { startCapture } from "@dfs/capture";
 import { connectNats } from "@dfs/nats";
-import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
+import { deleteStreams, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
+import { stackReady } from "../support/stack.js";
 
 const run = promisify(execFile);
 const DFS = fileURLToPath(new URL("../../bin/dfs.js", import.meta.url));
@@ -21,8 +22,8 @@ async function dfs(...args: string[]): Promise<{ code: number; out: string; err:
   }
 }
 
-test("dfs ctl reads status, pauses and resumes capture; a wrong token fails with exit code 1", async () => {
-  await ensureStack();
+test("dfs ctl reads status, pauses and resumes capture; a wrong token is exit code 78 (config)", async () => {
+  await stackReady();
   const id = uniqueId("ctl");
   const src = await sourceConnection();
   await src.query(`CREATE DATABASE \`${id}\``);
@@ -41,14 +42,14 @@ test("dfs ctl reads status, pauses and resumes capture; a wrong token fails with
     assert.equal(JSON.parse(resumed.out).state, "running");
 
     const wrong = await dfs("ctl", "capture", "pause", "--address", address, "--token", "nope");
-    assert.equal(wrong.code, 1);
+    assert.equal(wrong.code, 78);
     assert.match(wrong.err, /capture\.pause: UNAUTHENTICATED: wrong token/);
     assert.ok(!wrong.err.includes("cli-token"), "the real token is never printed");
     assert.equal(capture.status().state, "running");
 
-    // dfs snapshot asks the same control plane; a bad table is named.
+    // dfs snapshot asks the same control plane; a table that does not exist is a bad argument (64).
     const bad = await dfs("snapshot", "--address", address, "--token", "cli-token", `${id}.nosuch`);
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 64);
     assert.match(bad.err, /INVALID_ARGUMENT: .*nosuch: table .* does not exist/);
     await src.query(`CREATE TABLE \`${id}\`.t (id INT PRIMARY KEY)`);
     await src.query(`INSERT INTO \`${id}\`.t VALUES (1), (2), (3)`);
@@ -58,8 +59,14 @@ test("dfs ctl reads status, pauses and resumes capture; a wrong token fails with
     assert.equal(capture.status().snapshot?.rowsRead, 3);
 
     const usage = await dfs("ctl", "nosuch", "status");
-    assert.equal(usage.code, 2);
-    assert.match(usage.err, /usage: dfs ctl <service> <call>/);
+    assert.equal(usage.code, 64);
+    assert.match(
+      usage.err,
+      /^dfs ctl: .*'nosuch' is invalid for argument 'service'\. Allowed choices are capture, relmgr, dpu/,
+    );
+    const away = await dfs("ctl", "capture", "status", "--address", "127.0.0.1:1", "--token", "cli-token");
+    assert.equal(away.code, 69, "a control plane that does not answer is unavailable");
+    assert.match(away.err, /^dfs ctl: capture\.status: UNAVAILABLE/);
   } finally {
     await capture.stop();
     const nc = await connectNats({ url: urls.natsUrl, name: "test-ctl" });

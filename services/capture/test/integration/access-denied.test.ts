@@ -12,7 +12,7 @@ import { rowCount, waitForRaw } from "../support/harness.js";
 
 const DFS_BIN = join(REPO_ROOT, "packages", "cli", "bin", "dfs.js");
 
-test("access denied on reconnect: dfs capture stops with DFS_SOURCE_ACCESS_DENIED and exit code 1, no retry loop", {
+test("access denied on reconnect: dfs capture stops with DFS_SOURCE_ACCESS_DENIED and exit code 78 (EX_CONFIG), no retry loop", {
   timeout: 120_000,
 }, async () => {
   await ensureStack();
@@ -78,7 +78,7 @@ test("access denied on reconnect: dfs capture stops with DFS_SOURCE_ACCESS_DENIE
       exited,
       new Promise<"hung">((r) => setTimeout(() => r("hung"), 60_000)),
     ]);
-    assert.equal(code, 1, `dfs capture exits with 1 (stderr: ${stderr.slice(-2000)})`);
+    assert.equal(code, 78, `dfs capture exits with 78 (stderr: ${stderr.slice(-2000)})`);
     assert.match(stderr, /DFS_SOURCE_ACCESS_DENIED/, "the code is named");
     assert.match(stderr, /Access denied for user/, "the server's reason is given");
     const reconnects = (stderr.match(/restarting from the checkpoint/g) ?? []).length;

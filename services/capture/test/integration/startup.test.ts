@@ -205,7 +205,7 @@ function cliRuns(): boolean {
   return spawnSync(process.execPath, [DFS_BIN, "help"], { encoding: "utf8", timeout: 30_000 }).status === 0;
 }
 
-test("malformed config (dfs capture -c): exit code 2, keys named, no password on stderr", (t) => {
+test("malformed config (dfs capture -c): exit code 78 (EX_CONFIG), keys named, no password on stderr", (t) => {
   if (!cliRuns()) {
     t.skip("packages/cli is not built (or does not run): covered by the loadConfig test above only");
     return;
@@ -223,7 +223,7 @@ test("malformed config (dfs capture -c): exit code 2, keys named, no password on
         env: cleanEnv(),
         timeout: 30_000,
       });
-      assert.equal(run.status, 2, `exit code of dfs capture -c ${name}; stderr: ${run.stderr}`);
+      assert.equal(run.status, 78, `exit code of dfs capture -c ${name}; stderr: ${run.stderr}`);
       for (const key of keys)
         assert.match(run.stderr, new RegExp(key.replaceAll(".", "\\.")), `stderr names ${key}`);
       assert.match(run.stderr, /DFS_CONFIG_INVALID/);

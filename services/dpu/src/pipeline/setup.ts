@@ -13,7 +13,7 @@ import {
   sleep,
   TransientError,
 } from "@dfs/common";
-import type { DfsConfig } from "@dfs/config";
+import type { DfsConfig, PipelineConfig } from "@dfs/config";
 import { compileMappings, loadHooks } from "@dfs/mapping";
 import { describeTable, foreignKeys, MysqlSession, type TableDescription } from "@dfs/mysql";
 import type { TargetTable } from "../sink.js";
@@ -41,8 +41,13 @@ export async function openPipeline(
   }
 }
 
-async function open(cfg: DfsConfig, o: { log: Logger; baseDir?: string }): Promise<PipelineWriter> {
-  const p = cfg.pipeline!;
+/** The mappings compiled against the schemas read from the source and target sessions. */
+async function compileFromServers(
+  p: PipelineConfig,
+  src: MysqlSession,
+  tgt: MysqlSession,
+  baseDir: string,
+): Promise<{ result: ReturnType<typeof compileMappings>; sources: Map<string, TableDescription> }> {
   const parse = (q: string): TableRef => {
     const dot = q.indexOf(".");
     return { db: q.slice(0, dot), table: q.slice(dot + 1) };
@@ -56,28 +61,59 @@ async function open(cfg: DfsConfig, o: { log: Logger; baseDir?: string }): Promi
   for (const r of p.relationships)
     for (const end of [r.child, r.parent])
       sourceRefs.set(`${end.db}.${end.table}`, { db: end.db, table: end.table });
+  const sources = await describeAll(src, sourceRefs.values());
+  const targets = await describeAll(tgt, targetRefs.values());
+  const dbs = (refs: Iterable<TableRef>) => [...new Set([...refs].map((r) => r.db))];
+  const sourceForeignKeys = await foreignKeys(src, dbs(sourceRefs.values()));
+  const targetForeignKeys = await foreignKeys(tgt, dbs(targetRefs.values()));
+  const hooks = await loadHooks(
+    p.mappings.flatMap((m) => (m.hooks ? [m.hooks] : [])),
+    baseDir,
+  );
+  const result = compileMappings(p, {
+    source: (r) => sources.get(tableKey(r)),
+    target: (r) => targets.get(tableKey(r)),
+    sourceForeignKeys,
+    targetForeignKeys,
+    hooks,
+  });
+  return { result, sources };
+}
+
+/**
+ * Whether the config's mappings compile against the servers' schemas, as the DPU checks them at
+ * start-up (for `dfs doctor`): every problem, each as `<config path>: <message>`; [] when they do,
+ * or when the config has no pipeline section. Server errors are thrown (classified).
+ */
+export async function checkMappings(cfg: DfsConfig, o: { baseDir?: string } = {}): Promise<string[]> {
+  if (!cfg.pipeline || !cfg.target) return [];
+  const src = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
+  try {
+    const tgt = await MysqlSession.open(cfg.target.endpoint, { role: "target" });
+    try {
+      const { result } = await compileFromServers(cfg.pipeline, src, tgt, o.baseDir ?? process.cwd());
+      return result.ok ? [] : result.problems.map((x) => `${x.path}: ${x.message}`);
+    } finally {
+      await tgt.close();
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+async function open(cfg: DfsConfig, o: { log: Logger; baseDir?: string }): Promise<PipelineWriter> {
   const src = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
   const tgt = await MysqlSession.open(cfg.target!.endpoint, { role: "target" }).catch(async (e) => {
     await src.close();
     throw e;
   });
   try {
-    const sources = await describeAll(src, sourceRefs.values());
-    const targets = await describeAll(tgt, targetRefs.values());
-    const dbs = (refs: Iterable<TableRef>) => [...new Set([...refs].map((r) => r.db))];
-    const sourceForeignKeys = await foreignKeys(src, dbs(sourceRefs.values()));
-    const targetForeignKeys = await foreignKeys(tgt, dbs(targetRefs.values()));
-    const hooks = await loadHooks(
-      p.mappings.flatMap((m) => (m.hooks ? [m.hooks] : [])),
+    const { result: compiled, sources } = await compileFromServers(
+      cfg.pipeline!,
+      src,
+      tgt,
       o.baseDir ?? process.cwd(),
     );
-    const compiled = compileMappings(p, {
-      source: (r) => sources.get(tableKey(r)),
-      target: (r) => targets.get(tableKey(r)),
-      sourceForeignKeys,
-      targetForeignKeys,
-      hooks,
-    });
     if (!compiled.ok)
       throw new ConfigError(
         ErrorCode.CONFIG_INVALID,
@@ -105,7 +141,7 @@ async function open(cfg: DfsConfig, o: { log: Logger; baseDir?: string }): Promi
       pipeline: compiled.pipeline,
       sourceTables,
       metaDatabase: cfg.dpu.metaDatabase,
-      orphanWaitMs: p.orphanWaitMs,
+      orphanWaitMs: cfg.pipeline!.orphanWaitMs,
       statementRows: cfg.dpu.batch.statementRows,
       returning,
     });

@@ -148,7 +148,11 @@ test("dlq: a poison row is dead-lettered once, the rest flows, and dfs dlq repla
     assert.match(list.stderr, /1 dead letter\(s\)/);
 
     const early = await dfs(["dlq", "replay", "-c", config]);
-    assert.equal(early.code, 1, `replay before the fix fails: ${early.stdout}${early.stderr}`);
+    assert.equal(
+      early.code,
+      65,
+      `replay before the fix fails (65, EX_DATAERR): ${early.stdout}${early.stderr}`,
+    );
     assert.match(early.stdout, /failed: .*Data too long/);
     assert.equal((await listDeadLetters(p.nc, p.id)).length, 1, "a failed replay keeps the dead letter");
 

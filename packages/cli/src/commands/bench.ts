@@ -1,1 +1,0 @@
-export { runBench } from "@dfs/bench";

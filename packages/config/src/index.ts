@@ -8,6 +8,7 @@ export { captureFilter, type FilterRules, SYSTEM_DATABASES, TableFilter } from "
 export {
   describeConfig,
   ENV_OVERRIDES,
+  envSecret,
   type EnvOverride,
   loadConfig,
   parseConfig,
@@ -21,4 +22,5 @@ export {
   pipelineSchema,
   type TableColumns,
 } from "./pipeline.js";
+export type { ClientTls } from "./security.js";
 export { configSchema, type DfsConfig, type DfsConfigInput, LOG_LEVELS, START_FROM } from "./schema.js";

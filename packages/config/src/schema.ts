@@ -5,10 +5,21 @@
  * docs/configuration.md documents each key; a test checks that it names every key defined here.
  */
 import { isGtidSet } from "@dfs/codec";
-import { parseMysqlUrl } from "@dfs/mysql";
+import { type MysqlEndpoint, parseMysqlUrl, resolveMysqlTls, urlHasTlsParams } from "@dfs/mysql";
 import * as z from "zod";
 import { duration, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
 import { pipelineSchema } from "./pipeline.js";
+import {
+  bindHost,
+  clientTlsOf,
+  clientTlsSchema,
+  defaultBindHost,
+  mysqlTlsSchema,
+  natsAuthFields,
+  natsAuthRule,
+  natsTlsSchema,
+  serverTlsSchema,
+} from "./security.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export const START_FROM = ["earliest", "latest", "position", "gtid"] as const;
@@ -72,6 +83,30 @@ const startSchema = z
     if (s.from === "gtid") need("gtid");
   });
 
+/** TLS given both in the URL's parameters and in the `tls` section is refused: which would win is unclear. */
+function oneTlsSetting(m: { url: string; tls?: unknown }, ctx: z.RefinementCtx): void {
+  if (m.tls !== undefined && urlHasTlsParams(m.url)) {
+    const message = "TLS is set both here and in the URL's ssl-* parameters; use one of them";
+    ctx.addIssue({ code: "custom", path: ["tls"], message });
+  }
+}
+
+/** The endpoint every connection is opened from: the URL, its password and TLS from the config keys. */
+function endpointOf(m: {
+  url: string;
+  password?: string | undefined;
+  tls?: { mode?: string | undefined; ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+}): MysqlEndpoint {
+  const e = parseMysqlUrl(m.url);
+  if (m.password !== undefined) e.password = m.password;
+  if (m.tls) {
+    const r = resolveMysqlTls(m.tls);
+    if (r.ok && r.value) e.tls = r.value;
+    else delete e.tls;
+  }
+  return e;
+}
+
 const sourceSchema = z.strictObject({
   id: z
     .string()
@@ -79,7 +114,15 @@ const sourceSchema = z.strictObject({
       error: (iss) => `must be 1 to 32 letters, digits, "_" or "-" (got ${show(iss.input)})`,
     })
     .describe("Name of the source; used in NATS stream and subject names, so it must stay the same"),
-  url: mysqlUrl().describe("Source server: mysql://user:password@host:3306 (or mariadb://)"),
+  url: mysqlUrl().describe(
+    "Source server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
+  ),
+  password: secret()
+    .optional()
+    .describe("Password of the source user (secret); wins over a password in source.url"),
+  tls: mysqlTlsSchema
+    .optional()
+    .describe("TLS to the source (instead of the URL's ssl-* parameters); the binlog connection uses it too"),
   serverId: int(1, 4_294_967_295)
     .default(4201)
     .describe(
@@ -103,17 +146,23 @@ const sourceSchema = z.strictObject({
   start: startSchema
     .prefault({})
     .describe("Where a capture with an empty journal starts; ignored once the journal has a checkpoint"),
-});
+}).superRefine(oneTlsSetting);
 
 const targetSchema = z.strictObject({
-  url: mysqlUrl().describe("Target server: mysql://user:password@host:3306 (or mariadb://)"),
+  url: mysqlUrl().describe(
+    "Target server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
+  ),
+  password: secret()
+    .optional()
+    .describe("Password of the target user (secret); wins over a password in target.url"),
+  tls: mysqlTlsSchema.optional().describe("TLS to the target (instead of the URL's ssl-* parameters)"),
   database: z
     .string()
     .min(1, "must not be empty")
     .max(64, "must be at most 64 characters (MySQL limit)")
     .optional()
     .describe("Sync only: write into this database instead of the source database's name"),
-});
+}).superRefine(oneTlsSetting);
 
 const dpuSchema = z.strictObject({
   group: z
@@ -234,11 +283,16 @@ const streamSchema = z
     }
   });
 
-const natsSchema = z.strictObject({
-  url: natsUrl().default("nats://127.0.0.1:4222").describe("NATS server URL, or several separated by commas"),
-  token: secret().optional().describe("NATS auth token (secret)"),
-  stream: streamSchema.prefault({}).describe("The JetStream stream of a source"),
-});
+const natsSchema = z
+  .strictObject({
+    url: natsUrl()
+      .default("nats://127.0.0.1:4222")
+      .describe("NATS server URL, or several separated by commas; tls:// requires TLS"),
+    ...natsAuthFields,
+    tls: natsTlsSchema.optional().describe("TLS to NATS: required when set (as with a tls:// URL)"),
+    stream: streamSchema.prefault({}).describe("The JetStream stream of a source"),
+  })
+  .superRefine(natsAuthRule);
 
 const captureSchema = z
   .strictObject({
@@ -410,6 +464,10 @@ const monitorSchema = z.strictObject({
       port: int(0, 65535)
         .default(8080)
         .describe("Port of the web UI, its WebSocket and /metrics (0 = any free port)"),
+      host: bindHost()
+        .optional()
+        .describe("Address the monitor listens on; default 127.0.0.1, or 0.0.0.0 with monitor.http.tls"),
+      tls: serverTlsSchema.optional().describe("HTTPS (and wss://) for the monitor; mutual TLS with requireClientCert"),
     })
     .prefault({})
     .describe("The monitor's HTTP endpoint"),
@@ -445,6 +503,15 @@ export const configSchema = z
     control: z
       .strictObject({
         token: secret().optional().describe("Token required by the gRPC control plane (secret)"),
+        host: bindHost()
+          .optional()
+          .describe("Address every gRPC control plane listens on; default 127.0.0.1, or 0.0.0.0 with control.tls"),
+        tls: serverTlsSchema
+          .optional()
+          .describe("TLS of every gRPC control plane; mutual TLS with requireClientCert"),
+        client: clientTlsSchema
+          .optional()
+          .describe("TLS of dfs's own control clients (dfs ctl, dfs snapshot, the monitor); on whenever control.tls or this is set"),
       })
       .prefault({})
       .describe("The gRPC control plane"),
@@ -469,9 +536,17 @@ export const configSchema = z
     // Unset: wait as long as a dead holder's key can live (its bucket may keep a longer TTL).
     const lease = { ...cfg.capture.lease, waitMs: cfg.capture.lease.waitMs ?? ("expiry" as const) };
     // URLs are parsed once, here: every connection is opened from these endpoints.
-    const source = { ...cfg.source, endpoint: parseMysqlUrl(cfg.source.url) };
-    const target = cfg.target ? { ...cfg.target, endpoint: parseMysqlUrl(cfg.target.url) } : undefined;
-    return { ...cfg, source, target, capture: { ...cfg.capture, journal: resolved, lease } };
+    const source = { ...cfg.source, endpoint: endpointOf(cfg.source) };
+    const target = cfg.target ? { ...cfg.target, endpoint: endpointOf(cfg.target) } : undefined;
+    // Servers bind loopback unless TLS protects them or the config names an address.
+    const control = {
+      ...cfg.control,
+      host: cfg.control.host ?? defaultBindHost(cfg.control.tls),
+      clientTls: clientTlsOf(cfg.control),
+    };
+    const monitorHttp = { ...cfg.monitor.http, host: cfg.monitor.http.host ?? defaultBindHost(cfg.monitor.http.tls) };
+    const monitor = { ...cfg.monitor, http: monitorHttp };
+    return { ...cfg, source, target, control, monitor, capture: { ...cfg.capture, journal: resolved, lease } };
   });
 
 /** The fully resolved config: defaults applied, sizes in bytes, durations in milliseconds. */

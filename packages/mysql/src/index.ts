@@ -18,6 +18,7 @@ export {
   type MysqlEndpoint,
   mysqlUrlProblem,
   parseMysqlUrl,
+  urlHasTlsParams,
 } from "./endpoint.js";
 export {
   classifyMysqlError,
@@ -27,6 +28,15 @@ export {
   type MysqlRole,
   mysqlErrorKind,
 } from "./errors.js";
+export {
+  type MysqlSslOption,
+  type MysqlTls,
+  type MysqlTlsInput,
+  mysqlSslOption,
+  resolveMysqlTls,
+  SSL_MODES,
+  type SslMode,
+} from "./tls.js";
 export { quoteId, quoteTable, sqlLiteral } from "./quote.js";
 export { runScript, type ScriptStatement } from "./script.js";
 export {

@@ -152,7 +152,9 @@ export async function runDlq(argv: string[]): Promise<number> {
   const action = positionals[0];
   const { listDeadLetters, replayFromConfig } = await import("@dfs/dpu");
   if (action === "list") {
-    const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq" });
+    const nc = await connectNats({
+      ...cfg.nats,
+      name: "dfs-dlq" });
     try {
       const entries = await listDeadLetters(nc, cfg.source.id);
       console.log("SEQ\tTABLE\tSTREAM_SEQ\tROW\tERRNO\tERROR");
@@ -165,7 +167,9 @@ export async function runDlq(argv: string[]): Promise<number> {
     return 0;
   }
   if (action === "replay") {
-    const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq-replay" });
+    const nc = await connectNats({
+      ...cfg.nats,
+      name: "dfs-dlq-replay" });
     const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
     const results = await replayFromConfig(cfg, nc, seqs, log).finally(() => nc.close());
     for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { parseTableRef } from "@dfs/codec";
 import { waitFor } from "@dfs/common";
 import { connectControl } from "@dfs/control";
-import { controlTarget } from "./ctl.js";
+import { CONTROL_OPTIONS, controlTarget } from "./ctl.js";
 
 /**
  * `dfs snapshot [-c FILE] [--wait] [db.table ...]`: asks the running capture (its control plane)
@@ -12,15 +12,10 @@ export async function runSnapshot(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      config: { type: "string", short: "c" },
-      address: { type: "string" },
-      token: { type: "string" },
-      wait: { type: "boolean" },
-    },
+    options: { ...CONTROL_OPTIONS, wait: { type: "boolean" } },
   });
-  const { address, token } = controlTarget("capture", values);
-  const client = connectControl("capture", address, { token });
+  const { address, token, tls } = controlTarget("capture", values);
+  const client = connectControl("capture", address, { token, tls });
   try {
     const { snapshotId } = await client.snapshot(positionals.map(parseTableRef));
     console.log(`snapshot ${snapshotId} started`);

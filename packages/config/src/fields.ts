@@ -108,7 +108,11 @@ export function fileProblem(path: string): string | undefined {
     return undefined;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (err as Error).message;
+    return code === "ENOENT"
+      ? "no such file"
+      : code === "EACCES"
+        ? "permission denied"
+        : (err as Error).message;
   }
 }
 
@@ -175,7 +179,8 @@ export function mysqlUrl() {
         ["ssl-key", tls?.key],
       ] as const) {
         const unreadable = path === undefined ? undefined : fileProblem(path);
-        if (unreadable) ctx.addIssue({ code: "custom", message: `${param}: cannot read ${path} (${unreadable})` });
+        if (unreadable)
+          ctx.addIssue({ code: "custom", message: `${param}: cannot read ${path} (${unreadable})` });
       }
     });
 }

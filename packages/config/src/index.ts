@@ -8,8 +8,8 @@ export { captureFilter, type FilterRules, SYSTEM_DATABASES, TableFilter } from "
 export {
   describeConfig,
   ENV_OVERRIDES,
-  envSecret,
   type EnvOverride,
+  envSecret,
   loadConfig,
   parseConfig,
 } from "./load.js";
@@ -22,5 +22,5 @@ export {
   pipelineSchema,
   type TableColumns,
 } from "./pipeline.js";
-export type { ClientTls } from "./security.js";
 export { configSchema, type DfsConfig, type DfsConfigInput, LOG_LEVELS, START_FROM } from "./schema.js";
+export type { ClientTls } from "./security.js";

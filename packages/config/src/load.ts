@@ -62,7 +62,8 @@ export function envSecret(env: NodeJS.ProcessEnv, name: string): string | undefi
   const direct = env[name]?.trim();
   const file = env[`${name}_FILE`]?.trim();
   if (file === undefined || file === "") return direct === "" ? undefined : direct;
-  if (direct !== undefined && direct !== "") throw new Error(`${name} and ${name}_FILE are both set; set one`);
+  if (direct !== undefined && direct !== "")
+    throw new Error(`${name} and ${name}_FILE are both set; set one`);
   try {
     return readSecretFile(file);
   } catch (err) {
@@ -214,7 +215,10 @@ export function parseConfig(
   const { data, fromEnv, problems: envProblems } = applyEnv(input, env);
   const result = configSchema.safeParse(data, { error: errorMap });
   if (result.success && envProblems.length === 0) return result.data;
-  const problems = [...envProblems, ...(result.success ? [] : formatIssues(result.error.issues, origin, fromEnv))];
+  const problems = [
+    ...envProblems,
+    ...(result.success ? [] : formatIssues(result.error.issues, origin, fromEnv)),
+  ];
   throw new ConfigError(ErrorCode.CONFIG_INVALID, problems, { details: { origin } });
 }
 

@@ -95,7 +95,14 @@ function oneTlsSetting(m: { url: string; tls?: unknown }, ctx: z.RefinementCtx):
 function endpointOf(m: {
   url: string;
   password?: string | undefined;
-  tls?: { mode?: string | undefined; ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+  tls?:
+    | {
+        mode?: string | undefined;
+        ca?: string | undefined;
+        cert?: string | undefined;
+        key?: string | undefined;
+      }
+    | undefined;
 }): MysqlEndpoint {
   const e = parseMysqlUrl(m.url);
   if (m.password !== undefined) e.password = m.password;
@@ -107,62 +114,68 @@ function endpointOf(m: {
   return e;
 }
 
-const sourceSchema = z.strictObject({
-  id: z
-    .string()
-    .regex(SOURCE_ID, {
-      error: (iss) => `must be 1 to 32 letters, digits, "_" or "-" (got ${show(iss.input)})`,
-    })
-    .describe("Name of the source; used in NATS stream and subject names, so it must stay the same"),
-  url: mysqlUrl().describe(
-    "Source server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
-  ),
-  password: secret()
-    .optional()
-    .describe("Password of the source user (secret); wins over a password in source.url"),
-  tls: mysqlTlsSchema
-    .optional()
-    .describe("TLS to the source (instead of the URL's ssl-* parameters); the binlog connection uses it too"),
-  serverId: int(1, 4_294_967_295)
-    .default(4201)
-    .describe(
-      "Replica server id of the binlog connection; must differ from every other replica of the source",
+const sourceSchema = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(SOURCE_ID, {
+        error: (iss) => `must be 1 to 32 letters, digits, "_" or "-" (got ${show(iss.input)})`,
+      })
+      .describe("Name of the source; used in NATS stream and subject names, so it must stay the same"),
+    url: mysqlUrl().describe(
+      "Source server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
     ),
-  include: z
-    .strictObject({
-      databases: patterns(1).describe('Database patterns to capture, e.g. "shop", "app_*"; empty = all'),
-      tables: patterns(2).describe('Table patterns to capture, e.g. "shop.orders", "shop.*"; empty = all'),
-    })
-    .prefault({})
-    .describe("What to capture; `*` and `?` are wildcards; both lists empty = everything"),
-  exclude: z
-    .strictObject({
-      databases: patterns(1).describe("Database patterns never captured"),
-      tables: patterns(2).describe('Table patterns never captured, e.g. "shop.sessions"'),
-      columns: patterns(3).describe('Column patterns left out of every event, e.g. "*.users.password"'),
-    })
-    .prefault({})
-    .describe("What to leave out; applied after include"),
-  start: startSchema
-    .prefault({})
-    .describe("Where a capture with an empty journal starts; ignored once the journal has a checkpoint"),
-}).superRefine(oneTlsSetting);
+    password: secret()
+      .optional()
+      .describe("Password of the source user (secret); wins over a password in source.url"),
+    tls: mysqlTlsSchema
+      .optional()
+      .describe(
+        "TLS to the source (instead of the URL's ssl-* parameters); the binlog connection uses it too",
+      ),
+    serverId: int(1, 4_294_967_295)
+      .default(4201)
+      .describe(
+        "Replica server id of the binlog connection; must differ from every other replica of the source",
+      ),
+    include: z
+      .strictObject({
+        databases: patterns(1).describe('Database patterns to capture, e.g. "shop", "app_*"; empty = all'),
+        tables: patterns(2).describe('Table patterns to capture, e.g. "shop.orders", "shop.*"; empty = all'),
+      })
+      .prefault({})
+      .describe("What to capture; `*` and `?` are wildcards; both lists empty = everything"),
+    exclude: z
+      .strictObject({
+        databases: patterns(1).describe("Database patterns never captured"),
+        tables: patterns(2).describe('Table patterns never captured, e.g. "shop.sessions"'),
+        columns: patterns(3).describe('Column patterns left out of every event, e.g. "*.users.password"'),
+      })
+      .prefault({})
+      .describe("What to leave out; applied after include"),
+    start: startSchema
+      .prefault({})
+      .describe("Where a capture with an empty journal starts; ignored once the journal has a checkpoint"),
+  })
+  .superRefine(oneTlsSetting);
 
-const targetSchema = z.strictObject({
-  url: mysqlUrl().describe(
-    "Target server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
-  ),
-  password: secret()
-    .optional()
-    .describe("Password of the target user (secret); wins over a password in target.url"),
-  tls: mysqlTlsSchema.optional().describe("TLS to the target (instead of the URL's ssl-* parameters)"),
-  database: z
-    .string()
-    .min(1, "must not be empty")
-    .max(64, "must be at most 64 characters (MySQL limit)")
-    .optional()
-    .describe("Sync only: write into this database instead of the source database's name"),
-}).superRefine(oneTlsSetting);
+const targetSchema = z
+  .strictObject({
+    url: mysqlUrl().describe(
+      "Target server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
+    ),
+    password: secret()
+      .optional()
+      .describe("Password of the target user (secret); wins over a password in target.url"),
+    tls: mysqlTlsSchema.optional().describe("TLS to the target (instead of the URL's ssl-* parameters)"),
+    database: z
+      .string()
+      .min(1, "must not be empty")
+      .max(64, "must be at most 64 characters (MySQL limit)")
+      .optional()
+      .describe("Sync only: write into this database instead of the source database's name"),
+  })
+  .superRefine(oneTlsSetting);
 
 const dpuSchema = z.strictObject({
   group: z
@@ -467,7 +480,9 @@ const monitorSchema = z.strictObject({
       host: bindHost()
         .optional()
         .describe("Address the monitor listens on; default 127.0.0.1, or 0.0.0.0 with monitor.http.tls"),
-      tls: serverTlsSchema.optional().describe("HTTPS (and wss://) for the monitor; mutual TLS with requireClientCert"),
+      tls: serverTlsSchema
+        .optional()
+        .describe("HTTPS (and wss://) for the monitor; mutual TLS with requireClientCert"),
     })
     .prefault({})
     .describe("The monitor's HTTP endpoint"),
@@ -505,13 +520,17 @@ export const configSchema = z
         token: secret().optional().describe("Token required by the gRPC control plane (secret)"),
         host: bindHost()
           .optional()
-          .describe("Address every gRPC control plane listens on; default 127.0.0.1, or 0.0.0.0 with control.tls"),
+          .describe(
+            "Address every gRPC control plane listens on; default 127.0.0.1, or 0.0.0.0 with control.tls",
+          ),
         tls: serverTlsSchema
           .optional()
           .describe("TLS of every gRPC control plane; mutual TLS with requireClientCert"),
         client: clientTlsSchema
           .optional()
-          .describe("TLS of dfs's own control clients (dfs ctl, dfs snapshot, the monitor); on whenever control.tls or this is set"),
+          .describe(
+            "TLS of dfs's own control clients (dfs ctl, dfs snapshot, the monitor); on whenever control.tls or this is set",
+          ),
       })
       .prefault({})
       .describe("The gRPC control plane"),
@@ -544,9 +563,19 @@ export const configSchema = z
       host: cfg.control.host ?? defaultBindHost(cfg.control.tls),
       clientTls: clientTlsOf(cfg.control),
     };
-    const monitorHttp = { ...cfg.monitor.http, host: cfg.monitor.http.host ?? defaultBindHost(cfg.monitor.http.tls) };
+    const monitorHttp = {
+      ...cfg.monitor.http,
+      host: cfg.monitor.http.host ?? defaultBindHost(cfg.monitor.http.tls),
+    };
     const monitor = { ...cfg.monitor, http: monitorHttp };
-    return { ...cfg, source, target, control, monitor, capture: { ...cfg.capture, journal: resolved, lease } };
+    return {
+      ...cfg,
+      source,
+      target,
+      control,
+      monitor,
+      capture: { ...cfg.capture, journal: resolved, lease },
+    };
   });
 
 /** The fully resolved config: defaults applied, sizes in bytes, durations in milliseconds. */

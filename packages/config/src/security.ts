@@ -26,7 +26,9 @@ export const mysqlTlsSchema = z
       .describe(
         "DISABLED, REQUIRED (encrypt, no certificate check), VERIFY_CA (the server's certificate is signed by ca), VERIFY_IDENTITY (and names the host); default VERIFY_CA with ca, else REQUIRED",
       ),
-    ca: readableFile().optional().describe("CA certificate file (PEM) the server's certificate is checked against"),
+    ca: readableFile()
+      .optional()
+      .describe("CA certificate file (PEM) the server's certificate is checked against"),
     cert: readableFile().optional().describe("Client certificate file (PEM), for users created REQUIRE X509"),
     key: readableFile().optional().describe("Private key file (PEM) of the client certificate"),
   })
@@ -38,15 +40,23 @@ export const mysqlTlsSchema = z
 const certAndKey = (t: { cert?: string | undefined; key?: string | undefined }, ctx: z.RefinementCtx) => {
   if ((t.cert === undefined) !== (t.key === undefined)) {
     const missing = t.cert === undefined ? "cert" : "key";
-    ctx.addIssue({ code: "custom", path: [missing], message: "is required with a client certificate (cert and key go together)" });
+    ctx.addIssue({
+      code: "custom",
+      path: [missing],
+      message: "is required with a client certificate (cert and key go together)",
+    });
   }
 };
 
 /** `nats.tls`: TLS to NATS (also implied by a `tls://` URL). */
 export const natsTlsSchema = z
   .strictObject({
-    ca: readableFile().optional().describe("CA certificate file (PEM) the server's certificate is checked against"),
-    cert: readableFile().optional().describe("Client certificate file (PEM), for a server that verifies clients"),
+    ca: readableFile()
+      .optional()
+      .describe("CA certificate file (PEM) the server's certificate is checked against"),
+    cert: readableFile()
+      .optional()
+      .describe("Client certificate file (PEM), for a server that verifies clients"),
     key: readableFile().optional().describe("Private key file (PEM) of the client certificate"),
   })
   .superRefine(certAndKey);
@@ -69,7 +79,13 @@ export const natsAuthFields = {
 
 /** NATS takes one way of authenticating; a password needs its user. */
 export function natsAuthRule(
-  n: { token?: string | undefined; user?: string | undefined; password?: string | undefined; nkeySeed?: string | undefined; credsFile?: string | undefined },
+  n: {
+    token?: string | undefined;
+    user?: string | undefined;
+    password?: string | undefined;
+    nkeySeed?: string | undefined;
+    credsFile?: string | undefined;
+  },
   ctx: z.RefinementCtx,
 ): void {
   const methods = (["token", "user", "nkeySeed", "credsFile"] as const).filter((k) => n[k] !== undefined);
@@ -89,7 +105,9 @@ export const serverTlsSchema = z
     key: readableFile().describe("Private key file (PEM) of the server certificate"),
     ca: readableFile()
       .optional()
-      .describe("CA certificate file (PEM) client certificates are checked against; required with requireClientCert"),
+      .describe(
+        "CA certificate file (PEM) client certificates are checked against; required with requireClientCert",
+      ),
     requireClientCert: z
       .boolean()
       .default(false)
@@ -103,8 +121,14 @@ export const serverTlsSchema = z
 /** How dfs's own clients (dfs ctl, dfs snapshot, the monitor) reach a control plane over TLS. */
 export const clientTlsSchema = z
   .strictObject({
-    ca: readableFile().optional().describe("CA certificate file (PEM) the servers' certificates are checked against; default control.tls.ca, else the system's CAs"),
-    cert: readableFile().optional().describe("Client certificate file (PEM), presented to servers that require one"),
+    ca: readableFile()
+      .optional()
+      .describe(
+        "CA certificate file (PEM) the servers' certificates are checked against; default control.tls.ca, else the system's CAs",
+      ),
+    cert: readableFile()
+      .optional()
+      .describe("Client certificate file (PEM), presented to servers that require one"),
     key: readableFile().optional().describe("Private key file (PEM) of the client certificate"),
     serverName: z
       .string()
@@ -130,7 +154,14 @@ export function defaultBindHost(tls: unknown): string {
 /** control.client, completed from control.tls: TLS for clients when either is set. */
 export function clientTlsOf(control: {
   tls?: { ca?: string | undefined } | undefined;
-  client?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined; serverName?: string | undefined } | undefined;
+  client?:
+    | {
+        ca?: string | undefined;
+        cert?: string | undefined;
+        key?: string | undefined;
+        serverName?: string | undefined;
+      }
+    | undefined;
 }): ClientTls | undefined {
   if (!control.tls && !control.client) return undefined;
   const out: ClientTls = {};

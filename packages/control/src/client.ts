@@ -19,9 +19,9 @@ import {
 } from "@dfs/proto";
 import {
   type CallOptions,
-  type Client,
   type ChannelCredentials,
   type ChannelOptions,
+  type Client,
   credentials,
   Metadata,
   type ServiceError,

@@ -2,7 +2,10 @@ export { type ActivityInput, ActivityLog } from "./activity.js";
 export {
   type ClientTls,
   ControlCallError,
-  type ControlClient, type ControlClientOptions, connectControl } from "./client.js";
+  type ControlClient,
+  type ControlClientOptions,
+  connectControl,
+} from "./client.js";
 export {
   type ControlHandlers,
   type ControlServer,

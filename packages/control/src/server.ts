@@ -101,7 +101,9 @@ function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new ConfigError(ErrorCode.CONFIG_INVALID, [`control.tls.${what}: cannot read ${path}`], { cause: err });
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [`control.tls.${what}: cannot read ${path}`], {
+      cause: err,
+    });
   }
 }
 

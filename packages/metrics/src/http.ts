@@ -1,5 +1,11 @@
 import { readFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { ConfigError, ErrorCode } from "@dfs/common";
@@ -64,7 +70,9 @@ function readPem(path: string, key: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new ConfigError(ErrorCode.CONFIG_INVALID, [`${key}: cannot read the TLS ${what} ${path}`], { cause: err });
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [`${key}: cannot read the TLS ${what} ${path}`], {
+      cause: err,
+    });
   }
 }
 

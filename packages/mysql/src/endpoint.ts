@@ -32,7 +32,9 @@ function decode(part: string): string | undefined {
 }
 
 /** The `ssl-*` parameters of a URL; any other parameter is an error naming it. */
-function tlsParams(params: URLSearchParams): { ok: true; value: MysqlTls | undefined } | { ok: false; problem: string } {
+function tlsParams(
+  params: URLSearchParams,
+): { ok: true; value: MysqlTls | undefined } | { ok: false; problem: string } {
   const input: MysqlTlsInput = {};
   const allowed = Object.keys(SSL_PARAMS).join(", ");
   for (const [name, v] of params) {

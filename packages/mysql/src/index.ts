@@ -28,15 +28,6 @@ export {
   type MysqlRole,
   mysqlErrorKind,
 } from "./errors.js";
-export {
-  type MysqlSslOption,
-  type MysqlTls,
-  type MysqlTlsInput,
-  mysqlSslOption,
-  resolveMysqlTls,
-  SSL_MODES,
-  type SslMode,
-} from "./tls.js";
 export { quoteId, quoteTable, sqlLiteral } from "./quote.js";
 export { runScript, type ScriptStatement } from "./script.js";
 export {
@@ -46,3 +37,12 @@ export {
   READ_SESSION,
   type SessionOptions,
 } from "./session.js";
+export {
+  type MysqlSslOption,
+  type MysqlTls,
+  type MysqlTlsInput,
+  mysqlSslOption,
+  resolveMysqlTls,
+  SSL_MODES,
+  type SslMode,
+} from "./tls.js";

@@ -49,7 +49,12 @@ type Resolved = { ok: true; value: MysqlTls | undefined } | { ok: false; problem
  */
 export function resolveMysqlTls(
   input: MysqlTlsInput,
-  names: Record<keyof MysqlTlsInput, string> = { mode: "ssl-mode", ca: "ssl-ca", cert: "ssl-cert", key: "ssl-key" },
+  names: Record<keyof MysqlTlsInput, string> = {
+    mode: "ssl-mode",
+    ca: "ssl-ca",
+    cert: "ssl-cert",
+    key: "ssl-key",
+  },
 ): Resolved {
   const fail = (problem: string): Resolved => ({ ok: false, problem });
   const mode = input.mode?.toUpperCase();
@@ -92,9 +97,13 @@ function readPem(path: string, what: string): Buffer {
     return readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new ConfigError(ErrorCode.CONFIG_INVALID, [`cannot read the MySQL TLS ${what} file ${path} (${code})`], {
-      cause: err,
-    });
+    throw new ConfigError(
+      ErrorCode.CONFIG_INVALID,
+      [`cannot read the MySQL TLS ${what} file ${path} (${code})`],
+      {
+        cause: err,
+      },
+    );
   }
 }
 

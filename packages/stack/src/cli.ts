@@ -1,7 +1,10 @@
 import type { ComponentStatus } from "./component.js";
 import { stackDown, stackStatus, stackUp } from "./stack.js";
 
-const USAGE = "usage: dfs stack up|down|status";
+const USAGE = `usage: dfs stack up|down|status [--tls]
+
+  --tls   the TLS stack: TLS-only MariaDB source and target and NATS (client certificate and user
+          required) with a CA of its own, on 13316, 13317 and 14232, data under .stack-tls`;
 
 export function formatStatusTable(statuses: ComponentStatus[]): string {
   const rows = [
@@ -32,11 +35,17 @@ export function formatStatusTable(statuses: ComponentStatus[]): string {
 export async function runStackCli(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`stack: ${line}\n`);
   const command = argv[0];
+  const rest = argv.slice(1);
+  const tls = rest.includes("--tls");
+  if (rest.some((a) => a !== "--tls")) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
   try {
     let statuses: ComponentStatus[];
-    if (command === "up") statuses = await stackUp({ log });
-    else if (command === "down") statuses = await stackDown({ log });
-    else if (command === "status") statuses = await stackStatus({ log });
+    if (command === "up") statuses = await stackUp({ log, tls });
+    else if (command === "down") statuses = await stackDown({ log, tls });
+    else if (command === "status") statuses = await stackStatus({ log, tls });
     else {
       process.stderr.write(`${USAGE}\n`);
       return 2;

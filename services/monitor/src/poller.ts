@@ -7,10 +7,10 @@ import { formatTableRef, fromTableKey, Position, parseTableRef, type TableRef, t
  */
 import { errorMessage, type Logger } from "@dfs/common";
 import {
+  type ClientTls,
   ControlCallError,
   type ControlClient,
   type ControlClientOptions,
-  type ClientTls,
   connectControl,
   type ServiceKind,
 } from "@dfs/control";

@@ -141,9 +141,16 @@ export async function runAll(argv: string[]): Promise<number> {
   const monitor = await startMonitor(monitorConfigFor(cfg, hosted), { log: base.child({ svc: "monitor" }) });
   services.push(monitor);
   console.error(
-    `dfs run: monitor at http://127.0.0.1:${monitor.port}/${generated ? ` (sign in with the token ${cfg.control.token}, made for this run; set control.token or DFS_CONTROL_TOKEN to choose one)` : " (sign in with control.token)"}`,
+    `dfs run: monitor at ${monitorUrl(cfg, monitor.port)}${generated ? ` (sign in with the token ${cfg.control.token}, made for this run; set control.token or DFS_CONTROL_TOKEN to choose one)` : " (sign in with control.token)"}`,
   );
   return runUntilSignal(services);
+}
+
+/** The monitor's address as a browser on this host reaches it. */
+function monitorUrl(cfg: DfsConfig, port: number): string {
+  const h = cfg.monitor.http.host;
+  const host = h === "0.0.0.0" || h === "::" ? "127.0.0.1" : h.includes(":") ? `[${h}]` : h;
+  return `${cfg.monitor.http.tls ? "https" : "http"}://${host}:${port}/`;
 }
 
 /** `dfs dlq list|replay -c FILE [--seq N ...]`. */
@@ -154,7 +161,8 @@ export async function runDlq(argv: string[]): Promise<number> {
   if (action === "list") {
     const nc = await connectNats({
       ...cfg.nats,
-      name: "dfs-dlq" });
+      name: "dfs-dlq",
+    });
     try {
       const entries = await listDeadLetters(nc, cfg.source.id);
       console.log("SEQ\tTABLE\tSTREAM_SEQ\tROW\tERRNO\tERROR");
@@ -169,7 +177,8 @@ export async function runDlq(argv: string[]): Promise<number> {
   if (action === "replay") {
     const nc = await connectNats({
       ...cfg.nats,
-      name: "dfs-dlq-replay" });
+      name: "dfs-dlq-replay",
+    });
     const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
     const results = await replayFromConfig(cfg, nc, seqs, log).finally(() => nc.close());
     for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);

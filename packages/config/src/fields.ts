@@ -253,3 +253,9 @@ export function patterns(parts: 1 | 2 | 3) {
   });
   return z.array(item).default([]);
 }
+
+/** One of `values`; the message lists them. */
+export const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, {
+    error: (iss) => `must be one of ${values.map((v) => `"${v}"`).join(", ")} (got ${show(iss.input)})`,
+  });

@@ -5,32 +5,29 @@
  * docs/configuration.md documents each key; a test checks that it names every key defined here.
  */
 import { isGtidSet } from "@dfs/codec";
-import { type MysqlEndpoint, parseMysqlUrl, resolveMysqlTls, urlHasTlsParams } from "@dfs/mysql";
 import * as z from "zod";
-import { duration, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
+import { duration, enumOf, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
 import { pipelineSchema } from "./pipeline.js";
 import {
   bindHost,
   clientTlsOf,
   clientTlsSchema,
   defaultBindHost,
+  endpointOf,
   mysqlTlsSchema,
   natsAuthFields,
   natsAuthRule,
   natsTlsSchema,
+  oneTlsSetting,
   serverTlsSchema,
 } from "./security.js";
+import { monitorSchema, relmgrSchema } from "./servers.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export const START_FROM = ["earliest", "latest", "position", "gtid"] as const;
 
 const SOURCE_ID = /^[A-Za-z0-9_-]{1,32}$/;
 const BINLOG_FILE = /^[^\s/\\]+\.\d+$/;
-
-const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, {
-    error: (iss) => `must be one of ${values.map((v) => `"${v}"`).join(", ")} (got ${show(iss.input)})`,
-  });
 
 /** Where a capture with an empty journal starts reading the binlog. */
 const startSchema = z
@@ -82,37 +79,6 @@ const startSchema = z
     }
     if (s.from === "gtid") need("gtid");
   });
-
-/** TLS given both in the URL's parameters and in the `tls` section is refused: which would win is unclear. */
-function oneTlsSetting(m: { url: string; tls?: unknown }, ctx: z.RefinementCtx): void {
-  if (m.tls !== undefined && urlHasTlsParams(m.url)) {
-    const message = "TLS is set both here and in the URL's ssl-* parameters; use one of them";
-    ctx.addIssue({ code: "custom", path: ["tls"], message });
-  }
-}
-
-/** The endpoint every connection is opened from: the URL, its password and TLS from the config keys. */
-function endpointOf(m: {
-  url: string;
-  password?: string | undefined;
-  tls?:
-    | {
-        mode?: string | undefined;
-        ca?: string | undefined;
-        cert?: string | undefined;
-        key?: string | undefined;
-      }
-    | undefined;
-}): MysqlEndpoint {
-  const e = parseMysqlUrl(m.url);
-  if (m.password !== undefined) e.password = m.password;
-  if (m.tls) {
-    const r = resolveMysqlTls(m.tls);
-    if (r.ok && r.value) e.tls = r.value;
-    else delete e.tls;
-  }
-  return e;
-}
 
 const sourceSchema = z
   .strictObject({
@@ -424,81 +390,6 @@ const captureSchema = z
       ctx.addIssue({ code: "custom", path: ["grpc", "port"], message });
     }
   });
-
-const SERVICE_KINDS = ["capture", "relmgr", "dpu"] as const;
-const HOST_PORT = /^[A-Za-z0-9_.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
-
-/** A service the monitor watches: its control plane and its HTTP endpoint. */
-const watchedSchema = z.strictObject({
-  kind: enumOf(SERVICE_KINDS).describe("Which service this is"),
-  name: z.string().min(1).optional().describe("Shown in the monitor; default: the kind"),
-  grpc: z
-    .string()
-    .regex(HOST_PORT, { error: (iss) => `must be host:port (got ${show(iss.input)})` })
-    .describe("Address of its gRPC control plane"),
-  http: z.url({ protocol: /^https?$/ }).describe("Base URL of its /metrics, /healthz, /readyz"),
-});
-
-const relmgrSchema = z.strictObject({
-  http: z
-    .strictObject({
-      port: int(0, 65535)
-        .default(9102)
-        .describe("HTTP port for /metrics, /healthz, /readyz (0 = any free port)"),
-    })
-    .prefault({})
-    .describe("relmgr's HTTP endpoints"),
-  grpc: z
-    .strictObject({
-      port: int(0, 65535).default(50102).describe("gRPC control-plane port (0 = any free port)"),
-    })
-    .prefault({})
-    .describe("relmgr's control plane"),
-  groups: z
-    .array(
-      z.strictObject({
-        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1 to 64 letters, digits, '_' or '-'"),
-        tables: z.array(z.string().min(1)).min(1, "must name at least one table"),
-      }),
-    )
-    .default([])
-    .describe(
-      'Table groups named and merged by hand: each item\'s tables ("db.table") and everything related to them form one group of that name',
-    ),
-  split: z
-    .array(z.string().min(1))
-    .default([])
-    .describe('Tables ("db.table") put in a group of their own whatever their relationships'),
-});
-
-const monitorSchema = z.strictObject({
-  http: z
-    .strictObject({
-      port: int(0, 65535)
-        .default(8080)
-        .describe("Port of the web UI, its WebSocket and /metrics (0 = any free port)"),
-      host: bindHost()
-        .optional()
-        .describe("Address the monitor listens on; default 127.0.0.1, or 0.0.0.0 with monitor.http.tls"),
-      tls: serverTlsSchema
-        .optional()
-        .describe("HTTPS (and wss://) for the monitor; mutual TLS with requireClientCert"),
-    })
-    .prefault({})
-    .describe("The monitor's HTTP endpoint"),
-  pollIntervalMs: duration({ min: 100 })
-    .prefault("1s")
-    .describe("How often the monitor asks every service for its status"),
-  services: z
-    .array(watchedSchema)
-    .default([
-      { kind: "capture", grpc: "127.0.0.1:50101", http: "http://127.0.0.1:9101" },
-      { kind: "dpu", name: "dpu-default", grpc: "127.0.0.1:50103", http: "http://127.0.0.1:9103" },
-    ])
-    .describe(
-      "The services shown: kind, name, grpc (host:port), http (base URL); default: capture and dpu on this host's default ports",
-    ),
-});
 
 /** The whole file. Output: defaults applied, sizes in bytes, durations in milliseconds. */
 export const configSchema = z

@@ -4,7 +4,7 @@
  * itself (the gRPC control plane, the monitor). Certificates and keys are file paths, checked
  * readable when the config is loaded and read when connecting.
  */
-import { resolveMysqlTls } from "@dfs/mysql";
+import { type MysqlEndpoint, parseMysqlUrl, resolveMysqlTls, urlHasTlsParams } from "@dfs/mysql";
 import * as z from "zod";
 import { readableFile, secret, show } from "./fields.js";
 
@@ -171,4 +171,35 @@ export function clientTlsOf(control: {
   if (control.client?.key) out.key = control.client.key;
   if (control.client?.serverName) out.serverName = control.client.serverName;
   return out;
+}
+
+/** TLS given both in the URL's parameters and in the `tls` section is refused: which would win is unclear. */
+export function oneTlsSetting(m: { url: string; tls?: unknown }, ctx: z.RefinementCtx): void {
+  if (m.tls !== undefined && urlHasTlsParams(m.url)) {
+    const message = "TLS is set both here and in the URL's ssl-* parameters; use one of them";
+    ctx.addIssue({ code: "custom", path: ["tls"], message });
+  }
+}
+
+/** The endpoint every connection is opened from: the URL, its password and TLS from the config keys. */
+export function endpointOf(m: {
+  url: string;
+  password?: string | undefined;
+  tls?:
+    | {
+        mode?: string | undefined;
+        ca?: string | undefined;
+        cert?: string | undefined;
+        key?: string | undefined;
+      }
+    | undefined;
+}): MysqlEndpoint {
+  const e = parseMysqlUrl(m.url);
+  if (m.password !== undefined) e.password = m.password;
+  if (m.tls) {
+    const r = resolveMysqlTls(m.tls);
+    if (r.ok && r.value) e.tls = r.value;
+    else delete e.tls;
+  }
+  return e;
 }

@@ -79,7 +79,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   const { capture, dpu, monitor } = await startDemoServices(cfg);
   console.log(
-    `monitor: http://127.0.0.1:${monitor.port}/  (token: ${generated ? `${cfg.control.token}, made for this run` : "control.token"})`,
+    `monitor: ${cfg.monitor.http.tls ? "https" : "http"}://127.0.0.1:${monitor.port}/  (token: ${generated ? `${cfg.control.token}, made for this run` : "control.token"})`,
   );
   // Opened from the endpoints, so a password given apart from the URL and TLS settings apply.
   const conn = await mysql.createConnection(connectionOptions(cfg.source.endpoint));

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
 import { ConfigError } from "@dfs/common";
 import { natsConnectionOptions } from "../../dist/connect.js";
 
@@ -31,4 +34,23 @@ test("one authenticator per method, TLS from the tls section or a tls:// URL", (
   assert.match(nkey.nkey, /^U[A-Z2-7]{55}$/);
   assert.ok(nkey.sig.length > 0, "the nonce is signed with the seed");
   assert.throws(() => natsConnectionOptions({ url: "http://a", name: "n" }), ConfigError);
+});
+
+test("a creds file is read when authenticating, so a renewed one is used", () => {
+  const dir = mkdtempSync(join(tmpdir(), "dfs-creds-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "user.creds");
+  const creds = (jwt: string) =>
+    `-----BEGIN NATS USER JWT-----\n${jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${SEED}\n------END USER NKEY SEED------\n`;
+  writeFileSync(file, creds("eyJhbGciOiJlZDI1NTE5In0.first.sig"));
+  const auth = natsConnectionOptions({ url: "a", name: "n", credsFile: file }).authenticator as (
+    n?: string,
+  ) => {
+    jwt: string;
+    nkey: string;
+    sig: string;
+  };
+  assert.equal(auth("nonce").jwt, "eyJhbGciOiJlZDI1NTE5In0.first.sig");
+  writeFileSync(file, creds("eyJhbGciOiJlZDI1NTE5In0.second.sig"));
+  assert.equal(auth("nonce").jwt, "eyJhbGciOiJlZDI1NTE5In0.second.sig");
 });

@@ -4,6 +4,7 @@
  * load capture's and the DPU's code, and --help starts fast); each returns the exit code.
  */
 import { Argument, Command, InvalidArgumentError, Option } from "commander";
+import type { ControlArgs } from "./commands/ctl.js";
 import { CTL_CALLS, type CtlCall, SERVICE_KINDS } from "./commands/ctl-calls.js";
 import { EXIT_CODES_HELP, UsageError } from "./exit.js";
 
@@ -176,8 +177,16 @@ function addStack(program: Command, act: Act): void {
     stack
       .command(name)
       .description(description)
-      .addHelpText("after", examples(`dfs stack ${name}`))
-      .action(act(async () => (await import("./commands/stack.js")).runStack(name)));
+      .option(
+        "--tls",
+        "the TLS stack instead: TLS-only MariaDB source and target and NATS (client certificate and user required) with a CA of its own, on 13316, 13317 and 14232, data under .stack-tls",
+      )
+      .addHelpText("after", examples(`dfs stack ${name}`, `dfs stack ${name} --tls`))
+      .action(
+        act(async (o: { tls?: boolean }) =>
+          (await import("./commands/stack.js")).runStack(name, o.tls === true),
+        ),
+      );
   sub("up", "start what is not running (idempotent); installs mariadb-server and nats-server when missing");
   sub("down", "stop only what `dfs stack up` started");
   sub("status", "show each component (exit code 69 when one is down)");
@@ -191,7 +200,14 @@ function addControl(program: Command, act: Act): void {
         "--address <host:port>",
         "the service's gRPC address (default: from the config, else its default port)",
       )
-      .option("--token <token>", "the control token (default: control.token, else DFS_CONTROL_TOKEN)");
+      .option("--token <token>", "the control token (default: control.token, else DFS_CONTROL_TOKEN)")
+      .option("--tls", "use TLS (default: when the config has control.tls or control.client)")
+      .option(
+        "--tls-ca <file>",
+        "CA certificate to verify the service with (implies --tls; default: the system's CAs)",
+      )
+      .option("--tls-cert <file>", "client certificate for mutual TLS (with --tls-key)")
+      .option("--tls-key <file>", "the client certificate's key");
   remote(
     program
       .command("ctl")
@@ -220,7 +236,7 @@ ${examples(
           kind: (typeof SERVICE_KINDS)[number],
           call: CtlCall,
           args: string[],
-          o: { config?: string; address?: string; token?: string; table?: string },
+          o: ControlArgs & { table?: string },
         ) => (await import("./commands/ctl.js")).runCtl(kind, call, args, o),
       ),
     );
@@ -238,9 +254,8 @@ ${examples(
       examples("dfs snapshot --wait shop.orders shop.customers", "dfs snapshot -c examples/sync.yaml"),
     )
     .action(
-      act(
-        async (tables: string[], o: { config?: string; address?: string; token?: string; wait?: boolean }) =>
-          (await import("./commands/snapshot.js")).runSnapshot(tables, o),
+      act(async (tables: string[], o: ControlArgs & { wait?: boolean }) =>
+        (await import("./commands/snapshot.js")).runSnapshot(tables, o),
       ),
     );
 }

@@ -12,5 +12,5 @@ export {
   TransientError,
 } from "./errors.js";
 export { Completion, Scope, Signal } from "./lifecycle.js";
-export { createLogger, displayUrl, type Logger, type LogOptions, redactUrl } from "./log.js";
+export { createLogger, displayUrl, displayUrls, type Logger, type LogOptions, redactUrl } from "./log.js";
 export { backoffMs, parseBytes, parseDurationMs, sleep, waitFor } from "./util.js";

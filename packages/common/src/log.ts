@@ -2,24 +2,21 @@ import { type Logger, type LoggerOptions, pino } from "pino";
 
 export type { Logger };
 
-/**
- * Keys whose values are never written to a log: passwords inside URLs are removed by
- * `redactUrl`, and these paths are censored by pino wherever they appear in a log object.
- */
-const REDACT_PATHS = [
-  "password",
-  "*.password",
-  "*.*.password",
-  "token",
-  "*.token",
-  "secret",
-  "*.secret",
-  "url",
-  "*.url",
-  "*.*.url",
-  "authorization",
-  "*.authorization",
-];
+/** Keys whose values are never written to a log, wherever pino finds them in a log object. */
+const SECRET_KEYS = ["password", "pass", "token", "secret", "nkeySeed", "seed", "authorization", "creds"];
+/** Keys holding URLs: logged with their credentials masked, host and port kept. */
+const URL_KEYS = ["url", "uri", "sourceUrl", "targetUrl", "natsUrl"];
+
+const atDepths = (keys: readonly string[]) => keys.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
+const REDACT_PATHS = [...atDepths(SECRET_KEYS), ...atDepths(URL_KEYS)];
+const URL_KEY_SET = new Set(URL_KEYS);
+
+/** pino's censor: URLs keep their host and port, anything else secret becomes "[redacted]". */
+function censor(value: unknown, path: string[]): unknown {
+  const key = path.at(-1) ?? "";
+  if (URL_KEY_SET.has(key) && typeof value === "string") return displayUrls(value);
+  return "[redacted]";
+}
 
 export interface LogOptions {
   level?: string;
@@ -32,7 +29,7 @@ export interface LogOptions {
 export function createLogger(options: LogOptions = {}): Logger {
   const opts: LoggerOptions = {
     level: options.level ?? process.env.DFS_LOG_LEVEL ?? "info",
-    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    redact: { paths: REDACT_PATHS, censor },
     base: options.name ? { svc: options.name } : {},
     timestamp: pino.stdTimeFunctions.isoTime,
   };
@@ -67,4 +64,17 @@ export function displayUrl(url: string, maskUser = false): string {
   const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
   const masked = colon >= 0 ? `${user}:***` : maskUser ? "***" : user;
   return redactUrl(`${url.slice(0, start)}${masked}${url.slice(at)}`);
+}
+
+const TOKEN_IN_USER_SCHEMES = /^(nats|tls|ws|wss):\/\//i;
+
+/**
+ * One URL or a comma-separated list (NATS seeds), each with its credentials masked and its host
+ * and port kept. A NATS URL's user name is masked too, since NATS takes a token in that place.
+ * An entry with "@" but no scheme (a comma split a password) hides the whole list.
+ */
+export function displayUrls(urls: string): string {
+  const list = urls.split(",").map((u) => u.trim());
+  if (list.some((u) => u.includes("@") && !u.includes("://"))) return "(urls not shown)";
+  return list.map((u) => displayUrl(u, TOKEN_IN_USER_SCHEMES.test(u))).join(",");
 }

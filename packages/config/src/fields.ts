@@ -3,9 +3,10 @@
  * strings, secrets, URLs and name patterns. Every failure message says what is accepted and shows
  * the bad value (never for secrets).
  */
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { splitQualified } from "@dfs/codec";
 import { displayUrl, parseBytes, parseDurationMs } from "@dfs/common";
-import { mysqlUrlProblem } from "@dfs/mysql";
+import { mysqlUrlProblem, parseMysqlUrl } from "@dfs/mysql";
 import * as z from "zod";
 
 /** Longest delay Node timers accept (setTimeout fires at once beyond 2^31-1 ms, about 24.8 days). */
@@ -99,13 +100,66 @@ export function duration(opts: { min?: number; max?: number } = {}) {
   });
 }
 
-/** A secret string (token): error messages never show the value. */
+/** Why a file cannot be read, in a few words (never its contents). */
+export function fileProblem(path: string): string | undefined {
+  try {
+    if (statSync(path).isDirectory()) return "is a directory";
+    accessSync(path, constants.R_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === "ENOENT"
+      ? "no such file"
+      : code === "EACCES"
+        ? "permission denied"
+        : (err as Error).message;
+  }
+}
+
+/**
+ * A secret read from a file: its contents without the trailing newline (files written by `echo`
+ * or mounted from a Kubernetes Secret often end in one). Throws an Error naming the file.
+ */
+export function readSecretFile(path: string): string {
+  const problem = fileProblem(path);
+  if (problem) throw new Error(`cannot read ${path} (${problem})`);
+  return readFileSync(path, "utf8").replace(/\r?\n$/, "");
+}
+
+/**
+ * A secret string (password, token, seed): error messages never show the value. Written either
+ * inline or as `{ file: /path }`, read once when the config is loaded.
+ */
 export function secret() {
-  return z
+  const inline = z
     .string({
-      error: (iss) => (iss.input === undefined ? "is required" : "must be a string (quote it in YAML)"),
+      error: (iss) =>
+        iss.input === undefined ? "is required" : "must be a string (quote it in YAML) or { file: /path }",
     })
     .min(1, "must not be empty (leave the key out instead)");
+  const fromFile = z.strictObject({ file: z.string().min(1, "must be a file path") });
+  return z.union([inline, fromFile]).transform((v, ctx) => {
+    if (typeof v === "string") return v;
+    try {
+      const value = readSecretFile(v.file);
+      if (value !== "") return value;
+      ctx.addIssue({ code: "custom", message: `the file ${v.file} is empty` });
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+    }
+    return z.NEVER;
+  });
+}
+
+/** A path to a file that must be readable when the config is loaded (certificates, keys, creds). */
+export function readableFile() {
+  return z
+    .string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a file path") })
+    .min(1, "must not be empty (leave the key out instead)")
+    .superRefine((path, ctx) => {
+      const problem = fileProblem(path);
+      if (problem) ctx.addIssue({ code: "custom", message: `cannot read ${path} (${problem})` });
+    });
 }
 
 /** A MySQL/MariaDB URL, checked with the same rules as parseMysqlUrl. */
@@ -114,8 +168,20 @@ export function mysqlUrl() {
     .string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a mysql:// URL string") })
     .superRefine((url, ctx) => {
       const problem = mysqlUrlProblem(url);
-      if (problem)
+      if (problem) {
         ctx.addIssue({ code: "custom", message: `${problem} (got ${JSON.stringify(displayUrl(url))})` });
+        return;
+      }
+      const { tls } = parseMysqlUrl(url);
+      for (const [param, path] of [
+        ["ssl-ca", tls?.ca],
+        ["ssl-cert", tls?.cert],
+        ["ssl-key", tls?.key],
+      ] as const) {
+        const unreadable = path === undefined ? undefined : fileProblem(path);
+        if (unreadable)
+          ctx.addIssue({ code: "custom", message: `${param}: cannot read ${path} (${unreadable})` });
+      }
     });
 }
 
@@ -187,3 +253,9 @@ export function patterns(parts: 1 | 2 | 3) {
   });
   return z.array(item).default([]);
 }
+
+/** One of `values`; the message lists them. */
+export const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, {
+    error: (iss) => `must be one of ${values.map((v) => `"${v}"`).join(", ")} (got ${show(iss.input)})`,
+  });

@@ -9,6 +9,7 @@ export {
   describeConfig,
   ENV_OVERRIDES,
   type EnvOverride,
+  envSecret,
   loadConfig,
   parseConfig,
 } from "./load.js";
@@ -22,3 +23,4 @@ export {
   type TableColumns,
 } from "./pipeline.js";
 export { configSchema, type DfsConfig, type DfsConfigInput, LOG_LEVELS, START_FROM } from "./schema.js";
+export type { ClientTls } from "./security.js";

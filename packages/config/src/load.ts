@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from "node:path";
 import { ConfigError, displayUrl, ErrorCode } from "@dfs/common";
 import { LineCounter, parseDocument } from "yaml";
 import type * as z from "zod";
-import { displayNatsUrls, show } from "./fields.js";
+import { displayNatsUrls, readSecretFile, show } from "./fields.js";
 import { configSchema, type DfsConfig, knownKeysAt } from "./schema.js";
 
 /** One environment variable that overrides one config key. */
@@ -16,6 +16,8 @@ export interface EnvOverride {
   env: string;
   /** Dotted config path it sets. */
   path: string;
+  /** A secret (or a value that may hold one, like a URL): `<env>_FILE` may name a file holding it. */
+  secret?: true;
 }
 
 /**
@@ -25,13 +27,19 @@ export interface EnvOverride {
  */
 export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: "DFS_SOURCE_ID", path: "source.id" },
-  { env: "DFS_SOURCE_URL", path: "source.url" },
+  { env: "DFS_SOURCE_URL", path: "source.url", secret: true },
+  { env: "DFS_SOURCE_PASSWORD", path: "source.password", secret: true },
   { env: "DFS_SOURCE_SERVER_ID", path: "source.serverId" },
   { env: "DFS_START_FROM", path: "source.start.from" },
-  { env: "DFS_TARGET_URL", path: "target.url" },
+  { env: "DFS_TARGET_URL", path: "target.url", secret: true },
+  { env: "DFS_TARGET_PASSWORD", path: "target.password", secret: true },
   { env: "DFS_TARGET_DATABASE", path: "target.database" },
-  { env: "DFS_NATS_URL", path: "nats.url" },
-  { env: "DFS_NATS_TOKEN", path: "nats.token" },
+  { env: "DFS_NATS_URL", path: "nats.url", secret: true },
+  { env: "DFS_NATS_TOKEN", path: "nats.token", secret: true },
+  { env: "DFS_NATS_USER", path: "nats.user" },
+  { env: "DFS_NATS_PASSWORD", path: "nats.password", secret: true },
+  { env: "DFS_NATS_NKEY_SEED", path: "nats.nkeySeed", secret: true },
+  { env: "DFS_NATS_CREDS_FILE", path: "nats.credsFile" },
   { env: "DFS_JOURNAL_PATH", path: "capture.journal.path" },
   { env: "DFS_CAPTURE_HTTP_PORT", path: "capture.http.port" },
   { env: "DFS_CAPTURE_GRPC_PORT", path: "capture.grpc.port" },
@@ -39,9 +47,29 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: "DFS_DPU_HTTP_PORT", path: "dpu.http.port" },
   { env: "DFS_DPU_GRPC_PORT", path: "dpu.grpc.port" },
   { env: "DFS_MONITOR_PORT", path: "monitor.http.port" },
+  { env: "DFS_MONITOR_HOST", path: "monitor.http.host" },
   { env: "DFS_LOG_LEVEL", path: "log.level" },
-  { env: "DFS_CONTROL_TOKEN", path: "control.token" },
+  { env: "DFS_CONTROL_TOKEN", path: "control.token", secret: true },
+  { env: "DFS_CONTROL_HOST", path: "control.host" },
 ];
+
+/**
+ * The value of a secret's environment variable `name`, or of the file `<name>_FILE` names (its
+ * trailing newline removed), or undefined when neither is set. Throws an Error naming the variable
+ * and the file when the file cannot be read, or when both are set.
+ */
+export function envSecret(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const direct = env[name]?.trim();
+  const file = env[`${name}_FILE`]?.trim();
+  if (file === undefined || file === "") return direct === "" ? undefined : direct;
+  if (direct !== undefined && direct !== "")
+    throw new Error(`${name} and ${name}_FILE are both set; set one`);
+  try {
+    return readSecretFile(file);
+  } catch (err) {
+    throw new Error(`${name}_FILE: ${(err as Error).message}`);
+  }
+}
 
 /** Origin named in messages when no config file is given. */
 export const NO_FILE_ORIGIN = "(no config file)";
@@ -60,13 +88,27 @@ function dropNulls(v: unknown): unknown {
   return out;
 }
 
-/** Applies ENV_OVERRIDES to a copy of `raw`; returns it and which paths came from which variable. */
-function applyEnv(raw: Mapping, env: NodeJS.ProcessEnv): { data: Mapping; fromEnv: Map<string, string> } {
+/**
+ * Applies ENV_OVERRIDES to a copy of `raw` (a secret's `<VAR>_FILE` read in place of `<VAR>`);
+ * returns it, which paths came from which variable, and the variables that could not be read.
+ */
+function applyEnv(
+  raw: Mapping,
+  env: NodeJS.ProcessEnv,
+): { data: Mapping; fromEnv: Map<string, string>; problems: string[] } {
   const data: Mapping = { ...raw };
   const fromEnv = new Map<string, string>();
-  for (const { env: name, path } of ENV_OVERRIDES) {
-    const value = env[name]?.trim();
+  const problems: string[] = [];
+  for (const { env: name, path, secret } of ENV_OVERRIDES) {
+    let value: string | undefined;
+    try {
+      value = secret ? envSecret(env, name) : env[name]?.trim();
+    } catch (err) {
+      problems.push(`${(err as Error).message} (${path})`);
+      continue;
+    }
     if (value === undefined || value === "") continue;
+    const source = secret && env[`${name}_FILE`]?.trim() ? `${name}_FILE` : name;
     const keys = path.split(".");
     let obj: Mapping | undefined = data;
     for (const key of keys.slice(0, -1)) {
@@ -81,9 +123,9 @@ function applyEnv(raw: Mapping, env: NodeJS.ProcessEnv): { data: Mapping; fromEn
     }
     if (obj === undefined) continue;
     obj[keys.at(-1)!] = value;
-    fromEnv.set(path, name);
+    fromEnv.set(path, source);
   }
-  return { data, fromEnv };
+  return { data, fromEnv, problems };
 }
 
 const TYPE_NAMES: Record<string, string> = {
@@ -170,10 +212,13 @@ export function parseConfig(
     const problem = `${origin}: the top level must be a mapping of sections (source, nats, capture, ...) (got ${show(input)})`;
     throw new ConfigError(ErrorCode.CONFIG_INVALID, [problem], { details: { origin } });
   }
-  const { data, fromEnv } = applyEnv(input, env);
+  const { data, fromEnv, problems: envProblems } = applyEnv(input, env);
   const result = configSchema.safeParse(data, { error: errorMap });
-  if (result.success) return result.data;
-  const problems = formatIssues(result.error.issues, origin, fromEnv);
+  if (result.success && envProblems.length === 0) return result.data;
+  const problems = [
+    ...envProblems,
+    ...(result.success ? [] : formatIssues(result.error.issues, origin, fromEnv)),
+  ];
   throw new ConfigError(ErrorCode.CONFIG_INVALID, problems, { details: { origin } });
 }
 
@@ -233,7 +278,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   return parseConfig(parseYaml(text, file), env, file);
 }
 
-const SECRET_KEY = /token|password|secret/i;
+const SECRET_KEY = /token|password|secret|seed/i;
 export const REDACTED = "[redacted]";
 
 function scrub(v: unknown, path: string): unknown {

@@ -5,21 +5,29 @@
  * docs/configuration.md documents each key; a test checks that it names every key defined here.
  */
 import { isGtidSet } from "@dfs/codec";
-import { parseMysqlUrl } from "@dfs/mysql";
 import * as z from "zod";
-import { duration, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
+import { duration, enumOf, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
 import { pipelineSchema } from "./pipeline.js";
+import {
+  bindHost,
+  clientTlsOf,
+  clientTlsSchema,
+  defaultBindHost,
+  endpointOf,
+  mysqlTlsSchema,
+  natsAuthFields,
+  natsAuthRule,
+  natsTlsSchema,
+  oneTlsSetting,
+  serverTlsSchema,
+} from "./security.js";
+import { monitorSchema, relmgrSchema } from "./servers.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export const START_FROM = ["earliest", "latest", "position", "gtid"] as const;
 
 const SOURCE_ID = /^[A-Za-z0-9_-]{1,32}$/;
 const BINLOG_FILE = /^[^\s/\\]+\.\d+$/;
-
-const enumOf = <T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, {
-    error: (iss) => `must be one of ${values.map((v) => `"${v}"`).join(", ")} (got ${show(iss.input)})`,
-  });
 
 /** Where a capture with an empty journal starts reading the binlog. */
 const startSchema = z
@@ -72,48 +80,68 @@ const startSchema = z
     if (s.from === "gtid") need("gtid");
   });
 
-const sourceSchema = z.strictObject({
-  id: z
-    .string()
-    .regex(SOURCE_ID, {
-      error: (iss) => `must be 1 to 32 letters, digits, "_" or "-" (got ${show(iss.input)})`,
-    })
-    .describe("Name of the source; used in NATS stream and subject names, so it must stay the same"),
-  url: mysqlUrl().describe("Source server: mysql://user:password@host:3306 (or mariadb://)"),
-  serverId: int(1, 4_294_967_295)
-    .default(4201)
-    .describe(
-      "Replica server id of the binlog connection; must differ from every other replica of the source",
+const sourceSchema = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(SOURCE_ID, {
+        error: (iss) => `must be 1 to 32 letters, digits, "_" or "-" (got ${show(iss.input)})`,
+      })
+      .describe("Name of the source; used in NATS stream and subject names, so it must stay the same"),
+    url: mysqlUrl().describe(
+      "Source server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
     ),
-  include: z
-    .strictObject({
-      databases: patterns(1).describe('Database patterns to capture, e.g. "shop", "app_*"; empty = all'),
-      tables: patterns(2).describe('Table patterns to capture, e.g. "shop.orders", "shop.*"; empty = all'),
-    })
-    .prefault({})
-    .describe("What to capture; `*` and `?` are wildcards; both lists empty = everything"),
-  exclude: z
-    .strictObject({
-      databases: patterns(1).describe("Database patterns never captured"),
-      tables: patterns(2).describe('Table patterns never captured, e.g. "shop.sessions"'),
-      columns: patterns(3).describe('Column patterns left out of every event, e.g. "*.users.password"'),
-    })
-    .prefault({})
-    .describe("What to leave out; applied after include"),
-  start: startSchema
-    .prefault({})
-    .describe("Where a capture with an empty journal starts; ignored once the journal has a checkpoint"),
-});
+    password: secret()
+      .optional()
+      .describe("Password of the source user (secret); wins over a password in source.url"),
+    tls: mysqlTlsSchema
+      .optional()
+      .describe(
+        "TLS to the source (instead of the URL's ssl-* parameters); the binlog connection uses it too",
+      ),
+    serverId: int(1, 4_294_967_295)
+      .default(4201)
+      .describe(
+        "Replica server id of the binlog connection; must differ from every other replica of the source",
+      ),
+    include: z
+      .strictObject({
+        databases: patterns(1).describe('Database patterns to capture, e.g. "shop", "app_*"; empty = all'),
+        tables: patterns(2).describe('Table patterns to capture, e.g. "shop.orders", "shop.*"; empty = all'),
+      })
+      .prefault({})
+      .describe("What to capture; `*` and `?` are wildcards; both lists empty = everything"),
+    exclude: z
+      .strictObject({
+        databases: patterns(1).describe("Database patterns never captured"),
+        tables: patterns(2).describe('Table patterns never captured, e.g. "shop.sessions"'),
+        columns: patterns(3).describe('Column patterns left out of every event, e.g. "*.users.password"'),
+      })
+      .prefault({})
+      .describe("What to leave out; applied after include"),
+    start: startSchema
+      .prefault({})
+      .describe("Where a capture with an empty journal starts; ignored once the journal has a checkpoint"),
+  })
+  .superRefine(oneTlsSetting);
 
-const targetSchema = z.strictObject({
-  url: mysqlUrl().describe("Target server: mysql://user:password@host:3306 (or mariadb://)"),
-  database: z
-    .string()
-    .min(1, "must not be empty")
-    .max(64, "must be at most 64 characters (MySQL limit)")
-    .optional()
-    .describe("Sync only: write into this database instead of the source database's name"),
-});
+const targetSchema = z
+  .strictObject({
+    url: mysqlUrl().describe(
+      "Target server: mysql://user:password@host:3306 (or mariadb://), with ?ssl-mode=...&ssl-ca=... for TLS",
+    ),
+    password: secret()
+      .optional()
+      .describe("Password of the target user (secret); wins over a password in target.url"),
+    tls: mysqlTlsSchema.optional().describe("TLS to the target (instead of the URL's ssl-* parameters)"),
+    database: z
+      .string()
+      .min(1, "must not be empty")
+      .max(64, "must be at most 64 characters (MySQL limit)")
+      .optional()
+      .describe("Sync only: write into this database instead of the source database's name"),
+  })
+  .superRefine(oneTlsSetting);
 
 const dpuSchema = z.strictObject({
   group: z
@@ -234,11 +262,16 @@ const streamSchema = z
     }
   });
 
-const natsSchema = z.strictObject({
-  url: natsUrl().default("nats://127.0.0.1:4222").describe("NATS server URL, or several separated by commas"),
-  token: secret().optional().describe("NATS auth token (secret)"),
-  stream: streamSchema.prefault({}).describe("The JetStream stream of a source"),
-});
+const natsSchema = z
+  .strictObject({
+    url: natsUrl()
+      .default("nats://127.0.0.1:4222")
+      .describe("NATS server URL, or several separated by commas; tls:// requires TLS"),
+    ...natsAuthFields,
+    tls: natsTlsSchema.optional().describe("TLS to NATS: required when set (as with a tls:// URL)"),
+    stream: streamSchema.prefault({}).describe("The JetStream stream of a source"),
+  })
+  .superRefine(natsAuthRule);
 
 const captureSchema = z
   .strictObject({
@@ -358,75 +391,6 @@ const captureSchema = z
     }
   });
 
-const SERVICE_KINDS = ["capture", "relmgr", "dpu"] as const;
-const HOST_PORT = /^[A-Za-z0-9_.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
-
-/** A service the monitor watches: its control plane and its HTTP endpoint. */
-const watchedSchema = z.strictObject({
-  kind: enumOf(SERVICE_KINDS).describe("Which service this is"),
-  name: z.string().min(1).optional().describe("Shown in the monitor; default: the kind"),
-  grpc: z
-    .string()
-    .regex(HOST_PORT, { error: (iss) => `must be host:port (got ${show(iss.input)})` })
-    .describe("Address of its gRPC control plane"),
-  http: z.url({ protocol: /^https?$/ }).describe("Base URL of its /metrics, /healthz, /readyz"),
-});
-
-const relmgrSchema = z.strictObject({
-  http: z
-    .strictObject({
-      port: int(0, 65535)
-        .default(9102)
-        .describe("HTTP port for /metrics, /healthz, /readyz (0 = any free port)"),
-    })
-    .prefault({})
-    .describe("relmgr's HTTP endpoints"),
-  grpc: z
-    .strictObject({
-      port: int(0, 65535).default(50102).describe("gRPC control-plane port (0 = any free port)"),
-    })
-    .prefault({})
-    .describe("relmgr's control plane"),
-  groups: z
-    .array(
-      z.strictObject({
-        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1 to 64 letters, digits, '_' or '-'"),
-        tables: z.array(z.string().min(1)).min(1, "must name at least one table"),
-      }),
-    )
-    .default([])
-    .describe(
-      'Table groups named and merged by hand: each item\'s tables ("db.table") and everything related to them form one group of that name',
-    ),
-  split: z
-    .array(z.string().min(1))
-    .default([])
-    .describe('Tables ("db.table") put in a group of their own whatever their relationships'),
-});
-
-const monitorSchema = z.strictObject({
-  http: z
-    .strictObject({
-      port: int(0, 65535)
-        .default(8080)
-        .describe("Port of the web UI, its WebSocket and /metrics (0 = any free port)"),
-    })
-    .prefault({})
-    .describe("The monitor's HTTP endpoint"),
-  pollIntervalMs: duration({ min: 100 })
-    .prefault("1s")
-    .describe("How often the monitor asks every service for its status"),
-  services: z
-    .array(watchedSchema)
-    .default([
-      { kind: "capture", grpc: "127.0.0.1:50101", http: "http://127.0.0.1:9101" },
-      { kind: "dpu", name: "dpu-default", grpc: "127.0.0.1:50103", http: "http://127.0.0.1:9103" },
-    ])
-    .describe(
-      "The services shown: kind, name, grpc (host:port), http (base URL); default: capture and dpu on this host's default ports",
-    ),
-});
-
 /** The whole file. Output: defaults applied, sizes in bytes, durations in milliseconds. */
 export const configSchema = z
   .strictObject({
@@ -445,6 +409,19 @@ export const configSchema = z
     control: z
       .strictObject({
         token: secret().optional().describe("Token required by the gRPC control plane (secret)"),
+        host: bindHost()
+          .optional()
+          .describe(
+            "Address every gRPC control plane listens on; default 127.0.0.1, or 0.0.0.0 with control.tls",
+          ),
+        tls: serverTlsSchema
+          .optional()
+          .describe("TLS of every gRPC control plane; mutual TLS with requireClientCert"),
+        client: clientTlsSchema
+          .optional()
+          .describe(
+            "TLS of dfs's own control clients (dfs ctl, dfs snapshot, the monitor); on whenever control.tls or this is set",
+          ),
       })
       .prefault({})
       .describe("The gRPC control plane"),
@@ -469,9 +446,27 @@ export const configSchema = z
     // Unset: wait as long as a dead holder's key can live (its bucket may keep a longer TTL).
     const lease = { ...cfg.capture.lease, waitMs: cfg.capture.lease.waitMs ?? ("expiry" as const) };
     // URLs are parsed once, here: every connection is opened from these endpoints.
-    const source = { ...cfg.source, endpoint: parseMysqlUrl(cfg.source.url) };
-    const target = cfg.target ? { ...cfg.target, endpoint: parseMysqlUrl(cfg.target.url) } : undefined;
-    return { ...cfg, source, target, capture: { ...cfg.capture, journal: resolved, lease } };
+    const source = { ...cfg.source, endpoint: endpointOf(cfg.source) };
+    const target = cfg.target ? { ...cfg.target, endpoint: endpointOf(cfg.target) } : undefined;
+    // Servers bind loopback unless TLS protects them or the config names an address.
+    const control = {
+      ...cfg.control,
+      host: cfg.control.host ?? defaultBindHost(cfg.control.tls),
+      clientTls: clientTlsOf(cfg.control),
+    };
+    const monitorHttp = {
+      ...cfg.monitor.http,
+      host: cfg.monitor.http.host ?? defaultBindHost(cfg.monitor.http.tls),
+    };
+    const monitor = { ...cfg.monitor, http: monitorHttp };
+    return {
+      ...cfg,
+      source,
+      target,
+      control,
+      monitor,
+      capture: { ...cfg.capture, journal: resolved, lease },
+    };
   });
 
 /** The fully resolved config: defaults applied, sizes in bytes, durations in milliseconds. */

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import {
   type ActivityResponse,
   CaptureClient,
@@ -18,6 +19,8 @@ import {
 } from "@dfs/proto";
 import {
   type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
   type Client,
   credentials,
   Metadata,
@@ -47,8 +50,19 @@ export interface ControlClient {
   close(): void;
 }
 
+/** TLS of a control client: PEM files; no ca = the system's CAs. */
+export interface ClientTls {
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  /** The name the server's certificate must carry, when it differs from the host dialled. */
+  serverName?: string | undefined;
+}
+
 export interface ControlClientOptions {
   token?: string | undefined;
+  /** TLS (control.client / control.tls); without it the calls are plaintext. */
+  tls?: ClientTls | undefined;
   /** Deadline of each call (default 10 s). */
   timeoutMs?: number;
 }
@@ -75,8 +89,18 @@ export function connectControl(
   address: string,
   options: ControlClientOptions = {},
 ): ControlClient {
-  const Ctor = CLIENTS[kind] as unknown as new (address: string, creds: unknown) => Client;
-  const client = new Ctor(address, credentials.createInsecure());
+  const Ctor = CLIENTS[kind] as unknown as new (
+    address: string,
+    creds: ChannelCredentials,
+    options: ChannelOptions,
+  ) => Client;
+  const tls = options.tls;
+  const read = (path: string | undefined) => (path ? readFileSync(path) : null);
+  const creds = tls
+    ? credentials.createSsl(read(tls.ca), read(tls.key), read(tls.cert))
+    : credentials.createInsecure();
+  const channel: ChannelOptions = tls?.serverName ? { "grpc.ssl_target_name_override": tls.serverName } : {};
+  const client = new Ctor(address, creds, channel);
   const timeout = options.timeoutMs ?? 10_000;
   const call = <Res>(method: string, request: unknown): Promise<Res> =>
     new Promise<Res>((resolve, reject) => {

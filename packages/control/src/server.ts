@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
 import {
   ConfigError,
   DfsError,
@@ -77,12 +78,43 @@ export interface ControlServerOptions {
   handlers: ControlHandlers;
   /** 0 = any free port. */
   port: number;
+  /** Address to listen on; default 127.0.0.1 (loopback) without TLS, 0.0.0.0 with it. */
   host?: string;
+  /** TLS (control.tls); without it the control plane is plaintext. */
+  tls?: ServerTls | undefined;
   /** The config key of the port, named when it cannot be bound (e.g. "capture.grpc.port"). */
   portKey?: string;
   /** Required by every call but Health; without one, those calls are refused. */
   token: string | undefined;
   log: Logger;
+}
+
+/** TLS of a server: PEM files; with requireClientCert, clients need a certificate signed by ca. */
+export interface ServerTls {
+  cert: string;
+  key: string;
+  ca?: string | undefined;
+  requireClientCert: boolean;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [`control.tls.${what}: cannot read ${path}`], {
+      cause: err,
+    });
+  }
+}
+
+/** gRPC server credentials for a TLS setting, or plaintext ones without. */
+function serverCredentials(tls: ServerTls | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(
+    tls.ca ? readPem(tls.ca, "ca") : null,
+    [{ cert_chain: readPem(tls.cert, "cert"), private_key: readPem(tls.key, "key") }],
+    tls.requireClientCert,
+  );
 }
 
 export interface ControlServer {
@@ -170,13 +202,16 @@ export async function serveControl(o: ControlServerOptions): Promise<ControlServ
   }
   const server = new Server();
   server.addService(SERVICE_DEFINITIONS[o.kind], impl);
+  const host = o.host ?? (o.tls ? "0.0.0.0" : "127.0.0.1");
+  const address = host.includes(":") ? `[${host}]:${o.port}` : `${host}:${o.port}`;
+  const credentials = serverCredentials(o.tls);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${o.host ?? "0.0.0.0"}:${o.port}`, ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(address, credentials, (err, p) =>
       err
         ? reject(
             new ConfigError(
               ErrorCode.CONFIG_INVALID,
-              [`${o.portKey ?? `${o.kind} gRPC port`}: cannot listen on port ${o.port} (${err.message})`],
+              [`${o.portKey ?? `${o.kind} gRPC port`}: cannot listen on ${address} (${err.message})`],
               { cause: err },
             ),
           )

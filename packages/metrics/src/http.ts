@@ -1,4 +1,12 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { readFileSync } from "node:fs";
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { ConfigError, ErrorCode } from "@dfs/common";
 import type { Registry } from "prom-client";
@@ -23,8 +31,18 @@ export function healthOf(st: { state: string; lastError?: string } | null | unde
   };
 }
 
+/** HTTPS: PEM files; with requireClientCert, clients need a certificate signed by ca. */
+export interface HttpTls {
+  cert: string;
+  key: string;
+  ca?: string | undefined;
+  requireClientCert: boolean;
+}
+
 export interface HttpOptions {
   host?: string;
+  /** Serve HTTPS (and wss:// for a WebSocket attached to the server) with these files. */
+  tls?: HttpTls | undefined;
   /** 0 = any free port. */
   port: number;
   /** The config key of the port, named when it cannot be bound (e.g. "capture.http.port"). */
@@ -48,9 +66,36 @@ function reply(res: ServerResponse, status: number, type: string, body: string):
   res.end(body);
 }
 
+function readPem(path: string, key: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [`${key}: cannot read the TLS ${what} ${path}`], {
+      cause: err,
+    });
+  }
+}
+
+/** An HTTP server, or an HTTPS one when `tls` is given. */
+function makeServer(o: HttpOptions, handler: RequestListener): Server {
+  const t = o.tls;
+  if (!t) return createServer(handler);
+  const key = (o.portKey ?? "http").replace(/\.port$/, ".tls");
+  return createHttpsServer(
+    {
+      cert: readPem(t.cert, key, "certificate"),
+      key: readPem(t.key, key, "key"),
+      ...(t.ca ? { ca: readPem(t.ca, key, "CA") } : {}),
+      requestCert: t.requireClientCert,
+      rejectUnauthorized: t.requireClientCert,
+    },
+    handler,
+  ) as unknown as Server;
+}
+
 /** Serves /metrics (Prometheus text format), /healthz and /readyz (200 or 503, JSON body). */
 export async function serveHttp(o: HttpOptions): Promise<HttpEndpoint> {
-  const server = createServer((req, res) => {
+  const server = makeServer(o, (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const run = async () => {
       if (req.method === "GET" && path === "/metrics") {

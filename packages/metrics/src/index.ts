@@ -13,6 +13,13 @@ export {
   setState,
   snapshotMetrics,
 } from "./catalog.js";
-export { type Health, type HttpEndpoint, type HttpOptions, healthOf, serveHttp } from "./http.js";
+export {
+  type Health,
+  type HttpEndpoint,
+  type HttpOptions,
+  type HttpTls,
+  healthOf,
+  serveHttp,
+} from "./http.js";
 export { parseMetrics, type Sample, sumOf } from "./parse.js";
 export { createRegistry, type Registry } from "./registry.js";

@@ -3,6 +3,7 @@
  * endpoint that every connection of the project (mysql2 sessions, the binlog reader) is opened from.
  */
 import { ConfigError, displayUrl, ErrorCode } from "@dfs/common";
+import { type MysqlTls, type MysqlTlsInput, resolveMysqlTls, SSL_PARAMS } from "./tls.js";
 
 /** A parsed `mysql://` or `mariadb://` URL, user and password percent-decoded. */
 export interface MysqlEndpoint {
@@ -12,6 +13,8 @@ export interface MysqlEndpoint {
   password: string;
   /** The database named in the URL path, if any. */
   database?: string;
+  /** TLS, from the URL's `ssl-*` parameters or the config's `tls` section; absent = plaintext. */
+  tls?: MysqlTls;
 }
 
 /** Port used when the URL names none. */
@@ -25,6 +28,34 @@ function decode(part: string): string | undefined {
     return decodeURIComponent(part);
   } catch {
     return undefined;
+  }
+}
+
+/** The `ssl-*` parameters of a URL; any other parameter is an error naming it. */
+function tlsParams(
+  params: URLSearchParams,
+): { ok: true; value: MysqlTls | undefined } | { ok: false; problem: string } {
+  const input: MysqlTlsInput = {};
+  const allowed = Object.keys(SSL_PARAMS).join(", ");
+  for (const [name, v] of params) {
+    const field = SSL_PARAMS[name.toLowerCase()];
+    if (!field) {
+      const problem = `has an unknown query parameter ${JSON.stringify(name)} (allowed: ${allowed}; ${ENCODE_HINT})`;
+      return { ok: false, problem };
+    }
+    if (input[field] !== undefined) return { ok: false, problem: `has the query parameter ${name} twice` };
+    input[field] = v;
+  }
+  const r = resolveMysqlTls(input);
+  return r.ok ? r : { ok: false, problem: `has a bad TLS parameter: ${r.problem}` };
+}
+
+/** Whether a URL sets any TLS parameter (so that a config's `tls` section would conflict). */
+export function urlHasTlsParams(url: string): boolean {
+  try {
+    return [...new URL(url).searchParams.keys()].some((k) => SSL_PARAMS[k.toLowerCase()] !== undefined);
+  } catch {
+    return false;
   }
 }
 
@@ -44,7 +75,8 @@ function parse(url: string): Parsed {
     return fail(`is not a valid URL; check the port (1-65535) and ${ENCODE_HINT}`);
   }
   if (u.hash !== "") return fail(`has a "#" fragment; ${ENCODE_HINT}`);
-  if (u.search !== "") return fail(`has query parameters, which are not supported; ${ENCODE_HINT}`);
+  const tls = tlsParams(u.searchParams);
+  if (!tls.ok) return fail(tls.problem);
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
   if (host === "") return fail("has no host (use mysql://user:password@host:3306/database)");
   const port = u.port === "" ? DEFAULT_MYSQL_PORT : Number(u.port);
@@ -63,6 +95,7 @@ function parse(url: string): Parsed {
     }
     value.database = database;
   }
+  if (tls.value) value.tls = tls.value;
   return { ok: true, value };
 }
 

@@ -74,6 +74,7 @@ const BY_ERRNO = new Map<number, MysqlErrorKind>([
   [1129, "auth"], // ER_HOST_IS_BLOCKED
   [1130, "auth"], // ER_HOST_NOT_PRIVILEGED
   [1251, "auth"], // ER_NOT_SUPPORTED_AUTH_MODE
+  [3159, "auth"], // ER_SECURE_TRANSPORT_REQUIRED (MySQL 8, require_secure_transport; MariaDB says 1045)
   [1862, "auth"], // ER_MUST_CHANGE_PASSWORD_LOGIN
   [1820, "auth"], // ER_MUST_CHANGE_PASSWORD
   [2059, "auth"], // CR_AUTH_PLUGIN_CANNOT_LOAD

@@ -18,6 +18,7 @@ export {
   type MysqlEndpoint,
   mysqlUrlProblem,
   parseMysqlUrl,
+  urlHasTlsParams,
 } from "./endpoint.js";
 export {
   classifyMysqlError,
@@ -36,3 +37,12 @@ export {
   READ_SESSION,
   type SessionOptions,
 } from "./session.js";
+export {
+  type MysqlSslOption,
+  type MysqlTls,
+  type MysqlTlsInput,
+  mysqlSslOption,
+  resolveMysqlTls,
+  SSL_MODES,
+  type SslMode,
+} from "./tls.js";

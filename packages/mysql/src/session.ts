@@ -1,6 +1,7 @@
 import mysql from "mysql2/promise";
 import { endpointName, type MysqlEndpoint } from "./endpoint.js";
 import { classifyMysqlError, type MysqlRole } from "./errors.js";
+import { type MysqlSslOption, mysqlSslOption } from "./tls.js";
 
 /**
  * Session settings of a connection that writes changes to a target: TIMESTAMP values travel in
@@ -26,13 +27,18 @@ export interface SessionOptions {
   multipleStatements?: boolean;
 }
 
-/** The options every mysql2 or zongji connection of an endpoint is opened with. */
+/**
+ * The options every mysql2 or zongji connection of an endpoint is opened with (zongji opens its
+ * control and binlog connections with mysql2, so `ssl` secures the binlog stream too). TLS files
+ * are read here, at each connect, so a renewed certificate is picked up by the next connection.
+ */
 export function connectionOptions(e: MysqlEndpoint): {
   host: string;
   port: number;
   user: string;
   password: string;
   database?: string;
+  ssl?: MysqlSslOption;
 } {
   return {
     host: e.host,
@@ -40,6 +46,7 @@ export function connectionOptions(e: MysqlEndpoint): {
     user: e.user,
     password: e.password,
     ...(e.database ? { database: e.database } : {}),
+    ...(e.tls ? { ssl: mysqlSslOption(e.tls) } : {}),
   };
 }
 

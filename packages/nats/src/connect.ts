@@ -1,24 +1,74 @@
+import { readFileSync } from "node:fs";
 import {
   backoffMs,
   ConfigError,
   DfsError,
+  displayUrls,
   ErrorCode,
   errorMessage,
-  redactUrl,
   sleep,
   TransientError,
 } from "@dfs/common";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  errors,
+  type NatsConnection,
+  nkeyAuthenticator,
+  type TlsOptions,
+  tokenAuthenticator,
+  usernamePasswordAuthenticator,
+} from "@nats-io/transport-node";
 
 export type { NatsConnection };
 
+/** The `nats` section's connection keys (a DfsConfig's `nats` can be passed as it is). */
 export interface NatsOptions {
   /** One URL or a comma-separated list (cluster seeds): nats://host:4222, tls://..., host:port. */
   url: string;
-  token?: string;
   /** Shown by the server's monitoring pages, so name the service (and source) that connects. */
   name: string;
+  token?: string | undefined;
+  user?: string | undefined;
+  password?: string | undefined;
+  /** A user nkey seed ("SU..."). */
+  nkeySeed?: string | undefined;
+  /** A credentials file (user JWT + seed), read at every (re)connect so a renewed one is used. */
+  credsFile?: string | undefined;
+  /** TLS files (PEM); set, or a tls:// URL, means the connection must be TLS. */
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+}
+
+/** The authenticator of the one auth method configured, if any. */
+function authenticatorOf(o: NatsOptions): Authenticator | undefined {
+  if (o.token) return tokenAuthenticator(o.token);
+  if (o.user) return usernamePasswordAuthenticator(o.user, o.password);
+  if (o.nkeySeed) return nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed));
+  const file = o.credsFile;
+  if (file) return credsAuthenticator(() => readFileSync(file));
+  return undefined;
+}
+
+/** TLS options: files read by the client; `{}` (TLS with the system's CAs) for a bare tls:// URL. */
+function tlsOf(o: NatsOptions, servers: string[]): TlsOptions | undefined {
+  const wantsTls = o.tls !== undefined || servers.some((s) => s.toLowerCase().startsWith("tls://"));
+  if (!wantsTls) return undefined;
+  const t: TlsOptions = {};
+  if (o.tls?.ca) t.caFile = o.tls.ca;
+  if (o.tls?.cert) t.certFile = o.tls.cert;
+  if (o.tls?.key) t.keyFile = o.tls.key;
+  return t;
+}
+
+/** The client's connection options for these settings (without the retry policy). */
+export function natsConnectionOptions(o: NatsOptions): ConnectionOptions {
+  const servers = parseServers(o.url);
+  const authenticator = authenticatorOf(o);
+  const tls = tlsOf(o, servers);
+  return { servers, name: o.name, ...(authenticator ? { authenticator } : {}), ...(tls ? { tls } : {}) };
 }
 
 /** How long the first connect may take before the caller is told NATS is down. */
@@ -31,8 +81,8 @@ const FIRST_CONNECT_TIMEOUT_MS = 5_000;
  * reported (as a TransientError the caller retries with backoff) instead of hanging start-up.
  */
 export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
-  const servers = parseServers(opts.url);
-  const where = redactUrl(opts.url);
+  const base = natsConnectionOptions(opts);
+  const where = displayUrls(opts.url);
 
   // With waitOnFirstConnect the client retries the first connect forever and offers no way to cancel
   // it. The reconnect-to-server hook runs before every dial attempt and, if it throws, makes the
@@ -40,9 +90,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
   // otherwise keep the process alive) instead of leaking it.
   let gaveUp = false;
   const pending = connect({
-    servers,
-    name: opts.name,
-    ...(opts.token ? { token: opts.token } : {}),
+    ...base,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     // No Error (with a stack) made ahead of every request and publish: they were 5% of capture's
@@ -72,9 +120,20 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
   gaveUp = true;
   // The dial loop may still succeed in the instant before it checks the flag: close that connection.
   pending.then((nc) => nc.close()).catch(() => {});
+  // The retrying connect hides why it failed; one plain attempt tells (refused, TLS, credentials).
+  const reason = await connect({ ...base, timeout: 2000, maxReconnectAttempts: 0 }).then(
+    async (nc) => {
+      await nc.close();
+      return "";
+    },
+    (err: unknown) => {
+      if (err instanceof errors.AuthorizationError) throw connectError(err, where);
+      return `: ${errorMessage(err)}`;
+    },
+  );
   throw new TransientError(
     ErrorCode.BROKER_UNAVAILABLE,
-    `NATS at ${where} is not reachable (no connection within ${FIRST_CONNECT_TIMEOUT_MS} ms)`,
+    `NATS at ${where} is not reachable (no connection within ${FIRST_CONNECT_TIMEOUT_MS} ms)${reason}`,
     { details: { url: where } },
   );
 }
@@ -95,13 +154,14 @@ function parseServers(url: string): string[] {
   });
   if (servers.length === 0 || bad.length > 0) {
     throw new ConfigError(ErrorCode.CONFIG_INVALID, [
-      `nats url "${redactUrl(url)}" is not a valid NATS URL (expected nats://host:port[,nats://host:port...])`,
+      `nats url "${displayUrls(url)}" is not a valid NATS URL (expected nats://host:port[,nats://host:port...])`,
     ]);
   }
   return servers;
 }
 
 function connectError(err: unknown, where: string): DfsError {
+  if (err instanceof DfsError) return err;
   if (err instanceof errors.AuthorizationError || err instanceof errors.UserAuthenticationExpiredError) {
     return new ConfigError(
       ErrorCode.CONFIG_INVALID,

@@ -1,4 +1,4 @@
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createConnection } from "mysql2/promise";
 import type { ComponentDriver } from "./component.js";
@@ -31,6 +31,19 @@ function serverArgs(paths: ComponentPaths, serverId: number): string[] {
     `--log-error=${paths.errFile}`,
     "--max-connections=500",
     ...MARIADB_TUNING,
+    ...tlsArgs(paths),
+  ];
+}
+
+/** The TLS stack's servers take only TLS connections, with the stack's server certificate. */
+function tlsArgs(paths: ComponentPaths): string[] {
+  const t = paths.tls;
+  if (!t) return [];
+  return [
+    `--ssl-ca=${t.ca}`,
+    `--ssl-cert=${t.serverCert}`,
+    `--ssl-key=${t.serverKey}`,
+    "--require-secure-transport=ON",
   ];
 }
 
@@ -90,6 +103,7 @@ async function probe(paths: ComponentPaths, timeoutMs: number): Promise<boolean>
       port: paths.port,
       user: "root",
       connectTimeout: timeoutMs,
+      ...(paths.tls ? { ssl: { ca: readFileSync(paths.tls.ca), rejectUnauthorized: true } } : {}),
     });
     await connection.query("SELECT 1");
     return true;

@@ -1,7 +1,8 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import type { ComponentDriver } from "./component.js";
 import type { ComponentPaths } from "./paths.js";
+import { natsConfig } from "./tls.js";
 
 /**
  * Reads the INFO line a NATS server sends unprompted on connect. Nothing is written, so probing never
@@ -45,11 +46,25 @@ async function probe(paths: ComponentPaths, timeoutMs: number): Promise<boolean>
 export const natsDriver: ComponentDriver = {
   binaries: ["nats-server"],
   mainBinary: "nats-server",
-  identity: (paths) => ({ binary: "nats-server", marker: paths.dataDir }),
+  identity: (paths) => ({ binary: "nats-server", marker: paths.tls ? paths.tls.natsConf : paths.dataDir }),
   prepare: (paths) => {
     mkdirSync(paths.dataDir, { recursive: true });
+    const t = paths.tls;
+    if (!t) return;
+    const read = (f: string) => readFileSync(f, "utf8").trim();
+    const settings = { host: paths.host, port: paths.port, storeDir: paths.dataDir };
+    const conf = natsConfig(t, {
+      ...settings,
+      password: read(t.natsPasswordFile),
+      nkey: read(t.nkeyPublicFile),
+    });
+    writeFileSync(t.natsConf, conf, { mode: 0o600 });
   },
-  args: (paths) => ["-a", paths.host, "-p", String(paths.port), "-js", "-sd", paths.dataDir],
+  // The TLS stack's server reads every setting (address, TLS, users, JetStream) from its file.
+  args: (paths) =>
+    paths.tls
+      ? ["-c", paths.tls.natsConf]
+      : ["-a", paths.host, "-p", String(paths.port), "-js", "-sd", paths.dataDir],
   probe,
   logFiles: (paths) => [paths.logFile],
 };

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { type TlsFiles, tlsFiles } from "./tls.js";
 
 /** Options shared by every public stack function. */
 export interface StackOptions {
@@ -10,6 +11,12 @@ export interface StackOptions {
   dir?: string;
   /** Progress sink; defaults to silence so library callers (tests) stay quiet. */
   log?: (line: string) => void;
+  /**
+   * The TLS stack instead: TLS-only servers on their own ports (DFS_STACK_TLS_*_PORT, default
+   * 13316, 13317, 14232) and data dir (<root>/.stack-tls, or $DFS_STACK_DIR-tls), so that it runs
+   * beside the plain stack.
+   */
+  tls?: boolean;
 }
 
 export type ComponentName = "source" | "target" | "nats";
@@ -22,6 +29,9 @@ export const STACK_DEFAULTS = {
   natsPort: 14222,
   host: "127.0.0.1",
 } as const;
+
+/** Ports of the TLS stack (`dfs stack up --tls`). */
+export const TLS_STACK_DEFAULTS = { sourcePort: 13316, targetPort: 13317, natsPort: 14232 } as const;
 
 /** Every file location the stack uses for one component, resolved once so all modules agree. */
 export interface ComponentPaths {
@@ -38,6 +48,8 @@ export interface ComponentPaths {
   errFile: string;
   /** MariaDB unix socket; unused for NATS. */
   socket: string;
+  /** The TLS stack's certificates and credentials; absent for the plain stack. */
+  tls?: TlsFiles;
 }
 
 export interface StackPaths {
@@ -80,11 +92,13 @@ function envPort(variable: string, fallback: number): number {
   return port;
 }
 
-export function stackPorts(): Record<ComponentName, number> {
+export function stackPorts(tls = false): Record<ComponentName, number> {
+  const d = tls ? TLS_STACK_DEFAULTS : STACK_DEFAULTS;
+  const v = tls ? "DFS_STACK_TLS" : "DFS_STACK";
   return {
-    source: envPort("DFS_STACK_SOURCE_PORT", STACK_DEFAULTS.sourcePort),
-    target: envPort("DFS_STACK_TARGET_PORT", STACK_DEFAULTS.targetPort),
-    nats: envPort("DFS_STACK_NATS_PORT", STACK_DEFAULTS.natsPort),
+    source: envPort(`${v}_SOURCE_PORT`, d.sourcePort),
+    target: envPort(`${v}_TARGET_PORT`, d.targetPort),
+    nats: envPort(`${v}_NATS_PORT`, d.natsPort),
   };
 }
 
@@ -98,12 +112,14 @@ function socketPath(dir: string, name: ComponentName): string {
 
 export function resolveStackPaths(opts: StackOptions = {}): StackPaths {
   const envDir = process.env.DFS_STACK_DIR;
+  const suffix = opts.tls ? "-tls" : "";
   let dir: string;
   if (opts.dir !== undefined) dir = resolve(opts.dir);
-  else if (envDir !== undefined && envDir !== "") dir = resolve(envDir);
-  else dir = join(opts.root !== undefined ? resolve(opts.root) : findProjectRoot(), ".stack");
+  else if (envDir !== undefined && envDir !== "") dir = resolve(`${envDir}${suffix}`);
+  else dir = join(opts.root !== undefined ? resolve(opts.root) : findProjectRoot(), `.stack${suffix}`);
 
-  const ports = stackPorts();
+  const ports = stackPorts(opts.tls);
+  const tls = opts.tls ? tlsFiles(dir) : undefined;
   const component = (name: ComponentName): ComponentPaths => ({
     name,
     port: ports[name],
@@ -113,6 +129,7 @@ export function resolveStackPaths(opts: StackOptions = {}): StackPaths {
     logFile: join(dir, `${name}.log`),
     errFile: join(dir, `${name}.err`),
     socket: socketPath(dir, name),
+    ...(tls ? { tls } : {}),
   });
   return {
     dir,
@@ -122,22 +139,33 @@ export function resolveStackPaths(opts: StackOptions = {}): StackPaths {
 }
 
 export function componentAddress(paths: ComponentPaths): string {
-  const scheme = paths.name === "nats" ? "nats" : "mysql";
+  const scheme = paths.name === "nats" ? (paths.tls ? "tls" : "nats") : "mysql";
   const user = paths.name === "nats" ? "" : "root@";
   return `${scheme}://${user}${paths.host}:${paths.port}`;
 }
 
-/** URLs do not depend on the data dir, so this never needs to locate the project root. */
-export function stackUrls(_opts: StackOptions = {}): {
+/**
+ * The stack's URLs. The plain stack's do not depend on the data dir, so they never need to locate
+ * the project root; the TLS stack's name its CA file (ssl-mode VERIFY_IDENTITY) and use tls://.
+ */
+export function stackUrls(opts: StackOptions = {}): {
   sourceUrl: string;
   targetUrl: string;
   natsUrl: string;
 } {
-  const ports = stackPorts();
+  const ports = stackPorts(opts.tls);
   const host = STACK_DEFAULTS.host;
+  const ssl = opts.tls
+    ? `?ssl-mode=VERIFY_IDENTITY&ssl-ca=${encodeURIComponent(tlsStackFiles(opts).ca)}`
+    : "";
   return {
-    sourceUrl: `mysql://root@${host}:${ports.source}`,
-    targetUrl: `mysql://root@${host}:${ports.target}`,
-    natsUrl: `nats://${host}:${ports.nats}`,
+    sourceUrl: `mysql://root@${host}:${ports.source}${ssl}`,
+    targetUrl: `mysql://root@${host}:${ports.target}${ssl}`,
+    natsUrl: `${opts.tls ? "tls" : "nats"}://${host}:${ports.nats}`,
   };
+}
+
+/** The TLS stack's certificates and NATS credentials (made by `dfs stack up --tls`). */
+export function tlsStackFiles(opts: StackOptions = {}): TlsFiles {
+  return tlsFiles(resolveStackPaths({ ...opts, tls: true }).dir);
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { type ComponentStatus, componentStatus, resolveBinaries, startOne, stopOne } from "./component.js";
 import { withStackLock } from "./lock.js";
 import { COMPONENT_NAMES, type ComponentName, resolveStackPaths, type StackOptions } from "./paths.js";
+import { ensureTlsFiles } from "./tls.js";
 
 const silent = () => {};
 
@@ -20,6 +21,8 @@ export async function stackUp(opts: StackOptions = {}): Promise<ComponentStatus[
   mkdirSync(paths.dir, { recursive: true });
   return withStackLock(paths.lockFile, async () => {
     const binaries = resolveBinaries([...COMPONENT_NAMES], paths.dir, log);
+    const tls = paths.components.nats.tls;
+    if (tls) ensureTlsFiles(tls, paths.dir, log);
     return allOrThrow(COMPONENT_NAMES.map((name) => startOne(paths.components[name], binaries, log)));
   });
 }
@@ -56,7 +59,9 @@ export async function startComponent(name: ComponentName, opts: StackOptions = {
   const log = opts.log ?? silent;
   const paths = resolveStackPaths(opts);
   mkdirSync(paths.dir, { recursive: true });
-  return withStackLock(paths.lockFile, () =>
-    startOne(paths.components[name], resolveBinaries([name], paths.dir, log), log),
-  );
+  return withStackLock(paths.lockFile, () => {
+    const tls = paths.components[name].tls;
+    if (tls) ensureTlsFiles(tls, paths.dir, log);
+    return startOne(paths.components[name], resolveBinaries([name], paths.dir, log), log);
+  });
 }

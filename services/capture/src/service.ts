@@ -99,6 +99,8 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
         port: cfg.capture.grpc.port,
         portKey: "capture.grpc.port",
         token: cfg.control.token,
+        host: cfg.control.host,
+        tls: cfg.control.tls,
         log,
         handlers: captureControl(runtime),
       }),
@@ -116,7 +118,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
 /** NATS (waiting for it while it is not reachable) and the source's streams. */
 async function connectBroker(cfg: DfsConfig, log: Logger, signal: AbortSignal): Promise<NatsConnection> {
   const nc = await connectNatsWithRetry(
-    { url: cfg.nats.url, token: cfg.nats.token, name: `dfs-capture-${cfg.source.id}` },
+    { ...cfg.nats, name: `dfs-capture-${cfg.source.id}` },
     {
       ...cfg.capture.reconnect,
       signal,

@@ -68,8 +68,7 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       }),
     );
     const nc = await connectNats({
-      url: cfg.nats.url,
-      token: cfg.nats.token,
+      ...cfg.nats,
       name: `dfs-${consumer}-${sourceId}`,
     });
     scope.defer(() => nc.close());
@@ -130,6 +129,8 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
         port: cfg.dpu.grpc.port,
         portKey: "dpu.grpc.port",
         token: cfg.control.token,
+        host: cfg.control.host,
+        tls: cfg.control.tls,
         log,
         handlers: dpuControl(runtime, nc, sourceId, stream),
       }),

@@ -7,6 +7,7 @@ import { formatTableRef, fromTableKey, Position, parseTableRef, type TableRef, t
  */
 import { errorMessage, type Logger } from "@dfs/common";
 import {
+  type ClientTls,
   ControlCallError,
   type ControlClient,
   type ControlClientOptions,
@@ -42,6 +43,8 @@ export interface PollerOptions {
   services: readonly WatchedService[];
   /** control.token; sent with every control call. */
   token: string | undefined;
+  /** TLS of the control calls (control.client / control.tls). */
+  tls?: ClientTls | undefined;
   intervalMs: number;
   /** How much chart history is kept (default 5 minutes). */
   historyMs?: number;
@@ -133,7 +136,7 @@ export class Poller {
     const connect = o.connect ?? connectControl;
     this.slots = o.services.map((svc) => ({
       svc,
-      client: connect(svc.kind, svc.grpc, { token: o.token, timeoutMs: this.callTimeoutMs }),
+      client: connect(svc.kind, svc.grpc, { token: o.token, tls: o.tls, timeoutMs: this.callTimeoutMs }),
       view: emptyView(svc),
       activity: [],
       errors: [],

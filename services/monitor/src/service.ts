@@ -51,6 +51,7 @@ export async function startMonitor(cfg: DfsConfig, deps: MonitorDeps = {}): Prom
     ...(cfg.pipeline ? { mappedTargets: mappedTargets(cfg.pipeline.mappings) } : {}),
     services,
     token: cfg.control.token,
+    tls: cfg.control.clientTls,
     intervalMs: cfg.monitor.pollIntervalMs,
     log,
     metrics,
@@ -59,6 +60,8 @@ export async function startMonitor(cfg: DfsConfig, deps: MonitorDeps = {}): Prom
   });
   const http = await serveHttp({
     port: cfg.monitor.http.port,
+    host: cfg.monitor.http.host,
+    tls: cfg.monitor.http.tls,
     portKey: "monitor.http.port",
     registry,
     health: () => {
@@ -93,7 +96,12 @@ export async function startMonitor(cfg: DfsConfig, deps: MonitorDeps = {}): Prom
   poller.start();
   setState(service, "running");
   log.info(
-    { port: http.port, services: services.map((s) => `${s.name}=${s.grpc}`) },
+    {
+      port: http.port,
+      host: cfg.monitor.http.host,
+      tls: cfg.monitor.http.tls !== undefined,
+      services: services.map((s) => `${s.name}=${s.grpc}`),
+    },
     "monitor serving the page, /ws and /metrics",
   );
 

@@ -77,8 +77,7 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
       }),
     );
     const nc = await connectNats({
-      url: cfg.nats.url,
-      token: cfg.nats.token,
+      ...cfg.nats,
       name: `dfs-relmgr-${sourceId}`,
     });
     scope.defer(() => nc.close());
@@ -163,6 +162,8 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
         port: cfg.relmgr.grpc.port,
         portKey: "relmgr.grpc.port",
         token: cfg.control.token,
+        host: cfg.control.host,
+        tls: cfg.control.tls,
         log,
         handlers: relmgrControl(service, cfg, nc),
       }),

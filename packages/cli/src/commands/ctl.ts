@@ -1,9 +1,20 @@
 import { parseTableRef, type TableRef } from "@dfs/codec";
 import { errorMessage } from "@dfs/common";
-import { type DfsConfig, loadConfig } from "@dfs/config";
-import { type ControlClient, connectControl, type ServiceKind } from "@dfs/control";
+import { type DfsConfig, envSecret, loadConfig } from "@dfs/config";
+import { type ClientTls, type ControlClient, connectControl, type ServiceKind } from "@dfs/control";
 import { UsageError } from "../exit.js";
 import type { CtlCall } from "./ctl-calls.js";
+
+/** The command-line options shared by `dfs ctl` and `dfs snapshot` to reach a control plane. */
+export interface ControlArgs {
+  config?: string | undefined;
+  address?: string | undefined;
+  token?: string | undefined;
+  tls?: boolean | undefined;
+  tlsCa?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+}
 
 const DEFAULT_PORTS: Record<ServiceKind, number> = { capture: 50101, relmgr: 50102, dpu: 50103 };
 
@@ -20,16 +31,30 @@ function addressOf(kind: ServiceKind, cfg: DfsConfig | null): string {
   return `127.0.0.1:${port}`;
 }
 
-/** Where `dfs ctl` and `dfs snapshot` find a service's control plane, and with which token. */
+/** TLS from the flags, else from the config (control.client completed from control.tls). */
+function tlsOf(values: ControlArgs, cfg: DfsConfig | null): ClientTls | undefined {
+  const flags = values.tls || values.tlsCa || values.tlsCert || values.tlsKey;
+  if (!flags) return cfg?.control.clientTls;
+  if ((values.tlsCert === undefined) !== (values.tlsKey === undefined))
+    throw new UsageError("--tls-cert and --tls-key go together");
+  return {
+    ca: values.tlsCa ?? cfg?.control.clientTls?.ca,
+    cert: values.tlsCert,
+    key: values.tlsKey,
+  };
+}
+
+/** Where `dfs ctl` and `dfs snapshot` find a service's control plane, with which token and TLS. */
 export function controlTarget(
   kind: ServiceKind,
-  values: { config?: string | undefined; address?: string | undefined; token?: string | undefined },
-): { address: string; token: string | undefined } {
-  // Without -c no config is needed: default ports, the token from DFS_CONTROL_TOKEN.
+  values: ControlArgs,
+): { address: string; token: string | undefined; tls: ClientTls | undefined } {
+  // Without -c no config is needed: default ports, the token from DFS_CONTROL_TOKEN(_FILE).
   const cfg = values.config ? loadConfig(values.config) : null;
   return {
     address: values.address ?? addressOf(kind, cfg),
-    token: values.token ?? cfg?.control.token ?? process.env.DFS_CONTROL_TOKEN,
+    token: values.token ?? cfg?.control.token ?? envSecret(process.env, "DFS_CONTROL_TOKEN"),
+    tls: tlsOf(values, cfg),
   };
 }
 
@@ -94,10 +119,10 @@ export async function runCtl(
   kind: ServiceKind,
   method: CtlCall,
   args: string[],
-  values: { config?: string; address?: string; token?: string; table?: string },
+  values: ControlArgs & { table?: string },
 ): Promise<number> {
-  const { address, token } = controlTarget(kind, values);
-  const client = connectControl(kind, address, { token });
+  const { address, token, tls } = controlTarget(kind, values);
+  const client = connectControl(kind, address, { token, tls });
   try {
     print(await call(client, method, args, values.table));
     return 0;

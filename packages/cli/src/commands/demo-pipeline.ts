@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { waitFor } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
+import { connectionOptions, type MysqlEndpoint } from "@dfs/mysql";
 import mysql from "mysql2/promise";
 import { ExitCode } from "../exit.js";
 import { startDemoServices } from "./demo.js";
@@ -16,9 +17,9 @@ import { startDemoServices } from "./demo.js";
 const SHOP = "demo_pipe_shop";
 const CRM = "demo_pipe_crm";
 
-function connect(url: string): Promise<mysql.Connection> {
+function connect(endpoint: MysqlEndpoint): Promise<mysql.Connection> {
   return mysql.createConnection({
-    uri: url.replace(/^mariadb:/, "mysql:"),
+    ...connectionOptions(endpoint),
     multipleStatements: true,
     supportBigNumbers: true,
     bigNumberStrings: true,
@@ -86,8 +87,8 @@ export async function runPipelineDemo(
   cfg: DfsConfig,
   o: { configPath: string; seconds: number; tokenMade: boolean },
 ): Promise<number> {
-  const src = await connect(cfg.source.url);
-  const dst = await connect(cfg.target!.url);
+  const src = await connect(cfg.source.endpoint);
+  const dst = await connect(cfg.target!.endpoint);
   const dir = join(dirname(o.configPath), "pipeline");
   await src.query(readFileSync(join(dir, "source.sql"), "utf8"));
   await dst.query(readFileSync(join(dir, "target.sql"), "utf8"));

@@ -5,6 +5,7 @@ import { createLogger, ErrorCode, waitFor } from "@dfs/common";
 import { type DfsConfig, loadConfig } from "@dfs/config";
 import { startDpu } from "@dfs/dpu";
 import { startMonitor } from "@dfs/monitor";
+import { connectionOptions } from "@dfs/mysql";
 import { connectNats, subjects } from "@dfs/nats";
 import { stackUp } from "@dfs/stack";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
@@ -71,12 +72,11 @@ export async function runDemo(values: { config: string; seconds: number }): Prom
   }
   const { capture, dpu, monitor } = await startDemoServices(cfg);
   console.log(
-    `monitor: http://127.0.0.1:${monitor.port}/  (token: ${generated ? `${cfg.control.token}, made for this run` : "control.token"})`,
+    `monitor: ${cfg.monitor.http.tls ? "https" : "http"}://127.0.0.1:${monitor.port}/  (token: ${generated ? `${cfg.control.token}, made for this run` : "control.token"})`,
   );
-  const conn = await mysql.createConnection({ uri: cfg.source.url.replace(/^mariadb:/, "mysql:") });
-  const target = cfg.target
-    ? await mysql.createConnection({ uri: cfg.target.url.replace(/^mariadb:/, "mysql:") })
-    : null;
+  // Opened from the endpoints, so a password given apart from the URL and TLS settings apply.
+  const conn = await mysql.createConnection(connectionOptions(cfg.source.endpoint));
+  const target = cfg.target ? await mysql.createConnection(connectionOptions(cfg.target.endpoint)) : null;
   const targetDb = cfg.target?.database ?? DEMO_DB;
   /** Row count and checksum of the orders table on one server, for the "target follows" line. */
   const summary = async (c: mysql.Connection, db: string) => {
@@ -93,7 +93,7 @@ export async function runDemo(values: { config: string; seconds: number }): Prom
   await conn.query(
     "CREATE TABLE IF NOT EXISTS orders (id INT AUTO_INCREMENT PRIMARY KEY, customer VARCHAR(40) NOT NULL, amount DECIMAL(10,2) NOT NULL, status ENUM('new','paid') NOT NULL, created TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",
   );
-  const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-demo" });
+  const nc = await connectNats({ ...cfg.nats, name: "dfs-demo" });
   const stop = new AbortController();
   const consumer = await jetstream(nc).consumers.get(subjects.streamName(cfg.source.id), {
     deliver_policy: DeliverPolicy.New,

@@ -10,7 +10,7 @@ export async function checkNats(cfg: DfsConfig): Promise<CheckResult[]> {
   const where = String((describeConfig(cfg).nats as { url: string }).url);
   let nc: Awaited<ReturnType<typeof connectNats>>;
   try {
-    nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-doctor" });
+    nc = await connectNats({ ...cfg.nats, name: "dfs-doctor" });
   } catch (err) {
     if (err instanceof TransientError)
       return [

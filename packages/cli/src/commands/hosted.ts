@@ -12,15 +12,18 @@ export interface Hosted {
  * it watches exactly those, at the ports they bound.
  */
 export function monitorConfigFor(cfg: DfsConfig, hosted: readonly Hosted[]): DfsConfig {
+  // The control planes listen on control.host; a wildcard address is reached on loopback.
+  const h = cfg.control.host;
+  const host = h === "0.0.0.0" || h === "::" ? "127.0.0.1" : h.includes(":") ? `[${h}]` : h;
   return {
     ...cfg,
     monitor: {
       ...cfg.monitor,
-      services: hosted.map((h) => ({
-        kind: h.kind,
-        name: h.kind === "dpu" ? `dpu-${cfg.dpu.group}` : h.kind,
-        grpc: `127.0.0.1:${h.endpoints.grpc}`,
-        http: `http://127.0.0.1:${h.endpoints.http}`,
+      services: hosted.map((s) => ({
+        kind: s.kind,
+        name: s.kind === "dpu" ? `dpu-${cfg.dpu.group}` : s.kind,
+        grpc: `${host}:${s.endpoints.grpc}`,
+        http: `http://127.0.0.1:${s.endpoints.http}`,
       })),
     },
   };

@@ -132,16 +132,23 @@ export async function runAll(o: { config?: string }): Promise<number> {
   const monitor = await startMonitor(monitorConfigFor(cfg, hosted), { log: base.child({ svc: "monitor" }) });
   services.push(monitor);
   console.error(
-    `dfs run: monitor at http://127.0.0.1:${monitor.port}/${generated ? ` (sign in with the token ${cfg.control.token}, made for this run; set control.token or DFS_CONTROL_TOKEN to choose one)` : " (sign in with control.token)"}`,
+    `dfs run: monitor at ${monitorUrl(cfg, monitor.port)}${generated ? ` (sign in with the token ${cfg.control.token}, made for this run; set control.token or DFS_CONTROL_TOKEN to choose one)` : " (sign in with control.token)"}`,
   );
   return runUntilSignal(services);
+}
+
+/** The monitor's address as a browser on this host reaches it. */
+function monitorUrl(cfg: DfsConfig, port: number): string {
+  const h = cfg.monitor.http.host;
+  const host = h === "0.0.0.0" || h === "::" ? "127.0.0.1" : h.includes(":") ? `[${h}]` : h;
+  return `${cfg.monitor.http.tls ? "https" : "http"}://${host}:${port}/`;
 }
 
 /** `dfs dlq list -c FILE`: the dead letters, one per line (tab-separated). */
 export async function runDlqList(o: { config?: string }): Promise<number> {
   const cfg = loadConfig(o.config);
   const { listDeadLetters } = await import("@dfs/dpu");
-  const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq" });
+  const nc = await connectNats({ ...cfg.nats, name: "dfs-dlq" });
   try {
     const entries = await listDeadLetters(nc, cfg.source.id);
     console.log("SEQ\tTABLE\tSTREAM_SEQ\tROW\tERRNO\tERROR");
@@ -161,7 +168,7 @@ export async function runDlqList(o: { config?: string }): Promise<number> {
 export async function runDlqReplay(o: { config?: string; seq?: number[] }): Promise<number> {
   const cfg = loadConfig(o.config);
   const { replayFromConfig } = await import("@dfs/dpu");
-  const nc = await connectNats({ url: cfg.nats.url, token: cfg.nats.token, name: "dfs-dlq-replay" });
+  const nc = await connectNats({ ...cfg.nats, name: "dfs-dlq-replay" });
   const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
   const results = await replayFromConfig(cfg, nc, o.seq ?? [], log).finally(() => nc.close());
   for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);

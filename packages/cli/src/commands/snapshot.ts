@@ -1,6 +1,6 @@
 import { waitFor } from "@dfs/common";
 import { connectControl } from "@dfs/control";
-import { controlTarget, tableArg } from "./ctl.js";
+import { type ControlArgs, controlTarget, tableArg } from "./ctl.js";
 
 /**
  * `dfs snapshot [-c FILE] [--wait] [db.table ...]`: asks the running capture (its control plane)
@@ -8,10 +8,10 @@ import { controlTarget, tableArg } from "./ctl.js";
  */
 export async function runSnapshot(
   tables: string[],
-  values: { config?: string; address?: string; token?: string; wait?: boolean },
+  values: ControlArgs & { wait?: boolean },
 ): Promise<number> {
-  const { address, token } = controlTarget("capture", values);
-  const client = connectControl("capture", address, { token });
+  const { address, token, tls } = controlTarget("capture", values);
+  const client = connectControl("capture", address, { token, tls });
   try {
     const { snapshotId } = await client.snapshot(tables.map(tableArg));
     console.log(`snapshot ${snapshotId} started`);

@@ -185,7 +185,7 @@ test("dfs run replicates over TLS everywhere and never prints a secret", async (
         (e: { code: number; stderr: string }) => e,
       );
       assert.ok(r, `dfs ctl ${flags.join(" ")} got through without a client certificate`);
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 69, "unavailable (sysexits 69)");
       assert.match(r.stderr, /UNAVAILABLE/);
       out += r.stderr;
     }

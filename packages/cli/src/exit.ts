@@ -59,6 +59,7 @@ const BY_CODE: Record<ErrorCode, ExitCode> = {
   [ErrorCode.JOURNAL_FULL]: ExitCode.UNAVAILABLE,
   [ErrorCode.DATA_INVALID]: ExitCode.DATAERR,
   [ErrorCode.OBJECT_MISSING]: ExitCode.DATAERR,
+  [ErrorCode.STREAM_LOST]: ExitCode.DATAERR,
   [ErrorCode.ASSERTION]: ExitCode.SOFTWARE,
   [ErrorCode.ABORTED]: ExitCode.OK,
 };

@@ -41,6 +41,12 @@ export enum ErrorCode {
   TARGET_READ_ONLY = "DFS_TARGET_READ_ONLY",
   /** A database or table a statement names does not exist (1146, 1049). */
   OBJECT_MISSING = "DFS_OBJECT_MISSING",
+  /**
+   * Stream messages this DPU had not applied are gone (expired by the stream's limits, deleted, or
+   * the stream was re-created): the target misses changes. The DPU stops; re-snapshot, or accept
+   * the loss deliberately (dpu.acceptLossThrough).
+   */
+  STREAM_LOST = "DFS_STREAM_LOST",
   /** An internal invariant failed: this is a bug, please report it with the log. */
   ASSERTION = "DFS_ASSERTION",
   /** The operation was stopped on request (shutdown, pause). Not an error to report. */

@@ -242,6 +242,11 @@ const dpuSchema = z.strictObject({
     })
     .prefault({})
     .describe("Replicas of a table group: one active, the others standing by"),
+  acceptLossThrough: int(0)
+    .default(0)
+    .describe(
+      "Stream sequence up to which messages found gone (expired, deleted) are accepted as lost, deliberately, after reading the DPU's DFS_STREAM_LOST error; 0: a gap always stops the DPU",
+    ),
 });
 
 const streamSchema = z

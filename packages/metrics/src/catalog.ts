@@ -159,6 +159,11 @@ export function dpuMetrics(r: Registry) {
       help: "Target operations retried after a transient error (connection, deadlock, lock wait)",
       registers: [r],
     }),
+    lost: new Gauge({
+      name: "dfs_dpu_lost_messages",
+      help: "Stream messages found gone before this DPU applied them (expired, deleted, stream re-created); non-zero means the DPU stopped, or the loss was accepted by dpu.acceptLossThrough",
+      registers: [r],
+    }),
     deadLettered: new Counter({
       name: "dfs_dpu_dlq_total",
       help: "Changes sent to the dead-letter stream, by table",

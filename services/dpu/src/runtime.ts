@@ -168,7 +168,11 @@ export class DpuRuntime implements DpuService {
       throw new ConfigError(ErrorCode.CONFIG_INVALID, ["pause the dpu before moving its position"]);
     const point = parseStreamPoint(position);
     const seq =
-      point.kind === "seq" ? point.seq : point.kind === "earliest" ? 0 : await this.p.reader.lastSeq();
+      point.kind === "seq"
+        ? point.seq
+        : point.kind === "earliest"
+          ? (await this.p.reader.firstSeq()) - 1 // the oldest message stored: no gap to stop at
+          : await this.p.reader.lastSeq();
     await this.drain();
     await this.p.sink.advance(seq);
     this.p.log.warn({ from: this.lowWater, to: seq }, "checkpoint moved by a control call");

@@ -103,6 +103,8 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
         deadLetterMessage(nc, sourceId, consumer, table, m.data, m.seq, error),
       rejected: (r) => telemetry.rejected(r),
       ...(group ? { accepts: group.accepts } : {}),
+      acceptLossThrough: cfg.dpu.acceptLossThrough,
+      onLost: (n) => telemetry.m.lost.inc(n),
       log,
     });
     runtime = new DpuRuntime({

@@ -1,4 +1,4 @@
-import { backoffMs, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
+import { backoffMs, DataError, ErrorCode, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
 import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Pulled, pullOnce } from "./pull.js";
@@ -109,6 +109,13 @@ export class StreamReader implements MessageSource {
     this.roomFreed.fire();
     const jsm = await this.jsm();
     const { stream, consumer: name } = this.o;
+    const last = (await jsm.streams.info(stream)).state.last_seq;
+    if (last < checkpoint)
+      // Reading on would skip the new stream's messages up to the checkpoint without a word.
+      throw new DataError(
+        ErrorCode.STREAM_LOST,
+        `stream ${stream} ends at sequence ${last}, below this DPU's checkpoint ${checkpoint}: the stream was re-created or purged after the DPU applied up to ${checkpoint}, so sequences no longer match what it applied. Restore the stream, or start this consumer over on the new one: delete its rows (consumer = '${name}') from the target's _dfs_checkpoint and _dfs_applied and re-snapshot the tables (docs/dpu.md, "Lost messages")`,
+      );
     await jsm.consumers.delete(stream, name).catch(() => {}); // none yet: nothing to delete
     await jsm.consumers.add(stream, {
       durable_name: name,
@@ -132,14 +139,18 @@ export class StreamReader implements MessageSource {
 
   async anyStored(from: number, to: number): Promise<boolean> {
     const jsm = await this.jsm();
-    const info = await jsm.streams.info(this.o.stream);
+    // The stream's first sequence (below it: expired or purged) and its interior deletions.
+    const info = await jsm.streams.info(this.o.stream, { deleted_details: true });
     const start = Math.max(from, info.state.first_seq);
-    // A long run of missing sequences is read again rather than checked one by one.
-    if (to - start > 1000) return true;
-    for (let seq = start; seq < to; seq++) {
-      if (await jsm.streams.getMessage(this.o.stream, { seq }).catch(() => null)) return true;
-    }
-    return false;
+    if (start >= to) return false;
+    let deleted = 0;
+    for (const seq of info.state.deleted ?? []) if (seq >= start && seq < to) deleted++;
+    return deleted < to - start;
+  }
+
+  /** The stream's first stored sequence (for "earliest"). */
+  async firstSeq(): Promise<number> {
+    return Math.max(1, (await (await this.jsm()).streams.info(this.o.stream)).state.first_seq);
   }
 
   /** The stream's last sequence (for "latest"). */

@@ -8,7 +8,7 @@ import {
   Position,
   type TableRef,
 } from "@dfs/codec";
-import { AssertionError, DataError, errorMessage, type Logger } from "@dfs/common";
+import { AssertionError, DataError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
 import type { ChangeBatch } from "@dfs/proto";
 import {
   type Change,
@@ -87,6 +87,10 @@ export interface TxnBuilderOptions {
   rejected?(rejected: readonly Rejected[]): void;
   /** Whether this DPU's table group applies a table (absent: every table). */
   accepts?(ref: TableRef): boolean;
+  /** Messages found gone up to this sequence are accepted as lost (dpu.acceptLossThrough); others stop the DPU. */
+  acceptLossThrough?: number;
+  /** Told of every gap of messages gone from the stream (the lost-messages metric). */
+  onLost?(count: number): void;
   log: Logger;
 }
 
@@ -172,6 +176,7 @@ export class TxnBuilder {
       if (m.seq !== expected) {
         if (g.lastMessage !== null || this.open) break; // apply what is complete first
         if (await source.anyStored(expected, m.seq)) return { kind: "reread", seenSeq: m.seq };
+        this.lost(expected, m.seq - 1);
       }
       if (m.kind !== "batch" && this.open) this.endOpen(g, "the next message is not a batch");
       if (m.kind === "ddl") {
@@ -262,6 +267,28 @@ export class TxnBuilder {
     txn.bytes = 0;
     txn.captureTimesMs = [];
     return part;
+  }
+
+  /**
+   * Messages `from`..`to` were never delivered and the stream no longer has them (expired by its
+   * limits, deleted): the target would miss their changes. Never passed silently: the DPU stops
+   * with the reason, unless the operator accepted this loss (dpu.acceptLossThrough).
+   */
+  private lost(from: number, to: number): void {
+    const count = to - from + 1;
+    this.o.onLost?.(count);
+    const what = from === to ? `message ${from}` : `messages ${from}..${to} (${count})`;
+    if (to <= (this.o.acceptLossThrough ?? 0)) {
+      this.o.log.warn(
+        { from, to, count },
+        `stream ${what} gone before they were applied: accepted as lost (dpu.acceptLossThrough)`,
+      );
+      return;
+    }
+    throw new DataError(
+      ErrorCode.STREAM_LOST,
+      `stream ${what} ${count === 1 ? "expired or was deleted before this DPU applied it" : "expired or were deleted before this DPU applied them"} (applied through ${from - 1}): the target misses ${count === 1 ? "its" : "their"} changes. Raise the stream's limits (nats.stream.maxAge, maxBytes) so this does not recur; then re-snapshot the affected tables and set dpu.acceptLossThrough: ${to} to go on (docs/dpu.md, "Lost messages")`,
+    );
   }
 
   /**

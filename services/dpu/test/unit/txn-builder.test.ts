@@ -70,7 +70,16 @@ class FakeSource implements MessageSource {
   }
 }
 
-function builder(source: FakeSource, o: { missing?: string[]; maxMessages?: number; maxRows?: number } = {}) {
+function builder(
+  source: FakeSource,
+  o: {
+    missing?: string[];
+    maxMessages?: number;
+    maxRows?: number;
+    acceptLossThrough?: number;
+    onLost?: (n: number) => void;
+  } = {},
+) {
   const dead: Rejected[] = [];
   const deadMessages: [string, number, string][] = [];
   const b = new TxnBuilder({
@@ -89,6 +98,8 @@ function builder(source: FakeSource, o: { missing?: string[]; maxMessages?: numb
     deadLetterMessage: async (t, m, error) => {
       deadMessages.push([t.table, m.seq, error]);
     },
+    ...(o.acceptLossThrough !== undefined ? { acceptLossThrough: o.acceptLossThrough } : {}),
+    ...(o.onLost ? { onLost: o.onLost } : {}),
     log: createLogger({ level: "fatal" }),
   });
   b.reset(0);
@@ -289,16 +300,33 @@ describe("TxnBuilder", () => {
     assert.equal(g2?.kind === "group" && g2.lastSeq, 2);
   });
 
-  test("a gap whose messages are still stored means: read again; a gap of deleted messages is passed", async () => {
+  test("a gap whose messages are still stored means: read again; a gap of messages gone stops, unless accepted", async () => {
     const src = new FakeSource((seq) => seq === 3).add(5, "batch", batch("a", [5]));
     const { b } = builder(src);
     b.reset(1);
     assert.deepEqual(await b.next(), { kind: "reread", seenSeq: 5 });
-    const gone = new FakeSource(() => false).add(5, "batch", batch("a", [5]));
-    const other = builder(gone).b;
-    other.reset(1);
-    const g = await other.next();
-    assert.equal(g?.kind === "group" && g.lastSeq, 5);
+    const gone = () =>
+      new FakeSource(() => false).add(1, "batch", batch("a", [1])).add(5, "batch", batch("a", [5]));
+    let lost = 0;
+    const stops = builder(gone(), { onLost: (n) => (lost += n) }).b;
+    const first = await stops.next();
+    assert.equal(first?.kind === "group" && first.lastSeq, 1, "what came before the gap is applied first");
+    await assert.rejects(stops.next(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "DFS_STREAM_LOST");
+      assert.match(
+        err.message,
+        /stream messages 2\.\.4 \(3\) expired or were deleted before this DPU applied them/,
+      );
+      return true;
+    });
+    assert.equal(lost, 3);
+    const accepted = builder(gone(), { acceptLossThrough: 4 }).b;
+    const g1 = await accepted.next();
+    const g2 = g1?.kind === "group" && g1.lastSeq === 5 ? g1 : await accepted.next();
+    assert.equal(g2?.kind === "group" && g2.lastSeq, 5, "accepted through 4: goes on");
+    const short = builder(gone(), { acceptLossThrough: 3 }).b;
+    await short.next();
+    await assert.rejects(short.next(), /messages 2\.\.4/, "a gap past what was accepted still stops");
   });
 
   test("an unknown op dead-letters the whole message; rows of a missing table are dead-lettered", async () => {

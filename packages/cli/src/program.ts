@@ -154,15 +154,19 @@ function addServices(program: Command, act: Act): void {
     )
     .addOption(configOption())
     .option("--seq <n>", "only this dead letter (repeatable); default: all", collect(wholeNumber(1)))
+    .option(
+      "--force",
+      "apply even where the stream can no longer tell whether a later change superseded it (its later messages expired)",
+    )
     .addHelpText(
       "after",
-      examples(
-        "dfs dlq replay -c examples/sync.yaml",
-        "dfs dlq replay -c examples/sync.yaml --seq 3 --seq 7",
-      ),
+      `
+A dead letter whose row a later change in the stream changes again is not applied (that would move
+the row back to an older image): it is reported as superseded and removed.
+${examples("dfs dlq replay -c examples/sync.yaml", "dfs dlq replay -c examples/sync.yaml --seq 3 --seq 7")}`,
     )
     .action(
-      act(async (o: { config?: string; seq?: number[] }) =>
+      act(async (o: { config?: string; seq?: number[]; force?: boolean }) =>
         (await import("./commands/services.js")).runDlqReplay(o),
       ),
     );

@@ -48,7 +48,7 @@ export function dpuControl(
     },
     replayDlq: async (req) => {
       const results = await dpu.replayDlq(req.seqs.map((s) => Number(s)));
-      return { replayed: results.filter((r) => r.ok).length };
+      return { replayed: results.filter((r) => r.ok && !r.superseded).length };
     },
     activity: (req) => dpu.telemetry.activity.query(req),
   };

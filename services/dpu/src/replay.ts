@@ -6,24 +6,34 @@ import { deleteDeadLetter, listDeadLetters } from "./dlq.js";
 import { mysqlSinkOf } from "./mysql-sink.js";
 import { openPipeline } from "./pipeline/setup.js";
 import type { Sink } from "./sink.js";
+import { findNewerChange, keysOf } from "./superseded.js";
 
 export interface ReplayResult {
   seq: number;
   table: string;
   ok: boolean;
   error?: string;
+  /**
+   * Not applied: a later change in the stream (this sequence) changes the same row, so replaying
+   * would move it back to an older image. Removed from the dead letters like a replayed one.
+   */
+  superseded?: number;
 }
 
 /**
  * Applies dead letters again (after the cause was fixed) through a sink (the running DPU's own, or
  * one built the same way by `dfs dlq replay`) and the same decoding as the stream; each one that
- * commits is removed from the dead-letter stream. `seqs` picks dead letters (empty = all).
+ * commits is removed from the dead-letter stream. `seqs` picks dead letters (empty = all). A dead
+ * letter whose row a later change in the stream changes again is not applied (it would move the
+ * row back to an older image) but reported as superseded and removed; where the stream no longer
+ * tells (later messages expired), it is refused unless `force`.
  */
 export async function replayDeadLetters(
   nc: NatsConnection,
   sourceId: string,
   sink: Pick<Sink, "describe" | "replay">,
   seqs: readonly number[] = [],
+  o: { force?: boolean } = {},
 ): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
   const wanted = new Set(seqs);
@@ -43,6 +53,21 @@ export async function replayDeadLetters(
         columns,
         keys: null,
       }));
+      const keys = new Set(changes.flatMap((c) => keysOf(c, target.key)));
+      if (!o.force && keys.size > 0) {
+        const at = { seq: entry.streamSeq, rowIndex: entry.rowIndex };
+        const s = await findNewerChange(nc, sourceId, ref, at, target.key, keys);
+        if (s.kind === "superseded") {
+          await deleteDeadLetter(nc, sourceId, entry.seq);
+          results.push({ seq: entry.seq, table: name, ok: true, superseded: s.seq });
+          continue;
+        }
+        if (s.kind === "unknown")
+          throw new DataError(
+            ErrorCode.DATA_INVALID,
+            `not replayed: ${s.reason}; replay it with --force to apply it anyway`,
+          );
+      }
       await sink.replay(changes);
       await deleteDeadLetter(nc, sourceId, entry.seq);
       results.push({ seq: entry.seq, table: name, ok: true });
@@ -59,6 +84,7 @@ export async function replayFromConfig(
   nc: NatsConnection,
   seqs: readonly number[],
   log: Logger,
+  o: { force?: boolean } = {},
 ): Promise<ReplayResult[]> {
   if (!cfg.target)
     throw new ConfigError(ErrorCode.CONFIG_INVALID, [
@@ -75,7 +101,7 @@ export async function replayFromConfig(
     pipeline,
   });
   try {
-    return await replayDeadLetters(nc, cfg.source.id, sink, seqs);
+    return await replayDeadLetters(nc, cfg.source.id, sink, seqs, o);
   } finally {
     stop.abort();
     await sink.close();

@@ -165,14 +165,26 @@ export async function runDlqList(o: { config?: string }): Promise<number> {
  * `dfs dlq replay -c FILE [--seq N ...]`: applies dead letters again (all, or those named) and
  * removes those that applied. Exit code 65 when some still fail (their data is still refused).
  */
-export async function runDlqReplay(o: { config?: string; seq?: number[] }): Promise<number> {
+export async function runDlqReplay(o: { config?: string; seq?: number[]; force?: boolean }): Promise<number> {
   const cfg = loadConfig(o.config);
   const { replayFromConfig } = await import("@dfs/dpu");
   const nc = await connectNats({ ...cfg.nats, name: "dfs-dlq-replay" });
   const log = createLogger({ level: cfg.log.level, name: "dlq-replay", destination: 2 });
-  const results = await replayFromConfig(cfg, nc, o.seq ?? [], log).finally(() => nc.close());
-  for (const r of results) console.log(`${r.seq}\t${r.table}\t${r.ok ? "replayed" : `failed: ${r.error}`}`);
+  const results = await replayFromConfig(cfg, nc, o.seq ?? [], log, { force: o.force === true }).finally(() =>
+    nc.close(),
+  );
+  for (const r of results) {
+    const what = !r.ok
+      ? `failed: ${r.error}`
+      : r.superseded
+        ? `superseded by stream message ${r.superseded} (not applied: the row has a newer image; removed)`
+        : "replayed";
+    console.log(`${r.seq}\t${r.table}\t${what}`);
+  }
   const failed = results.filter((r) => !r.ok).length;
-  console.error(`${results.length - failed} replayed, ${failed} failed`);
+  const superseded = results.filter((r) => r.superseded).length;
+  console.error(
+    `${results.length - failed - superseded} replayed, ${superseded} superseded, ${failed} failed`,
+  );
   return failed > 0 ? ExitCode.DATAERR : ExitCode.OK;
 }

@@ -173,3 +173,42 @@ test("dlq: a poison row is dead-lettered once, the rest flows, and dfs dlq repla
     await p.close();
   }
 });
+
+test("dlq: a dead letter whose row a later change already moved on is not replayed over it (superseded)", async () => {
+  const p = await openPipeline("dlqstale");
+  const src = `${q(p.db)}.t`;
+  const dst = `${q(p.targetDb)}.t`;
+  try {
+    await p.startCapture();
+    const dpu = await p.startDpu();
+    await p.src.query(`CREATE TABLE ${src} (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL, n INT)`);
+    await p.src.query(`INSERT INTO ${src} VALUES (1, 'one', 1)`);
+    await waitTarget(p, "1:one:1", "the first row");
+
+    // Two poison changes while the target's column is narrower: an update of row 1, an insert of row 2.
+    await p.dst.query(`ALTER TABLE ${dst} MODIFY v VARCHAR(3) NOT NULL`);
+    await p.src.query(`UPDATE ${src} SET v = 'too long', n = 2 WHERE id = 1`);
+    await p.src.query(`INSERT INTO ${src} VALUES (2, 'also long', 2)`);
+    await waitFor(async () => (await listDeadLetters(p.nc, p.id)).length === 2, {
+      timeoutMs: 30_000,
+      what: "two dead letters",
+    });
+    // Fixed; then row 1 changes again and that newer image is applied.
+    await p.dst.query(`ALTER TABLE ${dst} MODIFY v VARCHAR(20) NOT NULL`);
+    await p.src.query(`UPDATE ${src} SET v = 'new', n = 3 WHERE id = 1`);
+    await waitTarget(p, "1:new:3", "the newer change of row 1");
+
+    const results = await dpu.replayDlq([]);
+    const byRow = new Map(
+      results.map((r) => [r.superseded ? "superseded" : r.ok ? "replayed" : "failed", r]),
+    );
+    assert.equal(results.length, 2, JSON.stringify(results));
+    assert.ok(byRow.get("superseded"), `row 1's dead letter is superseded: ${JSON.stringify(results)}`);
+    assert.ok(byRow.get("replayed"), `row 2's dead letter is replayed: ${JSON.stringify(results)}`);
+    assert.equal(await targetRows(p), "1:new:3 2:also long:2", "row 1 keeps its newer image; row 2 is there");
+    assert.deepEqual(await listDeadLetters(p.nc, p.id), [], "both removed from the dead letters");
+    await p.converged("t");
+  } finally {
+    await p.close();
+  }
+});

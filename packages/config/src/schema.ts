@@ -348,9 +348,16 @@ const captureSchema = z
           .describe(
             "Table on the source where capture writes the snapshot's watermarks (created on first use; its database is never captured)",
           ),
+        keylessMaxRows: int(0, 100_000_000)
+          .default(200_000)
+          .describe(
+            "A table without a primary or NOT NULL unique key is loaded whole in one read under a table read lock (writers of that table wait); one with more rows than this is refused with the reason (0: refuse every keyless table)",
+          ),
       })
       .prefault({})
-      .describe("Snapshots (initial and on-demand loads of tables), read in chunks without locks"),
+      .describe(
+        "Snapshots (initial and on-demand loads of tables), read in chunks without locks; keyless tables in one locked read",
+      ),
     lease: z
       .strictObject({
         enabled: z.boolean().default(true).describe("Take a lease so that only one capture reads the source"),

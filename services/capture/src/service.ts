@@ -71,7 +71,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     // The writer holds the reader back when the journal is full; the reader is built last.
     const writer = buildWriter(cfg, journal, publisher, telemetry, log, () => reader, fatal);
     const assembler = buildAssembler(cfg, facts, journal, writer);
-    const snapshots = buildSnapshots(cfg, filter, assembler, journal, writer, telemetry, log);
+    const snapshots = buildSnapshots(cfg, filter, assembler, journal, writer, telemetry, log, fatal);
     const reader: ReaderSupervisor = buildReader(cfg, facts, filter, snapshots, writer, telemetry, log, {
       onFatal: fatal,
       signal: stopping.signal,
@@ -233,11 +233,14 @@ function buildSnapshots(
   writer: JournalWriter,
   telemetry: CaptureTelemetry,
   log: Logger,
+  onFatal: (err: unknown) => void,
 ): SnapshotCoordinator {
   return new SnapshotCoordinator({
+    onFatal,
     endpoint: cfg.source.endpoint,
     signalTable: parseTableRef(cfg.capture.snapshot.signalTable),
     chunkRows: cfg.capture.snapshot.chunkRows,
+    keylessMaxRows: cfg.capture.snapshot.keylessMaxRows,
     filter,
     subjectFor: (db, table) => subjects.data(cfg.source.id, db, table),
     assembler,

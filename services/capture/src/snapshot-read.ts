@@ -139,7 +139,9 @@ export async function readChunk(
     }
     where = `WHERE ${ors.join(" OR ")}`;
   }
-  const sql = `SELECT ${t.selectList} FROM ${quoteTable(info)} ${where} ORDER BY ${order} LIMIT ${Math.floor(limit)}`;
+  // A keyless table is read whole (under a lock): no order to page by.
+  const orderBy = order ? ` ORDER BY ${order}` : "";
+  const sql = `SELECT ${t.selectList} FROM ${quoteTable(info)} ${where}${orderBy} LIMIT ${Math.floor(limit)}`;
   const raw = await conn.queryOptions<(Buffer | null)[][]>({
     sql,
     values: params,

@@ -21,6 +21,13 @@ import type { TableInfo } from "./tables.js";
  * HIGH are dropped from the chunk (their binlog events carry a newer image); at HIGH's commit
  * the rest are journaled as op r. Every row reaches the stream either from the chunk or from a
  * later event, so the target never keeps a stale image.
+ *
+ * A table without a primary or NOT NULL unique key has no chunk key and no row identity to drop
+ * touched rows by: it is read whole, as one chunk, while a table read lock (LOCK TABLES ... READ)
+ * keeps its writers out from before LOW to after HIGH, so no change of it falls inside the
+ * window; its rows are journaled after a TRUNCATE of the table, so the target's copy (rows
+ * applied as plain INSERTs) becomes exactly the read. Tables larger than keylessMaxRows are
+ * refused with the reason rather than locked for long or held in memory.
  */
 
 export interface SnapshotOptions {
@@ -38,6 +45,10 @@ export interface SnapshotOptions {
   log: Logger;
   /** Relationships beside the source's foreign keys: parents are read before their children. */
   relationships?: readonly Edge[];
+  /** Most rows of a table without a key, which is read whole under a table read lock (0: none). */
+  keylessMaxRows: number;
+  /** The initial snapshot cannot be done as asked (a table it cannot load): capture stops. */
+  onFatal(err: unknown): void;
 }
 
 interface Chunk {
@@ -144,8 +155,21 @@ export class SnapshotCoordinator implements BinlogHandler {
     const c = this.current;
     if (!c?.highSeen) return;
     this.current = null;
-    const rows = (c.rows ?? []).filter((r) => !c.touched.has(keyString(r, c.table.chunkKey)));
+    const keyless = c.table.chunkKey.length === 0;
+    // Keyless: read under a lock that kept every change of the table out of the window.
+    const rows = keyless
+      ? (c.rows ?? [])
+      : (c.rows ?? []).filter((r) => !c.touched.has(keyString(r, c.table.chunkKey)));
     try {
+      // The read replaces the target's rows of a keyless table (they cannot be matched one by one).
+      if (keyless)
+        this.o.assembler.onDdl(
+          `TRUNCATE TABLE ${quoteId(c.table.info.table)}`,
+          c.table.info.db,
+          [c.table.info],
+          at,
+          ts,
+        );
       this.o.assembler.snapshotRows(c.table.info, rows, at, c.id);
       c.resolve(rows.length);
     } catch (err) {
@@ -206,25 +230,32 @@ export class SnapshotCoordinator implements BinlogHandler {
       journal.setMeta(INITIAL_KEY, null);
       return;
     }
-    this.start([], { skipUnsuitable: true }).then(
+    this.start([], { initial: true }).then(
       (id) => {
-        this.o.log.info({ snapshot: id }, "initial snapshot started");
+        if (id) this.o.log.info({ snapshot: id }, "initial snapshot started");
+        else this.o.log.info("initial snapshot: no captured table yet");
         if (!this.stop.signal.aborted) journal.setMeta(INITIAL_KEY, null);
       },
       (err: unknown) => {
-        this.o.log.warn({ err: errorMessage(err) }, "initial snapshot not started");
-        // Nothing suitable to snapshot is final; a lost connection is tried again at the next start.
-        if (err instanceof ConfigError && !this.stop.signal.aborted) journal.setMeta(INITIAL_KEY, null);
+        if (this.stop.signal.aborted) return;
+        // A table it cannot load: stop rather than run with a target that silently lacks it.
+        // The request stays, so the next start (after the fix) snapshots.
+        if (err instanceof ConfigError) this.o.onFatal(err);
+        else
+          this.o.log.warn(
+            { err: errorMessage(err) },
+            "initial snapshot not started; asked again at the next start",
+          );
       },
     );
   }
 
   /**
    * Starts a snapshot of `tables` (empty = every captured table). Checks every table first and
-   * names each problem. Only one snapshot runs at a time. With `skipUnsuitable` (the initial
-   * snapshot), tables without a chunk key are left out with a warning instead.
+   * names each problem. Only one snapshot runs at a time. The initial snapshot (`initial`) of a
+   * source with no captured table yet starts nothing and resolves with "".
    */
-  async start(tables: readonly TableRef[], options: { skipUnsuitable?: boolean } = {}): Promise<string> {
+  async start(tables: readonly TableRef[], options: { initial?: boolean } = {}): Promise<string> {
     if (this.running)
       throw new ConfigError(ErrorCode.CONFIG_INVALID, [
         `snapshot ${this.state?.id} is still running (table ${this.state ? formatTableRef(this.state.table) : "?"}); wait for it to finish`,
@@ -235,7 +266,6 @@ export class SnapshotCoordinator implements BinlogHandler {
       const unique = new Map(tables.map((t) => [tableKey(t), t]));
       refs = tables.length > 0 ? [...unique.values()] : await this.allTables(conn);
       const problems: string[] = [];
-      const skipped = new Set<string>();
       for (const ref of refs) {
         const name = formatTableRef(ref);
         if (!ref.db || !ref.table) problems.push(`${name}: name tables by database and table`);
@@ -246,17 +276,14 @@ export class SnapshotCoordinator implements BinlogHandler {
             (e: Error) => e,
           );
           if (t instanceof Error) problems.push(`${name}: ${t.message}`);
-          else if (t.chunkKey.length === 0) {
-            const why = `${name}: has no primary key or NOT NULL unique key to read it in chunks`;
-            if (options.skipUnsuitable) {
-              this.o.log.warn({ table: name }, `not snapshotted: ${why}`);
-              skipped.add(tableKey(ref));
-            } else problems.push(why);
-          }
+          else if (t.chunkKey.length === 0 && t.estimatedRows > this.o.keylessMaxRows)
+            problems.push(keylessTooLarge(name, t.estimatedRows, this.o.keylessMaxRows));
         }
       }
-      refs = refs.filter((r) => !skipped.has(tableKey(r)));
-      if (refs.length === 0) problems.push("no captured table to snapshot");
+      if (refs.length === 0) {
+        if (options.initial && problems.length === 0) return "";
+        problems.push("no captured table to snapshot");
+      }
       if (problems.length > 0) throw new ConfigError(ErrorCode.CONFIG_INVALID, problems);
       // Parents first: a child's rows find their parents' (pipeline key maps, target FK checks).
       const fks = await foreignKeys(conn, [...new Set(refs.map((r) => r.db))]);
@@ -283,6 +310,8 @@ export class SnapshotCoordinator implements BinlogHandler {
     this.running = this.run(p)
       .catch((err: unknown) => {
         if (err instanceof AbortedError || this.stop.signal.aborted) return;
+        // A table it cannot load as asked (a keyless table past its limit): not retried in silence.
+        if (err instanceof ConfigError) this.o.onFatal(err);
         this.lastError = errorMessage(err);
         if (this.state) this.state.lastError = this.lastError;
         this.o.log.error(
@@ -346,16 +375,27 @@ export class SnapshotCoordinator implements BinlogHandler {
           });
           done.catch(() => {});
           const chunk = this.current!;
-          await conn.query(
-            `INSERT INTO ${signal} (id, snapshot_id, kind, table_name) VALUES (?, ?, 'low', ?)`,
-            [`${id}:low`, p.id, name],
-          );
-          const { rows, last } = await readChunk(conn, t, after, this.o.chunkRows);
-          chunk.rows = rows;
-          await conn.query(
-            `INSERT INTO ${signal} (id, snapshot_id, kind, table_name) VALUES (?, ?, 'high', ?)`,
-            [`${id}:high`, p.id, name],
-          );
+          const keyless = t.chunkKey.length === 0;
+          // Keyless: writers of the table wait from before LOW to after HIGH (one whole read).
+          if (keyless) await conn.query(`LOCK TABLES ${quoteTable(ref)} READ, ${signal} WRITE`);
+          let read: { rows: Record<string, unknown>[]; last: unknown[] | null };
+          try {
+            await conn.query(
+              `INSERT INTO ${signal} (id, snapshot_id, kind, table_name) VALUES (?, ?, 'low', ?)`,
+              [`${id}:low`, p.id, name],
+            );
+            read = keyless
+              ? await readWhole(conn, t, this.o.keylessMaxRows)
+              : await readChunk(conn, t, after, this.o.chunkRows);
+            chunk.rows = read.rows;
+            await conn.query(
+              `INSERT INTO ${signal} (id, snapshot_id, kind, table_name) VALUES (?, ?, 'high', ?)`,
+              [`${id}:high`, p.id, name],
+            );
+          } finally {
+            if (keyless) await conn.query("UNLOCK TABLES");
+          }
+          const { rows, last } = read;
           try {
             await done;
           } catch (err) {
@@ -370,7 +410,7 @@ export class SnapshotCoordinator implements BinlogHandler {
           this.o.metrics.rows.inc(labels, rows.length);
           this.state.rowsRead = p.rowsRead;
           this.o.metrics.progress.set(labels, Math.min(1, p.rowsRead / Math.max(1, t.estimatedRows)));
-          if (rows.length < this.o.chunkRows) break;
+          if (keyless || rows.length < this.o.chunkRows) break;
           after = last;
           this.o.journal.setMeta(PROGRESS_KEY, JSON.stringify(p));
         }
@@ -388,6 +428,24 @@ export class SnapshotCoordinator implements BinlogHandler {
       await conn.close();
     }
   }
+}
+
+function keylessTooLarge(name: string, rows: number, max: number): string {
+  return `${name}: has no primary key or NOT NULL unique key, so it would be read whole under a table read lock, and it has about ${rows} rows, more than capture.snapshot.keylessMaxRows (${max}): add a primary key, or raise the limit`;
+}
+
+/** A keyless table in one read (under the caller's lock), refused past `max` rows. */
+async function readWhole(
+  conn: MysqlSession,
+  t: SnapshotTable,
+  max: number,
+): Promise<{ rows: Record<string, unknown>[]; last: null }> {
+  const { rows } = await readChunk(conn, t, null, max + 1);
+  if (rows.length > max)
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [
+      keylessTooLarge(formatTableRef(t.info), rows.length, max),
+    ]);
+  return { rows, last: null };
 }
 
 /** The chunk must be read again (its table's definition changed inside the window). */

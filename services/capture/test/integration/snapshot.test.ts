@@ -183,9 +183,11 @@ test("a snapshot resumes after a restart", async () => {
 });
 
 test("bad snapshot requests name every problem", async () => {
-  const h = await startHarness("snapbad");
+  const h = await startHarness("snapbad", { overrides: { capture: { snapshot: { keylessMaxRows: 2 } } } });
   try {
     await h.conn.query(`CREATE TABLE ${q(h.db)}.nokey (a INT, b INT)`);
+    await h.conn.query(`INSERT INTO ${q(h.db)}.nokey VALUES (1, 1), (2, 2), (3, 3)`);
+    await h.conn.query(`ANALYZE TABLE ${q(h.db)}.nokey`);
     await h.conn.query(`CREATE TABLE ${q(h.db)}.ok (id INT PRIMARY KEY)`);
     await assert.rejects(
       h.capture.snapshot([
@@ -195,7 +197,10 @@ test("bad snapshot requests name every problem", async () => {
         { db: "", table: "plain" },
       ]),
       (err: Error) => {
-        assert.match(err.message, /nokey: has no primary key or NOT NULL unique key/);
+        assert.match(
+          err.message,
+          /nokey: has no primary key or NOT NULL unique key, so it would be read whole under a table read lock, and it has about 3 rows, more than capture\.snapshot\.keylessMaxRows \(2\)/,
+        );
         assert.match(err.message, /missing: table .* does not exist/);
         assert.match(err.message, /mysql\.user: not captured/);
         assert.match(err.message, /plain: name tables by database and table/);
@@ -230,7 +235,21 @@ test("source.start.snapshot: a new journal snapshots the tables that already had
     });
     const messages = await waitForRaw(h.nc, h.id, (ms) => fold(ms, "t", "id").size === 3000, 30_000);
     assert.deepEqual(fold(messages, "t", "id"), await sourceState(h.conn, table));
-    assert.equal(snapshotRows(messages, "nokey").length, 0, "a table without a key is skipped");
+    // A table without a key is loaded too: one read under a table lock, after a TRUNCATE.
+    const keyless = await waitForRaw(h.nc, h.id, (ms) => snapshotRows(ms, "nokey").length === 2, 30_000);
+    const nokey = batchesOf(keyless).filter((b) => b.table === "nokey");
+    assert.deepEqual(
+      nokey
+        .flatMap((b) => decodeChanges(b))
+        .map((e) => Number(e.after?.a))
+        .sort(),
+      [1, 2],
+    );
+    const truncate = keyless.findIndex(
+      (m) => m.ddl?.statement === "TRUNCATE TABLE `nokey`" && m.ddl.db === h.db,
+    );
+    const firstRow = keyless.findIndex((m) => m.batch?.table === "nokey");
+    assert.ok(truncate >= 0 && truncate < firstRow, "the TRUNCATE comes before the keyless table's rows");
     // Started once: a restart with the same journal does not snapshot again.
     await capture.stop();
     capture = await startCapture(cfg);

@@ -60,6 +60,7 @@ const BY_CODE: Record<ErrorCode, ExitCode> = {
   [ErrorCode.DATA_INVALID]: ExitCode.DATAERR,
   [ErrorCode.OBJECT_MISSING]: ExitCode.DATAERR,
   [ErrorCode.STREAM_LOST]: ExitCode.DATAERR,
+  [ErrorCode.BINLOG_UNDECODABLE]: ExitCode.DATAERR,
   [ErrorCode.ASSERTION]: ExitCode.SOFTWARE,
   [ErrorCode.ABORTED]: ExitCode.OK,
 };

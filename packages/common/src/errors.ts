@@ -47,6 +47,11 @@ export enum ErrorCode {
    * the loss deliberately (dpu.acceptLossThrough).
    */
   STREAM_LOST = "DFS_STREAM_LOST",
+  /**
+   * A binlog event cannot be decoded (or handled). Capture stops at the position instead of
+   * restarting into it again; capture.skipTo passes it deliberately.
+   */
+  BINLOG_UNDECODABLE = "DFS_BINLOG_UNDECODABLE",
   /** An internal invariant failed: this is a bug, please report it with the log. */
   ASSERTION = "DFS_ASSERTION",
   /** The operation was stopped on request (shutdown, pause). Not an error to report. */

@@ -334,6 +334,15 @@ const captureSchema = z
       .prefault({})
       .describe("Publishing to JetStream"),
     heartbeatIntervalMs: duration().prefault("1s").describe("How often capture reports liveness"),
+    skipTo: z
+      .string()
+      .regex(/^[^\s/\\]+\.\d+:\d+$/, {
+        error: (iss) => `must be "file:position" like "mysql-bin.000042:1234" (got ${show(iss.input)})`,
+      })
+      .optional()
+      .describe(
+        "Deliberately moves capture's checkpoint forward to this binlog position at start (only when the checkpoint is before it), e.g. past an event capture stopped on as undecodable; what lies between is not captured. Remove it afterwards",
+      ),
     snapshot: z
       .strictObject({
         chunkRows: int(1, 1_000_000)

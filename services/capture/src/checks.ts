@@ -76,6 +76,17 @@ export async function checkSource(conn: MysqlSession, checkpoint: Checkpoint | n
       `binlog_row_metadata is ${metadata}, must be FULL so rows decode with the columns they were written with: SET GLOBAL binlog_row_metadata = 'FULL'`,
     );
   }
+  // Compressed events are ones the binlog reader cannot decode: their rows would never arrive.
+  const compressed = await variable(conn, "log_bin_compress");
+  if (compressed === "1" || compressed?.toUpperCase() === "ON")
+    problems.push(
+      "log_bin_compress is ON: MariaDB then writes compressed row events, which capture cannot decode; SET GLOBAL log_bin_compress = OFF (and in the server config), and start capture after the last compressed event",
+    );
+  const txnCompression = await variable(conn, "binlog_transaction_compression");
+  if (txnCompression === "1" || txnCompression?.toUpperCase() === "ON")
+    problems.push(
+      "binlog_transaction_compression is ON: MySQL then writes transaction payload events, which capture cannot decode; SET GLOBAL binlog_transaction_compression = OFF (and in the server config)",
+    );
   const privileges = await globalPrivileges(conn);
   const has = (...names: string[]) =>
     privileges.has("ALL PRIVILEGES") || names.some((n) => privileges.has(n));

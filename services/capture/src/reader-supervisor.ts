@@ -2,6 +2,7 @@ import type { Position } from "@dfs/codec";
 import {
   backoffMs,
   ConfigError,
+  DataError,
   type DfsError,
   ErrorCode,
   errorMessage,
@@ -11,7 +12,7 @@ import {
 } from "@dfs/common";
 import { classifyMysqlError, MysqlErrno } from "@dfs/mysql";
 import type { Throttle } from "./journal-writer.js";
-import { BinlogReader, type ReaderOptions } from "./reader.js";
+import { BinlogReader, isDecodeFailure, type ReaderOptions } from "./reader.js";
 
 /** Why the reader is paused: a person asked (control plane), or the journal is full. */
 type PauseReason = "user" | "backpressure";
@@ -141,6 +142,7 @@ export class ReaderSupervisor {
   /** What a reader error means: restart (a TransientError) or stop capture (anything else). */
   private classify(err: unknown): DfsError {
     const at = this.o.reader.server ? this.position() : undefined;
+    if (isDecodeFailure(err)) return undecodableError(err, at);
     const e = classifyMysqlError(err, "source", `binlog reader${at && !at.isNone ? ` at ${at}` : ""}`);
     if (e.errno === MysqlErrno.FATAL_READING_BINLOG)
       return new ConfigError(
@@ -180,4 +182,19 @@ export class ReaderSupervisor {
       this.restarting = false;
     }
   }
+}
+
+/**
+ * An event that cannot be decoded is read again after every restart and fails again: capture
+ * stops, naming where and how to pass it deliberately.
+ */
+function undecodableError(err: unknown, at: Position | undefined): DataError {
+  const where = at && !at.isNone ? at.toString() : "the checkpoint";
+  const file = at?.hasFile ? at.file : "<binlog file>";
+  const pos = at?.hasFile ? String(at.pos) : "<position>";
+  return new DataError(
+    ErrorCode.BINLOG_UNDECODABLE,
+    `binlog reader: the transaction after ${where} cannot be decoded: ${errorMessage(err)}. Capture stopped instead of reading it again in a loop. To pass it deliberately (its changes will not reach the stream): find where the next transaction starts (mysqlbinlog --start-position=${pos} ${file} | grep -m 3 '^# at') and start capture once with capture.skipTo: "${file}:<that position>" (docs/capture.md, "Undecodable events")`,
+    { cause: err },
+  );
 }

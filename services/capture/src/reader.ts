@@ -1,5 +1,5 @@
 import { Position } from "@dfs/codec";
-import type { Logger } from "@dfs/common";
+import { errorMessage, type Logger } from "@dfs/common";
 import type { TableFilter } from "@dfs/config";
 import { connectionOptions, type MysqlEndpoint } from "@dfs/mysql";
 import { Op } from "@dfs/proto";
@@ -66,6 +66,31 @@ class FilteringZongJi extends ZongJi {
     if (s && s.db === db && s.table === table) return false;
     return !this.tableFilter!.includesTable(db, table);
   }
+}
+
+/**
+ * A binlog event that cannot be decoded or handled: not a connection problem, so reading it again
+ * fails again. The supervisor stops capture with the position (see reader-supervisor.ts).
+ */
+export class UndecodableEvent extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+  }
+}
+
+function undecodable(message: string, cause: unknown): UndecodableEvent {
+  return new UndecodableEvent(message, cause);
+}
+
+/**
+ * Whether a reader error is an exception from decoding an event: mysql2 marks an exception thrown
+ * while a packet is handled (zongji parses events there) as fatal, like a lost connection, but it
+ * carries no socket code and no server errno.
+ */
+export function isDecodeFailure(err: unknown): boolean {
+  if (err instanceof UndecodableEvent) return true;
+  const e = err as { fatal?: boolean; code?: unknown; errno?: unknown } | null;
+  return err instanceof Error && e?.fatal === true && e.code === undefined && e.errno === undefined;
 }
 
 /** Reads the binlog as a replica and calls the handler once per meaningful event. No reconnect: see service.ts. */
@@ -172,8 +197,18 @@ export class BinlogReader {
     return this.tables.get(ev.tableId!)?.info;
   }
 
+  /** An event the handler cannot take (a value it cannot encode, ...): reading stops there. */
   private dispatch(ev: ZEvent): void {
     if (this.failed) return;
+    try {
+      this.handle(ev);
+    } catch (err) {
+      const name = ev.getEventName?.() ?? "?";
+      this.fail(undecodable(`its ${name} event cannot be handled: ${errorMessage(err)}`, err));
+    }
+  }
+
+  private handle(ev: ZEvent): void {
     const h = this.o.handler;
     switch (ev.getEventName()) {
       case "tablemap":

@@ -57,7 +57,7 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     );
     const journal = scope.use(new Journal(cfg.capture.journal.path));
     const filter = captureFilter(cfg);
-    const { facts, schema } = await prepareSource(cfg, journal, filter);
+    const { facts, schema } = await prepareSource(cfg, journal, filter, log);
     log.info(
       { server: facts.version, checkpoint: journal.checkpoint, journal: journal.path },
       "source checked",

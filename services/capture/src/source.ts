@@ -1,4 +1,5 @@
 import { Position, type StartPoint } from "@dfs/codec";
+import type { Logger } from "@dfs/common";
 import type { DfsConfig, TableFilter } from "@dfs/config";
 import { MysqlSession } from "@dfs/mysql";
 import type { SchemaStatement } from "./assembler.js";
@@ -36,11 +37,15 @@ export async function prepareSource(
   cfg: DfsConfig,
   journal: Journal,
   filter: TableFilter,
+  log: Logger,
 ): Promise<PreparedSource> {
   const conn = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
   try {
     const facts = await checkSource(conn, journal.checkpoint);
-    if (journal.checkpoint) return { facts, schema: [] };
+    if (journal.checkpoint) {
+      if (cfg.capture.skipTo) await skipTo(conn, journal, cfg.capture.skipTo, facts, log);
+      return { facts, schema: [] };
+    }
     const position = await resolveStartPoint(conn, configuredStart(cfg.source.start), facts);
     if (cfg.source.start.snapshot) requestInitialSnapshot(journal);
     journal.append([], { position, committedScn: 0, txnOrdinal: 0 });
@@ -48,4 +53,32 @@ export async function prepareSource(
   } finally {
     await conn.close();
   }
+}
+
+/**
+ * capture.skipTo: moves the checkpoint forward to `to`, deliberately (past an event capture
+ * stopped on as undecodable); nothing when the checkpoint is already there or past it.
+ */
+async function skipTo(
+  conn: MysqlSession,
+  journal: Journal,
+  to: string,
+  facts: SourceFacts,
+  log: Logger,
+): Promise<void> {
+  const cp = journal.checkpoint!;
+  const target = await resolveStartPoint(conn, { kind: "at", position: Position.parse(to) }, facts);
+  const from = cp.position;
+  if (from.hasFile && target.sortable <= from.sortable) {
+    log.info(
+      { skipTo: to, checkpoint: from.toString() },
+      "capture.skipTo is not after the checkpoint: nothing skipped (remove the setting)",
+    );
+    return;
+  }
+  journal.append([], { ...cp, position: target });
+  log.warn(
+    { from: from.toString(), to: target.toString() },
+    "checkpoint moved forward by capture.skipTo: the binlog between is not captured (remove the setting)",
+  );
 }

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Position } from "@dfs/codec";
 import { createLogger, type DfsError, ErrorCode, RefusedError, waitFor } from "@dfs/common";
-import type { ReaderOptions } from "../../dist/reader.js";
+import { type ReaderOptions, UndecodableEvent } from "../../dist/reader.js";
 import { type BinlogReaderLike, ReaderSupervisor } from "../../dist/reader-supervisor.js";
 
 class FakeReader implements BinlogReaderLike {
@@ -85,6 +85,30 @@ describe("ReaderSupervisor", () => {
     assert.equal(s.fatals[0]!.code, ErrorCode.SOURCE_ACCESS_DENIED);
     assert.match(s.fatals[0]!.message, /binlog reader at mysql-bin\.000001:4: .*errno 1045/);
     assert.equal(s.reader().starts.length, 1, "no restart");
+  });
+
+  test("an event that cannot be decoded stops capture at its position, naming capture.skipTo; never restarted into", async () => {
+    const cases: [string, Error][] = [
+      // What mysql2 hands on when zongji's parser throws inside a packet handler: fatal, no code, no errno.
+      [
+        "parser",
+        Object.assign(new TypeError("Cannot read properties of undefined (reading 'type')"), { fatal: true }),
+      ],
+      ["handler", new UndecodableEvent("its writerows event cannot be handled: value out of range")],
+    ];
+    for (const [what, err] of cases) {
+      const s = supervisor();
+      s.sup.start(Position.at("mysql-bin.000001", 4));
+      s.reader().options.onError(err);
+      await waitFor(() => s.fatals.length === 1, { timeoutMs: 2000, what: `fatal for the ${what}` });
+      assert.equal(s.fatals[0]!.code, ErrorCode.BINLOG_UNDECODABLE, what);
+      assert.match(
+        s.fatals[0]!.message,
+        /the transaction after mysql-bin\.000001:4 cannot be decoded: .*Capture stopped instead of reading it again in a loop.*capture\.skipTo: "mysql-bin\.000001:<that position>"/,
+      );
+      assert.equal(s.reader().starts.length, 1, "no restart");
+      assert.equal(s.sup.reconnects, 0);
+    }
   });
 
   test("a purged binlog and an undecodable event stop capture", async () => {

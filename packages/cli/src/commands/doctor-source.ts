@@ -34,6 +34,8 @@ const VARIABLES = [
   "gtid_strict_mode",
   "binlog_expire_logs_seconds",
   "expire_logs_days",
+  "log_bin_compress",
+  "binlog_transaction_compression",
 ] as const;
 
 type Variables = Partial<Record<(typeof VARIABLES)[number], string>>;
@@ -135,6 +137,20 @@ export function settingsChecks(v: Variables, cfg: Pick<DfsConfig, "source">): Ch
   else out.push(ok("source: server_id", `${serverId}; capture connects as replica ${cfg.source.serverId}`));
   out.push(gtidCheck(v, mariadb));
   out.push(retentionCheck(v));
+  // Compressed events are ones capture cannot decode (it refuses to start on them).
+  for (const name of ["log_bin_compress", "binlog_transaction_compression"] as const) {
+    const value = v[name];
+    if (value === undefined) continue;
+    out.push(
+      value === "1" || value.toUpperCase() === "ON"
+        ? fail(
+            `source: ${name}`,
+            "ON: the binlog holds compressed events capture cannot decode",
+            `SET GLOBAL ${name} = OFF, and ${name} = OFF ${cnf}`,
+          )
+        : ok(`source: ${name}`, "OFF"),
+    );
+  }
   return out;
 }
 

@@ -13,4 +13,5 @@ export {
 } from "./errors.js";
 export { Completion, Scope, Signal } from "./lifecycle.js";
 export { createLogger, displayUrl, type Logger, type LogOptions, redactUrl } from "./log.js";
+export { type Random, seededRandom, testSeed } from "./random.js";
 export { backoffMs, parseBytes, parseDurationMs, sleep, waitFor } from "./util.js";

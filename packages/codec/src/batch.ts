@@ -100,7 +100,7 @@ export function decodeHeartbeat(bytes: Uint8Array): Heartbeat {
 
 /**
  * Throws DataError (DATA_INVALID) unless a batch's header can name and describe its rows: a
- * database and a table, columns with distinct non-empty names, a primary key among them.
+ * database and a table, columns with distinct non-empty names (each names a property of an image).
  */
 export function checkBatchHeader(b: ChangeBatch): void {
   const ref = formatTableRef({ db: b.db, table: b.table });
@@ -112,8 +112,6 @@ export function checkBatchHeader(b: ChangeBatch): void {
     if (names.has(c.name)) throw bad(`column ${JSON.stringify(c.name)} listed twice`);
     names.add(c.name);
   }
-  for (const k of b.primaryKey)
-    if (!names.has(k)) throw bad(`primary-key column ${JSON.stringify(k)} is not among its columns`);
 }
 
 function image(names: readonly string[], values: readonly Value[]): Row | null {

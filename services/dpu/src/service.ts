@@ -104,6 +104,7 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
         deadLetterMessage(nc, sourceId, consumer, table, m.data, m.seq, error),
       rejected: (r) => telemetry.rejected(r),
       ...(group ? { accepts: group.accepts } : {}),
+      sourceId,
       log,
     });
     runtime = new DpuRuntime({

@@ -1,0 +1,99 @@
+import type { TableRef } from "@dfs/codec";
+import { subjects } from "@dfs/nats";
+import type { StreamMessage } from "./stream-reader.js";
+
+/**
+ * Admission of stream messages: whether a message on the source's stream can be one capture
+ * published, before anything of it is applied. Anyone who may publish on dfs.<source>.> can put
+ * bytes there (a misconfigured producer, a replayed copy, a test tool); those must be refused with
+ * the reason, never mistaken for a change. What is checked:
+ *
+ * - the Dfs-Kind header is batch, ddl or heartbeat, and matches the subject (batches on
+ *   dfs.<source>.<db>.<table>, DDL on dfs.<source>._ddl, heartbeats on dfs.<source>._heartbeat);
+ * - Dfs-Scn and Dfs-Journal come together, the SCN a positive integer, and the SCNs of one journal
+ *   strictly increase along the stream: a copy of an older message published again is refused;
+ * - after decoding (see `checkPayload`): the payload's source id is this source's, a batch's table
+ *   is its subject's, and the payload's SCN is the header's.
+ *
+ * Messages without Dfs-Scn/Dfs-Journal (hand-made ones, older publishers) carry no order to check;
+ * a payload with an SCN but without those headers is refused (capture always sends both). A forged
+ * message that copies all of this cannot be told from capture's own: publishing rights on the
+ * stream are the boundary (docs/testing.md).
+ */
+export class Admission {
+  /** Highest SCN admitted per journal since the last reset. */
+  private readonly lastScn = new Map<string, bigint>();
+
+  constructor(private readonly sourceId: string | undefined) {}
+
+  /** Forgets the order seen: delivery starts again at the checkpoint (a re-read, a new position). */
+  reset(): void {
+    this.lastScn.clear();
+  }
+
+  /** Why a message cannot be capture's, from its subject and headers; null when it may be. */
+  refuse(m: StreamMessage): string | null {
+    if (m.kind !== "batch" && m.kind !== "ddl" && m.kind !== "heartbeat")
+      return `unknown Dfs-Kind header ${JSON.stringify(m.kind)} (expected batch, ddl or heartbeat)`;
+    const expected = kindOfSubject(m.subject, this.sourceId);
+    if (expected !== null && expected !== m.kind)
+      return `a ${m.kind} message on ${m.subject}, where only ${expected} messages belong`;
+    if ((m.scn === "") !== (m.journal === ""))
+      return "Dfs-Scn and Dfs-Journal headers must come together (capture sends both)";
+    if (m.scn !== "") {
+      if (!/^[1-9][0-9]{0,19}$/.test(m.scn)) return `Dfs-Scn header ${JSON.stringify(m.scn)} is not an SCN`;
+      const scn = BigInt(m.scn);
+      const last = this.lastScn.get(m.journal);
+      if (last !== undefined && scn <= last)
+        return `SCN ${scn} of journal ${m.journal} is not after ${last}, already delivered: a copy of an older message`;
+    }
+    return null;
+  }
+
+  /**
+   * Why a decoded payload cannot be capture's message on its subject; null when it may be. `scn`
+   * is the payload's SCN (0 when it has none). A message that passes is recorded as admitted.
+   */
+  checkPayload(
+    m: StreamMessage,
+    payload: { sourceId: string; scn: bigint; table?: TableRef },
+  ): string | null {
+    if (this.sourceId !== undefined && payload.sourceId !== this.sourceId)
+      return payload.sourceId === ""
+        ? "a message without a source id (capture names its source in every message)"
+        : `a message of source ${JSON.stringify(payload.sourceId)} on the stream of source ${JSON.stringify(this.sourceId)}`;
+    if (payload.table && m.subject !== "") {
+      const s = subjects.parseData(m.subject);
+      if (s && (s.db !== payload.table.db || s.table !== payload.table.table))
+        return `a batch for ${payload.table.db}.${payload.table.table} on the subject of ${s.db}.${s.table}`;
+    }
+    if (m.scn === "" && payload.scn > 0n)
+      return `payload has SCN ${payload.scn} but no Dfs-Scn/Dfs-Journal headers (capture sends both)`;
+    if (m.scn !== "" && payload.scn !== BigInt(m.scn))
+      return `payload SCN ${payload.scn} differs from its Dfs-Scn header ${m.scn}`;
+    if (m.scn !== "") this.lastScn.set(m.journal, BigInt(m.scn));
+    return null;
+  }
+}
+
+/** The message kind a subject of the stream carries, or null when the subject is not known (fakes). */
+function kindOfSubject(subject: string, sourceId: string | undefined): string | null {
+  if (subject === "") return null;
+  if (subjects.parseData(subject)) return "batch";
+  const tail = subject.slice(subject.lastIndexOf(".") + 1);
+  if (sourceId !== undefined && subject === subjects.ddl(sourceId)) return "ddl";
+  if (sourceId !== undefined && subject === subjects.heartbeat(sourceId)) return "heartbeat";
+  return tail === "_ddl" ? "ddl" : tail === "_heartbeat" ? "heartbeat" : null;
+}
+
+/**
+ * Where a refused message is dead-lettered: its subject's table for a data subject, otherwise
+ * `_dfs`.`_ddl`, `_dfs`.`_heartbeat` or `_dfs`.`_unknown` (`_dfs` is the DPU's own database, so no
+ * table of the source shares the subject).
+ */
+export function deadLetterTable(m: StreamMessage): TableRef {
+  const s = subjects.parseData(m.subject);
+  if (s) return { db: s.db, table: s.table };
+  const tail = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+  return { db: "_dfs", table: tail === "_ddl" || tail === "_heartbeat" ? tail : "_unknown" };
+}

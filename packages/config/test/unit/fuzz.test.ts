@@ -76,7 +76,7 @@ function randomString(r: Random): string {
     '"',
     "\\",
     "*",
-    "${X}",
+    "$" + "{X}", // a placeholder some tools expand
     "&x",
     "!!",
   ];
@@ -119,7 +119,7 @@ function badValue(r: Random): Json {
         "mysql://%zz@h",
         `mysql://u:${PASSWORD}@h:-1/db?x=%`,
         `nats://u:${PASSWORD}@[bad`,
-        "mysql://h/" + "d".repeat(5000),
+        `mysql://h/${"d".repeat(5000)}`,
       ]),
     () => r.chance(0.5),
     () => null,

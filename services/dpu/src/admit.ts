@@ -10,15 +10,14 @@ import type { StreamMessage } from "./stream-reader.js";
  *
  * - the Dfs-Kind header is batch, ddl or heartbeat, and matches the subject (batches on
  *   dfs.<source>.<db>.<table>, DDL on dfs.<source>._ddl, heartbeats on dfs.<source>._heartbeat);
- * - Dfs-Scn and Dfs-Journal come together, the SCN a positive integer, and the SCNs of one journal
+ * - Dfs-Scn and Dfs-Journal are there, the SCN a positive integer, and the SCNs of one journal
  *   strictly increase along the stream: a copy of an older message published again is refused;
  * - after decoding (see `checkPayload`): the payload's source id is this source's, a batch's table
  *   is its subject's, and the payload's SCN is the header's.
  *
- * Messages without Dfs-Scn/Dfs-Journal (hand-made ones, older publishers) carry no order to check;
- * a payload with an SCN but without those headers is refused (capture always sends both). A forged
- * message that copies all of this cannot be told from capture's own: publishing rights on the
- * stream are the boundary (docs/testing.md).
+ * Without a source id (the builder's unit tests) messages without those headers are let through. A
+ * forged message that gets all of this right (a journal id of its own and SCNs that increase)
+ * cannot be told from capture's: publishing rights on the stream are the boundary (docs/testing.md).
  */
 export class Admission {
   /** Highest SCN admitted per journal since the last reset. */
@@ -38,7 +37,10 @@ export class Admission {
     const expected = kindOfSubject(m.subject, this.sourceId);
     if (expected !== null && expected !== m.kind)
       return `a ${m.kind} message on ${m.subject}, where only ${expected} messages belong`;
-    if ((m.scn === "") !== (m.journal === ""))
+    if (m.scn === "" && m.journal === "") {
+      if (this.sourceId !== undefined)
+        return "no Dfs-Scn and Dfs-Journal headers (capture sends both with every message)";
+    } else if (m.scn === "" || m.journal === "")
       return "Dfs-Scn and Dfs-Journal headers must come together (capture sends both)";
     if (m.scn !== "") {
       if (!/^[1-9][0-9]{0,19}$/.test(m.scn)) return `Dfs-Scn header ${JSON.stringify(m.scn)} is not an SCN`;

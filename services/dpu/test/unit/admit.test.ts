@@ -119,20 +119,22 @@ describe("foreign messages on the stream", () => {
     const garbage = Buffer.from("this is not protobuf at all \u0000\u00ff");
     const src = new FakeSource()
       .real([1], { scn: 1 })
-      .add({ subject: DATA("a"), kind: "", data: batch([90]) })
-      .add({ subject: DATA("a"), kind: "batch", data: garbage })
-      .add({ subject: DATA("a"), kind: "batch", data: Buffer.from('{"op":"c","after":{"id":91}}') })
-      .add({ subject: DATA("a"), kind: "batch", data: batch([92], { table: "b" }) })
-      .add({ subject: DATA("a"), kind: "batch", data: batch([93], { sourceId: "other" }) })
+      .add({ subject: DATA("a"), kind: "", data: batch([90], { scn: 50 }), scn: 50 })
+      .add({ subject: DATA("a"), kind: "batch", data: garbage, scn: 51 })
+      .add({ subject: DATA("a"), kind: "batch", data: Buffer.from('{"op":"c","after":{"id":91}}'), scn: 52 })
+      .add({ subject: DATA("a"), kind: "batch", data: batch([92], { table: "b", scn: 53 }), scn: 53 })
+      .add({ subject: DATA("a"), kind: "batch", data: batch([93], { sourceId: "other", scn: 54 }), scn: 54 })
       .add({ subject: DATA("a"), kind: "batch", data: batch([94], { scn: 1 }), scn: 1 })
       .add({ subject: DATA("a"), kind: "batch", data: batch([95], { scn: 7 }) })
       .add({ subject: DATA("a"), kind: "batch", data: batch([96], { scn: 8 }), scn: 9 })
       .add({ subject: DATA("a"), kind: "batch", data: batch([97]), scn: "12abc" })
-      .add({ subject: DATA("a"), kind: "heartbeat", data: encodeHeartbeat(hb(3)) })
-      .add({ subject: subjects.ddl(SOURCE), kind: "ddl", data: garbage })
-      .add({ subject: subjects.ddl(SOURCE), kind: "batch", data: batch([98]) })
-      .add({ subject: subjects.heartbeat(SOURCE), kind: "heartbeat", data: garbage })
-      .add({ subject: DATA("a"), kind: "batch", data: batch([99], { db: "" }) })
+      .add({ subject: DATA("a"), kind: "heartbeat", data: encodeHeartbeat(hb(55)), scn: 55 })
+      .add({ subject: subjects.ddl(SOURCE), kind: "ddl", data: garbage, scn: 56 })
+      .add({ subject: subjects.ddl(SOURCE), kind: "batch", data: batch([98], { scn: 57 }), scn: 57 })
+      .add({ subject: subjects.heartbeat(SOURCE), kind: "heartbeat", data: garbage, scn: 58 })
+      .add({ subject: DATA("a"), kind: "batch", data: batch([99], { db: "", scn: 59 }), scn: 59 })
+      .add({ subject: DATA("a"), kind: "batch", data: batch([100], { scn: 60 }), scn: 60, journal: "" })
+      .add({ subject: DATA("a"), kind: "batch", data: batch([101], { scn: 61 }).subarray(0, 40), scn: 61 })
       .real([2], { scn: 2 });
     const { b, dead } = builder(src);
     const { txns, ddl } = await drain(b);
@@ -146,7 +148,7 @@ describe("foreign messages on the stream", () => {
       [5, "shop.a", /a batch for shop\.b on the subject of shop\.a/],
       [6, "shop.a", /source "other" on the stream of source "src"/],
       [7, "shop.a", /SCN 1 of journal journal-1 is not after 1.*copy of an older message/],
-      [8, "shop.a", /SCN 7 but no Dfs-Scn\/Dfs-Journal headers/],
+      [8, "shop.a", /no Dfs-Scn and Dfs-Journal headers/],
       [9, "shop.a", /payload SCN 8 differs from its Dfs-Scn header 9/],
       [10, "shop.a", /Dfs-Scn header "12abc" is not an SCN/],
       [11, "shop.a", /a heartbeat message on dfs\.src\.shop\.a, where only batch messages belong/],
@@ -154,6 +156,8 @@ describe("foreign messages on the stream", () => {
       [13, "_dfs._ddl", /a batch message on dfs\.src\._ddl, where only ddl messages belong/],
       [14, "_dfs._heartbeat", /malformed heartbeat|source/],
       [15, "shop.a", /not a change batch/],
+      [16, "shop.a", /must come together/],
+      [17, "shop.a", /not a change batch|without rows/],
     ];
     assert.equal(dead.length, expect.length, reasons.join("\n"));
     for (const [i, [seq, table, reason]] of expect.entries()) {
@@ -167,8 +171,8 @@ describe("foreign messages on the stream", () => {
   test("a foreign message inside a source transaction neither ends nor joins it", async () => {
     const src = new FakeSource()
       .real([1, 2], { scn: 1, ordinal: 5, last: false })
-      .add({ subject: DATA("a"), kind: "batch", data: batch([80], { ordinal: 6 }), scn: 1 })
-      .add({ subject: DATA("a"), kind: "batch", data: Buffer.from([0x0a, 0xff]) })
+      .add({ subject: DATA("a"), kind: "batch", data: batch([80], { ordinal: 6, scn: 1 }), scn: 1 })
+      .add({ subject: DATA("a"), kind: "batch", data: Buffer.from([0x0a, 0xff]), scn: 40 })
       .real([3], { scn: 2, ordinal: 5, last: true, table: "b", fromRow: 2 });
     const { b, dead } = builder(src);
     const step = await b.next();

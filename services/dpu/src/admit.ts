@@ -20,14 +20,14 @@ import type { StreamMessage } from "./stream-reader.js";
  * cannot be told from capture's: publishing rights on the stream are the boundary (docs/testing.md).
  */
 export class Admission {
-  /** Highest SCN admitted per journal since the last reset. */
-  private readonly lastScn = new Map<string, bigint>();
+  /** Per journal, the SCNs admitted since the last reset (see `Seen`). */
+  private readonly seen = new Map<string, Seen>();
 
   constructor(private readonly sourceId: string | undefined) {}
 
   /** Forgets the order seen: delivery starts again at the checkpoint (a re-read, a new position). */
   reset(): void {
-    this.lastScn.clear();
+    this.seen.clear();
   }
 
   /** Why a message cannot be capture's, from its subject and headers; null when it may be. */
@@ -45,9 +45,8 @@ export class Admission {
     if (m.scn !== "") {
       if (!/^[1-9][0-9]{0,19}$/.test(m.scn)) return `Dfs-Scn header ${JSON.stringify(m.scn)} is not an SCN`;
       const scn = BigInt(m.scn);
-      const last = this.lastScn.get(m.journal);
-      if (last !== undefined && scn <= last)
-        return `SCN ${scn} of journal ${m.journal} is not after ${last}, already delivered: a copy of an older message`;
+      if (this.seen.get(m.journal)?.has(scn))
+        return `SCN ${scn} of journal ${m.journal} was delivered already: a copy of an older message`;
     }
     return null;
   }
@@ -73,8 +72,41 @@ export class Admission {
       return `payload has SCN ${payload.scn} but no Dfs-Scn/Dfs-Journal headers (capture sends both)`;
     if (m.scn !== "" && payload.scn !== BigInt(m.scn))
       return `payload SCN ${payload.scn} differs from its Dfs-Scn header ${m.scn}`;
-    if (m.scn !== "") this.lastScn.set(m.journal, BigInt(m.scn));
+    if (m.scn !== "") {
+      let seen = this.seen.get(m.journal);
+      if (!seen) this.seen.set(m.journal, (seen = new Seen()));
+      seen.add(BigInt(m.scn));
+    }
     return null;
+  }
+}
+
+/**
+ * The SCNs of one journal admitted since a reset. Capture's SCNs follow one another (+1) along the
+ * stream, so a run from the first one admitted is kept as its top: every SCN up to it was seen. An
+ * SCN that jumps ahead (a forged one, or a gap) is remembered on its own (the last few thousand)
+ * and does not move the top, so one forged message cannot make capture's next ones look old.
+ */
+class Seen {
+  private first: bigint | null = null;
+  private top = 0n;
+  private readonly jumps = new Set<bigint>();
+
+  has(scn: bigint): boolean {
+    return (this.first !== null && scn >= this.first && scn <= this.top) || this.jumps.has(scn);
+  }
+
+  add(scn: bigint): void {
+    if (this.first === null) {
+      this.first = scn;
+      this.top = scn;
+    } else if (scn === this.top + 1n) {
+      this.top = scn;
+      while (this.jumps.delete(this.top + 1n)) this.top++;
+    } else {
+      this.jumps.add(scn);
+      if (this.jumps.size > 4096) this.jumps.delete(this.jumps.values().next().value!);
+    }
   }
 }
 

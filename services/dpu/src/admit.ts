@@ -74,7 +74,10 @@ export class Admission {
       return `payload SCN ${payload.scn} differs from its Dfs-Scn header ${m.scn}`;
     if (m.scn !== "") {
       let seen = this.seen.get(m.journal);
-      if (!seen) this.seen.set(m.journal, (seen = new Seen()));
+      if (!seen) {
+        seen = new Seen();
+        this.seen.set(m.journal, seen);
+      }
       seen.add(BigInt(m.scn));
     }
     return null;

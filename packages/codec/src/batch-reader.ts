@@ -1,6 +1,6 @@
 import { DataError, ErrorCode } from "@dfs/common";
 import { ChangeBatch } from "@dfs/proto";
-import type { DecodedChange, OpCode, Row } from "./batch.js";
+import { checkBatchHeader, type DecodedChange, decoding, type OpCode, type Row } from "./batch.js";
 import { formatTableRef, type TableRef } from "./table-ref.js";
 import type { SqlValue } from "./values.js";
 
@@ -96,21 +96,27 @@ class Reader {
     throw new DataError(ErrorCode.DATA_INVALID, "malformed varint in a change");
   }
 
+  /** Moves past `n` bytes; a DataError when fewer are left (a length field larger than the message). */
+  advance(n: number): void {
+    if (n > this.end - this.pos) throw truncated();
+    this.pos += n;
+  }
+
   skip(wire: number): void {
     switch (wire) {
       case 0:
         while (this.pos < this.end && this.buf[this.pos++]! >= 0x80);
         return;
       case 1:
-        this.pos += 8;
+        this.advance(8);
         return;
       case 2: {
         const len = this.uint32(); // read before the position is: `pos += uint32()` would lose the advance
-        this.pos += len;
+        this.advance(len);
         return;
       }
       case 5:
-        this.pos += 4;
+        this.advance(4);
         return;
       default:
         throw new DataError(ErrorCode.DATA_INVALID, `unknown wire type ${wire} in a change`);
@@ -160,9 +166,7 @@ function scanBatch(buf: Buffer, row: (start: number, end: number) => void): Chan
     const tag = r.uint32();
     if (tag === TAG_ROWS) {
       if (fieldStart > headerStart) headerParts.push(buf.subarray(headerStart, fieldStart));
-      const len = r.uint32();
-      r.pos += len;
-      if (r.pos > r.end) throw truncated();
+      r.advance(r.uint32());
       row(fieldStart, r.pos);
       headerStart = r.pos;
     } else {
@@ -170,19 +174,31 @@ function scanBatch(buf: Buffer, row: (start: number, end: number) => void): Chan
     }
   }
   if (r.end > headerStart) headerParts.push(buf.subarray(headerStart, r.end));
-  return ChangeBatch.decode(headerParts.length === 1 ? headerParts[0]! : Buffer.concat(headerParts));
+  const header = decoding("change batch header", () =>
+    ChangeBatch.decode(headerParts.length === 1 ? headerParts[0]! : Buffer.concat(headerParts)),
+  );
+  checkBatchHeader(header);
+  return header;
 }
 
-/** Splits a ChangeBatch into its decoded header and its encoded rows, without decoding the rows. */
+/**
+ * Splits a ChangeBatch into its decoded header and its encoded rows, without decoding the rows.
+ * Throws DataError (DATA_INVALID) for bytes that are not a ChangeBatch with a usable header.
+ */
 export function splitBatch(bytes: Uint8Array): SplitBatch {
-  const buf = asBuffer(bytes);
-  const rows: Uint8Array[] = [];
-  const header = scanBatch(buf, (start, end) => rows.push(buf.subarray(start, end)));
-  return { header, rows };
+  return decoding("change batch", () => {
+    const buf = asBuffer(bytes);
+    const rows: Uint8Array[] = [];
+    const header = scanBatch(buf, (start, end) => rows.push(buf.subarray(start, end)));
+    return { header, rows };
+  });
 }
 
 /** Reads one Value message (bytes [r.pos, end)) as the JS value `fromValue` gives. */
 function readValue(r: Reader, end: number): SqlValue {
+  if (end > r.end) throw truncated();
+  const outer = r.end;
+  r.end = end; // a field of the value may not reach past it
   let v: SqlValue = null;
   while (r.pos < end) {
     const tag = r.uint32();
@@ -200,12 +216,12 @@ function readValue(r: Reader, end: number): SqlValue {
         v = unsigned(pair[0], pair[1]);
         break;
       case (4 << 3) | 1: // float64
-        v = r.buf.readDoubleLE(r.pos);
-        r.pos += 8;
+        r.advance(8);
+        v = r.buf.readDoubleLE(r.pos - 8);
         break;
       case (5 << 3) | 5: // float32
-        v = r.buf.readFloatLE(r.pos);
-        r.pos += 4;
+        r.advance(4);
+        v = r.buf.readFloatLE(r.pos - 4);
         break;
       case (6 << 3) | 2: // decimal
       case (7 << 3) | 2: // text
@@ -213,22 +229,22 @@ function readValue(r: Reader, end: number): SqlValue {
       case (10 << 3) | 2: {
         // json
         const len = r.uint32();
-        v = r.buf.toString("utf8", r.pos, r.pos + len);
-        r.pos += len;
+        r.advance(len);
+        v = r.buf.toString("utf8", r.pos - len, r.pos);
         break;
       }
       case (8 << 3) | 2: {
         // bytes: a view into the message, not a copy
         const len = r.uint32();
-        v = r.buf.subarray(r.pos, r.pos + len);
-        r.pos += len;
+        r.advance(len);
+        v = r.buf.subarray(r.pos - len, r.pos);
         break;
       }
       default:
         r.skip(tag & 7);
     }
   }
-  r.pos = end;
+  r.end = outer;
   return v;
 }
 
@@ -325,6 +341,7 @@ function decodeRowAt(
   const r = reader.reset(buf, start, end);
   r.uint32(); // the field's tag
   const len = r.uint32();
+  if (len > r.end - r.pos) throw truncated();
   r.end = r.pos + len;
   let op = 0;
   let rowIndex = 0;
@@ -380,12 +397,18 @@ export function decodeRowField(
   field: Uint8Array,
 ): DecodedChange {
   const buf = asBuffer(field);
-  return decodeRowAt(header, ref, names, imageMaker(names), buf, 0, buf.length);
+  return decoding("row change", () => decodeRowAt(header, ref, names, imageMaker(names), buf, 0, buf.length));
 }
 
-/** Every change of an encoded batch, decoded on the hot path (see above), without cutting the rows out. */
+/**
+ * Every change of an encoded batch, decoded on the hot path (see above), without cutting the rows
+ * out. Throws DataError (DATA_INVALID) naming what is wrong for anything that is not such a batch.
+ */
 export function decodeBatchChanges(bytes: Uint8Array): { header: ChangeBatch; changes: DecodedChange[] } {
-  const buf = asBuffer(bytes);
+  return decoding("change batch", () => decodeAll(asBuffer(bytes)));
+}
+
+function decodeAll(buf: Buffer): { header: ChangeBatch; changes: DecodedChange[] } {
   const spans: number[] = [];
   const header = scanBatch(buf, (start, end) => spans.push(start, end));
   const ref = { db: header.db, table: header.table };

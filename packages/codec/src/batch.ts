@@ -50,28 +50,68 @@ export function rowField(row: RowChange): Uint8Array {
   return ChangeBatch.encode({ ...ChangeBatch.fromPartial({}), rows: [row] }).finish();
 }
 
+/**
+ * Runs a decoder over bytes from the wire: whatever it throws (the protobuf runtime's RangeError
+ * "premature EOF", "illegal tag", a DataView bound) becomes a DataError naming what was decoded, so
+ * that a consumer dead-letters the message instead of stopping. The runtime checks a length field
+ * against the bytes present before it allocates, so a length saying 4 GB allocates nothing.
+ */
+export function decoding<T>(what: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (err) {
+    if (err instanceof DataError) throw err;
+    throw new DataError(
+      ErrorCode.DATA_INVALID,
+      `malformed ${what}: ${(err as Error)?.message ?? String(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
 export function encodeBatch(batch: ChangeBatch): Uint8Array {
   return ChangeBatch.encode(batch).finish();
 }
 
+/** Throws DataError (DATA_INVALID) for bytes that are not a ChangeBatch. */
 export function decodeBatch(bytes: Uint8Array): ChangeBatch {
-  return ChangeBatch.decode(bytes);
+  return decoding("change batch", () => ChangeBatch.decode(bytes));
 }
 
 export function encodeDdl(ev: DdlEvent): Uint8Array {
   return DdlEvent.encode(ev).finish();
 }
 
+/** Throws DataError (DATA_INVALID) for bytes that are not a DdlEvent. */
 export function decodeDdl(bytes: Uint8Array): DdlEvent {
-  return DdlEvent.decode(bytes);
+  return decoding("DDL event", () => DdlEvent.decode(bytes));
 }
 
 export function encodeHeartbeat(hb: Heartbeat): Uint8Array {
   return Heartbeat.encode(hb).finish();
 }
 
+/** Throws DataError (DATA_INVALID) for bytes that are not a Heartbeat. */
 export function decodeHeartbeat(bytes: Uint8Array): Heartbeat {
-  return Heartbeat.decode(bytes);
+  return decoding("heartbeat", () => Heartbeat.decode(bytes));
+}
+
+/**
+ * Throws DataError (DATA_INVALID) unless a batch's header can name and describe its rows: a
+ * database and a table, columns with distinct non-empty names (each names a property of an image).
+ */
+export function checkBatchHeader(b: ChangeBatch): void {
+  const ref = formatTableRef({ db: b.db, table: b.table });
+  const bad = (why: string) => new DataError(ErrorCode.DATA_INVALID, `change batch for ${ref}: ${why}`);
+  if (b.db === "" || b.table === "") throw bad("no database or table name");
+  const names = new Set<string>();
+  for (const c of b.columns) {
+    if (c.name === "") throw bad("a column without a name");
+    if (names.has(c.name)) throw bad(`column ${JSON.stringify(c.name)} listed twice`);
+    names.add(c.name);
+  }
 }
 
 function image(names: readonly string[], values: readonly Value[]): Row | null {

@@ -3,6 +3,7 @@
  * references, message ids, the envelope's values and batches, and the decoded change.
  */
 export {
+  checkBatchHeader,
   type DecodedChange,
   decodeBatch,
   decodeChanges,

@@ -1,3 +1,5 @@
+import { redactText } from "./redact.js";
+
 /**
  * Errors by meaning. Every error the project raises on purpose is one of these classes, carries a
  * code from `ErrorCode`, and keeps the underlying error as `cause`. Retry decisions are made on the
@@ -85,12 +87,10 @@ export class ConfigError extends DfsError {
   /** Each problem found, so that one start-up reports all of them at once. */
   readonly problems: string[];
   constructor(code: ErrorCode, problems: string[], options: DfsErrorOptions = {}) {
-    super(
-      code,
-      problems.length === 1 ? problems[0]! : `${problems.length} problems:\n- ${problems.join("\n- ")}`,
-      options,
-    );
-    this.problems = problems;
+    // A problem may quote what it was given (a YAML line, a path): never a URL's password.
+    const safe = problems.map(redactText);
+    super(code, safe.length === 1 ? safe[0]! : `${safe.length} problems:\n- ${safe.join("\n- ")}`, options);
+    this.problems = safe;
   }
 }
 

@@ -12,9 +12,15 @@ import * as z from "zod";
 /** Longest delay Node timers accept (setTimeout fires at once beyond 2^31-1 ms, about 24.8 days). */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-/** A value as it appears in an error message: strings quoted and cut short. */
+/**
+ * A value as it appears in an error message: strings quoted and cut short; a URL with credentials
+ * (a source URL pasted under the wrong key) without its password.
+ */
 export function show(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (typeof v === "string") {
+    const s = /:\/\/[^/]*@/.test(v) ? displayUrl(v) : v;
+    return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
+  }
   if (Array.isArray(v)) return "a list";
   if (v === null) return "null (an empty value)";
   if (typeof v === "object") return "a mapping";

@@ -126,7 +126,17 @@ export class Publisher {
     const last = await this.o.stream.last();
     let acked = journal.publishedScn;
     if (last && last.headers[Headers.journal] === journal.journalId) {
-      acked = Math.max(acked, Number(last.headers[Headers.scn] ?? 0));
+      const scn = Number(last.headers[Headers.scn] ?? 0);
+      // Only a message this journal published counts: its message id is the entry's. Anyone may
+      // publish on the stream, and a foreign message carrying this journal's headers would
+      // otherwise move the cursor past entries never sent (they would never be published).
+      const entry = Number.isSafeInteger(scn) && scn > acked ? journal.read(scn - 1, 1)[0] : undefined;
+      if (entry?.scn === scn && entry.msgId === last.msgId) acked = scn;
+      else if (scn > acked)
+        this.o.log.warn(
+          { scn, publishedScn: acked },
+          "the stream's last message names this journal but is not one it published; resuming from the published cursor",
+        );
     }
     // The first message after a resync carries no expectation: we have just read what the stream
     // holds and nothing of ours is in flight (settled first). The server's own "last msg id" can

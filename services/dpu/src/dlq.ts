@@ -1,5 +1,5 @@
 import { decodeBatch, encodeBatchWithRows, Headers, messageIds, type TableRef } from "@dfs/codec";
-import { subjects } from "@dfs/nats";
+import { decodeToken, subjects } from "@dfs/nats";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Rejected } from "./sink.js";
@@ -100,12 +100,13 @@ export async function listDeadLetters(
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && out.length < limit; seq++) {
     const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
     if (!m) continue;
-    const batch = decodeBatch(m.data);
+    // A refused message is kept as it came and may not decode: its subject names the table then.
+    const table = tableOf(m.subject, m.data);
     out.push({
       seq: m.seq,
       subject: m.subject,
-      db: batch.db,
-      table: batch.table,
+      db: table.db,
+      table: table.table,
       error: m.header.get(DlqHeaders.error) ?? "",
       errno: m.header.get(DlqHeaders.errno) ?? "",
       streamSeq: Number(m.header.get(DlqHeaders.streamSeq) ?? 0),
@@ -115,6 +116,23 @@ export async function listDeadLetters(
     });
   }
   return out;
+}
+
+/** A dead letter's table: its batch's, or its subject's when the payload is not a batch. */
+function tableOf(subject: string, payload: Uint8Array): TableRef {
+  try {
+    const b = decodeBatch(payload);
+    if (b.db !== "" && b.table !== "") return { db: b.db, table: b.table };
+  } catch {
+    // not a batch: a message refused whole
+  }
+  const t = subject.split(".");
+  if (t.length !== 5) return { db: "", table: "" };
+  try {
+    return { db: decodeToken(t[3]!), table: decodeToken(t[4]!) };
+  } catch {
+    return { db: t[3]!, table: t[4]! };
+  }
 }
 
 /** Removes a dead letter once it has been replayed. */

@@ -5,8 +5,12 @@ import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-n
 /** A message a pull delivered: its stream sequence, payload, Dfs-Kind and where to acknowledge it. */
 export interface Pulled {
   seq: number;
+  subject: string;
   data: Uint8Array;
   kind: string;
+  /** The Dfs-Scn and Dfs-Journal headers ("" when absent). */
+  scn: string;
+  journal: string;
   /** The reply subject: publishing "+ACK" to it acknowledges the message (and, AckAll, those before). */
   reply: string;
 }
@@ -82,7 +86,16 @@ export function pullOnce(
         if (seq === null)
           return finish(new DataError(ErrorCode.DATA_INVALID, `unexpected reply subject ${msg.reply}`));
         received++;
-        o.onMessage({ seq, data: msg.data, kind: msg.headers?.get(Headers.kind) ?? "", reply: msg.reply! });
+        const h = msg.headers;
+        o.onMessage({
+          seq,
+          subject: msg.subject,
+          data: msg.data,
+          kind: h?.get(Headers.kind) ?? "",
+          scn: h?.get(Headers.scn) ?? "",
+          journal: h?.get(Headers.journal) ?? "",
+          reply: msg.reply!,
+        });
         if (received >= o.batch) finish({ received, status: 0, description: "" });
       },
     });

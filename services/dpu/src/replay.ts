@@ -39,10 +39,11 @@ export async function replayDeadLetters(
   const wanted = new Set(seqs);
   for (const entry of await listDeadLetters(nc, sourceId)) {
     if (wanted.size > 0 && !wanted.has(entry.seq)) continue;
-    const batch = decodeBatch(entry.payload);
-    const ref = { db: batch.db, table: batch.table };
-    const name = formatTableRef(ref);
+    const name = formatTableRef({ db: entry.db, table: entry.table });
     try {
+      // A message refused whole (not capture's) does not decode: it stays, with this reason.
+      const batch = decodeBatch(entry.payload);
+      const ref = { db: batch.db, table: batch.table };
       const target = await sink.describe(ref);
       if (!target) throw new DataError(ErrorCode.OBJECT_MISSING, `target table for ${name} does not exist`);
       const columns = batch.columns.map((c) => c.name).filter((n) => target.columns.has(n));

@@ -105,6 +105,7 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       ...(group ? { accepts: group.accepts } : {}),
       acceptLossThrough: cfg.dpu.acceptLossThrough,
       onLost: (n) => telemetry.m.lost.inc(n),
+      sourceId,
       log,
     });
     runtime = new DpuRuntime({

@@ -6,9 +6,14 @@ import { type Pulled, pullOnce } from "./pull.js";
 /** A stream message as the transaction builder sees it. */
 export interface StreamMessage {
   readonly seq: number;
+  /** The subject it was published on ("" when not known). */
+  readonly subject: string;
   readonly data: Uint8Array;
-  /** The Dfs-Kind header: "batch", "ddl" or "heartbeat". */
+  /** The Dfs-Kind header: "batch", "ddl" or "heartbeat" (anything else is refused, see admit.ts). */
   readonly kind: string;
+  /** The Dfs-Scn and Dfs-Journal headers, "" when absent. */
+  readonly scn: string;
+  readonly journal: string;
   ack(): void;
 }
 
@@ -265,7 +270,8 @@ export class StreamReader implements MessageSource {
 
   private wrap(m: Pulled): StreamMessage {
     const nc = this.o.nc;
-    return { seq: m.seq, data: m.data, kind: m.kind, ack: () => nc.publish(m.reply, "+ACK") };
+    const { reply, ...rest } = m;
+    return { ...rest, ack: () => nc.publish(reply, "+ACK") };
   }
 
   private async refreshPending(): Promise<void> {

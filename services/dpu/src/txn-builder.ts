@@ -8,8 +8,9 @@ import {
   Position,
   type TableRef,
 } from "@dfs/codec";
-import { AssertionError, DataError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
+import { AssertionError, ConfigError, DataError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
 import type { ChangeBatch } from "@dfs/proto";
+import { Admission, deadLetterTable } from "./admit.js";
 import {
   type Change,
   type DdlChange,
@@ -91,6 +92,8 @@ export interface TxnBuilderOptions {
   acceptLossThrough?: number;
   /** Told of every gap of messages gone from the stream (the lost-messages metric). */
   onLost?(count: number): void;
+  /** The source whose stream this is: messages of another source are refused (absent: not checked). */
+  sourceId?: string;
   log: Logger;
 }
 
@@ -124,9 +127,13 @@ export class TxnBuilder {
   private open: OpenTxn | null = null;
   /** Writable columns per batch schema and target table, so each change shares one array. */
   private readonly columnsCache = new WeakMap<TargetTable, Map<string, readonly string[]>>();
+  /** Refuses messages that cannot be capture's (see admit.ts). */
+  private readonly admission: Admission;
   deadLettered = 0;
 
-  constructor(private readonly o: TxnBuilderOptions) {}
+  constructor(private readonly o: TxnBuilderOptions) {
+    this.admission = new Admission(o.sourceId);
+  }
 
   /**
    * Starts over after `lowWater` (a start, a re-read, a new position), skipping the transactions
@@ -136,6 +143,7 @@ export class TxnBuilder {
     this.cursor = lowWater;
     this.skip = new Set([...(applied ?? this.skip)].filter((k) => unitSeq(k) > lowWater));
     this.open = null;
+    this.admission.reset();
   }
 
   /** Whether a source transaction is being gathered (its first messages taken, not its last). */
@@ -178,12 +186,25 @@ export class TxnBuilder {
         if (await source.anyStored(expected, m.seq)) return { kind: "reread", seenSeq: m.seq };
         this.lost(expected, m.seq - 1);
       }
+      // A message that cannot be capture's is dead-lettered with the reason and passed over; it
+      // neither ends nor joins the source transaction being gathered.
+      const refused =
+        this.admission.refuse(m) ?? (m.kind === "batch" ? null : this.checkOther(m, g.lastMessage !== null));
+      if (refused === "later") break;
+      if (refused !== null) {
+        source.take();
+        this.cursor = m.seq;
+        await this.refuse(m, refused);
+        this.passOver(g, m);
+        messages++;
+        continue;
+      }
       if (m.kind !== "batch" && this.open) this.endOpen(g, "the next message is not a batch");
       if (m.kind === "ddl") {
         if (g.lastMessage !== null) break;
         source.take();
         this.cursor = m.seq;
-        const ev = decodeDdl(m.data);
+        const ev = decodeDdl(m.data); // checked by checkOther
         const ddl = { db: ev.db, statement: ev.statement, tables: ev.tables };
         return { kind: "ddl", message: m, ddl, position: Position.fromWire(ev.position) };
       }
@@ -193,11 +214,9 @@ export class TxnBuilder {
         g.lastSeq = m.seq;
         g.lastMessage = m;
         messages++;
-        if (m.kind === "heartbeat") {
-          const hb = decodeHeartbeat(m.data);
-          g.heartbeatSourceMs = Number(hb.sourceTimeMs);
-          if (hb.position?.file) g.position = Position.fromWire(hb.position);
-        }
+        const hb = decodeHeartbeat(m.data); // checked by checkOther
+        g.heartbeatSourceMs = Number(hb.sourceTimeMs);
+        if (hb.position?.file) g.position = Position.fromWire(hb.position);
         continue;
       }
       // A new source transaction starts only while the group has room.
@@ -208,6 +227,10 @@ export class TxnBuilder {
       messages++;
       bytes += m.data.byteLength;
       const batch = await this.decode(m);
+      if (batch === null) {
+        this.passOver(g, m);
+        continue;
+      }
       if (this.open && batch.ordinal !== null && batch.ordinal !== this.open.ordinal)
         this.endOpen(g, "the next transaction began");
       if (!this.open) this.open = newTxn(batch.ordinal ?? 0n);
@@ -310,34 +333,92 @@ export class TxnBuilder {
     this.finish(g, txn);
   }
 
-  /** The batch's changes, or why it cannot be decoded (its header's fields when those can be). */
+  /**
+   * A DDL or heartbeat message's payload: why it cannot be capture's (undecodable, another source,
+   * an SCN that differs from its header), null when it may be, or "later" when a DDL must wait for
+   * the group before it (it is checked again then).
+   */
+  private checkOther(m: StreamMessage, groupHasWork: boolean): string | null | "later" {
+    if (m.kind === "ddl" && groupHasWork) return "later";
+    try {
+      const p = m.kind === "ddl" ? decodeDdl(m.data) : decodeHeartbeat(m.data);
+      if (m.kind === "ddl" && (p as { statement?: string }).statement === "")
+        return "a DDL event without a statement";
+      return this.admission.checkPayload(m, { sourceId: p.sourceId, scn: p.scn });
+    } catch (err) {
+      if (err instanceof DataError || err instanceof ConfigError || err instanceof AssertionError)
+        return errorMessage(err);
+      throw err;
+    }
+  }
+
+  /** Dead-letters a message that cannot be capture's, whole, with the reason. */
+  private async refuse(m: StreamMessage, why: string): Promise<void> {
+    this.o.log.warn(
+      { seq: m.seq, subject: m.subject, why },
+      "a stream message was refused; dead-lettering it",
+    );
+    await this.o.deadLetterMessage(deadLetterTable(m), m, why);
+    this.deadLettered++;
+  }
+
+  /**
+   * A refused message taken: outside a source transaction the group acknowledges it (as a
+   * heartbeat); inside one, the transaction's last message does.
+   */
+  private passOver(g: Group, m: StreamMessage): void {
+    if (this.open) return;
+    g.lastSeq = m.seq;
+    g.lastMessage = m;
+  }
+
+  /**
+   * The batch's changes, or why it cannot be decoded (its header's fields when those can be);
+   * null when it cannot be capture's at all (dead-lettered here, with the reason).
+   */
   private async decode(m: StreamMessage): Promise<{
     ordinal: bigint | null;
     txnLast: boolean;
     header: ChangeBatch | null;
     changes: DecodedChange[];
-  }> {
+  } | null> {
+    let decoded: { header: ChangeBatch; changes: DecodedChange[] } | null = null;
+    let error: unknown = null;
     try {
-      const { header, changes } = decodeBatchChanges(m.data);
-      return { ordinal: header.txnOrdinal, txnLast: header.txnLast, header, changes };
+      decoded = decodeBatchChanges(m.data);
     } catch (err) {
       if (!(err instanceof DataError)) throw err;
-      // Undecodable: the whole message is dead-lettered as it came, with the reason.
-      let ref: TableRef = { db: "", table: "" };
-      let ordinal: bigint | null = null;
-      let txnLast = true;
-      try {
-        const b = decodeBatch(m.data);
-        ref = { db: b.db, table: b.table };
-        ordinal = b.txnOrdinal;
-        txnLast = b.txnLast;
-      } catch {
-        // not even the header
-      }
-      await this.o.deadLetterMessage(ref, m, errorMessage(err));
-      this.deadLettered++;
-      return { ordinal, txnLast, header: null, changes: [] };
+      error = err;
     }
+    // The header alone (the generic decoder) when the rows do not decode: it says where it belongs.
+    let header = decoded?.header ?? null;
+    if (!header) {
+      try {
+        header = decodeBatch(m.data);
+      } catch {
+        header = null; // not even the header
+      }
+    }
+    const refused =
+      header === null || header.db === "" || header.table === ""
+        ? `not a change batch: ${errorMessage(error)}`
+        : decoded?.changes.length === 0
+          ? "a change batch without rows (capture never publishes one)"
+          : this.admission.checkPayload(m, {
+              sourceId: header.sourceId,
+              scn: header.scn,
+              table: { db: header.db, table: header.table },
+            });
+    if (refused !== null) {
+      await this.refuse(m, refused);
+      return null;
+    }
+    if (decoded) return { ordinal: decoded.header.txnOrdinal, txnLast: decoded.header.txnLast, ...decoded };
+    // Capture's message, with rows this DPU cannot decode: dead-lettered whole as it came, with the
+    // reason; it still ends its source transaction when it is the last.
+    await this.o.deadLetterMessage({ db: header!.db, table: header!.table }, m, errorMessage(error));
+    this.deadLettered++;
+    return { ordinal: header!.txnOrdinal, txnLast: header!.txnLast, header: null, changes: [] };
   }
 
   /** Adds a decoded batch to a transaction; rows of a table the target lacks are dead-lettered. */

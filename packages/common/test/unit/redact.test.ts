@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { createLogger, displayUrls, waitFor } from "../../dist/index.js";
+import { ConfigError, createLogger, displayUrls, ErrorCode, redactText, waitFor } from "../../dist/index.js";
 
 const SECRET = "Pa55-w0rd";
 const dir = mkdtempSync(join(tmpdir(), "dfs-log-"));
@@ -52,4 +52,19 @@ test("the logger censors secret keys and masks URLs at any depth, keeping hosts"
   assert.match(line, /"url":"nats:\/\/\*\*\*@n1\.internal:4222"/);
   assert.match(line, /"host":"db\.internal"/);
   assert.match(line, /"password":"\[redacted\]"/);
+});
+
+test("redactText masks every URL password in free text, and stays linear on long input", () => {
+  assert.equal(
+    redactText('cannot read nats://u:S3cr3t@[bad; line "mysql://root:pw@127.0.0.1:13306/db" https://h/p@x'),
+    'cannot read nats://u:***@[bad; line "mysql://root:***@127.0.0.1:13306/db" https://h/p@x',
+  );
+  const started = performance.now();
+  redactText(`${"x".repeat(200_000)}://${"y:".repeat(50_000)}`);
+  assert.ok(performance.now() - started < 500, "no backtracking blow-up");
+  const err = new ConfigError(ErrorCode.CONFIG_INVALID, [
+    "target.tls.ca: cannot read mysql://a:topsecret@h (no such file)",
+  ]);
+  assert.doesNotMatch(err.message, /topsecret/);
+  assert.doesNotMatch(err.problems.join(), /topsecret/);
 });

@@ -169,6 +169,32 @@ describe("Publisher", () => {
     assert.equal(stream.stored.length, 12, "the first 10 were not sent again");
   });
 
+  test("a foreign message with this journal's headers is not taken for ours: nothing is skipped", async () => {
+    const stream = new FakeStream();
+    const j = journal(5, 2);
+    // Entries 1 and 2 are in the stream; then someone else's message naming this journal and SCN 5.
+    for (const e of j.entries.slice(0, 2))
+      stream.stored.push({
+        subject: e.subject,
+        msgId: e.msgId,
+        headers: { "Dfs-Journal": j.journalId, "Dfs-Scn": String(e.scn) },
+      });
+    stream.stored.push({
+      subject: "dfs.s.db.t0",
+      msgId: "forged",
+      headers: { "Dfs-Journal": j.journalId, "Dfs-Scn": "5" },
+    });
+    const { p } = publisher(stream, j);
+    p.start();
+    await waitFor(() => p.acked === 5, { timeoutMs: 2000, what: "every entry published" });
+    await p.stop();
+    assert.deepEqual(
+      stream.stored.map((m) => m.msgId),
+      ["s:id:1", "s:id:2", "forged", "s:id:3", "s:id:4", "s:id:5"],
+      "entries 3 to 5 were published, not skipped",
+    );
+  });
+
   test("another journal's messages in the stream are not taken for ours", async () => {
     const stream = new FakeStream();
     stream.stored.push({ subject: "x", msgId: "other", headers: { "Dfs-Journal": "J0", "Dfs-Scn": "999" } });

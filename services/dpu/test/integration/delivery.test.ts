@@ -50,6 +50,7 @@ test(`${TXNS.toLocaleString("en")} small transactions over ${TABLES.length} tabl
               { name: "v", type: "varchar(20)", charset: "utf8mb4" },
             ],
             primaryKey: ["id"],
+            scn: BigInt(n + 1),
             txnOrdinal: BigInt(i),
             txnLast: n % TABLES.length === TABLES.length - 1,
             captureTimeMs: BigInt(Date.now()),
@@ -65,6 +66,9 @@ test(`${TXNS.toLocaleString("en")} small transactions over ${TABLES.length} tabl
         );
         const h = headers();
         h.set(Headers.kind, "batch");
+        // As capture sends them: the DPU refuses messages without an SCN of a journal.
+        h.set(Headers.scn, String(n + 1));
+        h.set(Headers.journal, "delivery-test");
         inFlight.push(
           js.publish(subjects.data(p.id, p.db, table), payload, { headers: h, msgID: `deliv:${n}` }),
         );

@@ -55,7 +55,7 @@ class FakeSource implements MessageSource {
   queue: StreamMessage[] = [];
   constructor(private readonly stored: (seq: number) => boolean = () => true) {}
   add(seq: number, kind: string, data: Uint8Array): this {
-    this.queue.push({ seq, kind, data, ack: () => this.acked.push(seq) });
+    this.queue.push({ seq, subject: "", kind, data, scn: "", journal: "", ack: () => this.acked.push(seq) });
     return this;
   }
   peek() {

@@ -41,6 +41,11 @@ export enum ErrorCode {
   TARGET_READ_ONLY = "DFS_TARGET_READ_ONLY",
   /** A database or table a statement names does not exist (1146, 1049). */
   OBJECT_MISSING = "DFS_OBJECT_MISSING",
+  /**
+   * A statement (a row with large values) is larger than the server's max_allowed_packet. Raise
+   * max_allowed_packet on that server above the largest row (up to 1G), then restart.
+   */
+  PACKET_TOO_LARGE = "DFS_PACKET_TOO_LARGE",
   /** An internal invariant failed: this is a bug, please report it with the log. */
   ASSERTION = "DFS_ASSERTION",
   /** The operation was stopped on request (shutdown, pause). Not an error to report. */

@@ -1,4 +1,4 @@
-import { Headers } from "@dfs/codec";
+import { type ChunkHeader, Headers, parseChunkHeader } from "@dfs/codec";
 import { DataError, ErrorCode, TransientError } from "@dfs/common";
 import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
 
@@ -7,6 +7,8 @@ export interface Pulled {
   seq: number;
   data: Uint8Array;
   kind: string;
+  /** A slice of a message larger than max_payload (its Dfs-Chunk headers), or null. */
+  chunk: ChunkHeader | null;
   /** The reply subject: publishing "+ACK" to it acknowledges the message (and, AckAll, those before). */
   reply: string;
 }
@@ -82,7 +84,19 @@ export function pullOnce(
         if (seq === null)
           return finish(new DataError(ErrorCode.DATA_INVALID, `unexpected reply subject ${msg.reply}`));
         received++;
-        o.onMessage({ seq, data: msg.data, kind: msg.headers?.get(Headers.kind) ?? "", reply: msg.reply! });
+        let chunk: ChunkHeader | null;
+        try {
+          chunk = msg.headers ? parseChunkHeader((name) => msg.headers!.get(name) || undefined) : null;
+        } catch (err) {
+          return finish(err as Error);
+        }
+        o.onMessage({
+          seq,
+          data: msg.data,
+          kind: msg.headers?.get(Headers.kind) ?? "",
+          chunk,
+          reply: msg.reply!,
+        });
         if (received >= o.batch) finish({ received, status: 0, description: "" });
       },
     });

@@ -1,3 +1,4 @@
+import type { ChunkHeader } from "@dfs/codec";
 import { backoffMs, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
 import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -9,6 +10,10 @@ export interface StreamMessage {
   readonly data: Uint8Array;
   /** The Dfs-Kind header: "batch", "ddl" or "heartbeat". */
   readonly kind: string;
+  /** A slice of a larger message (chunked-source.ts joins them); absent or null for a whole one. */
+  readonly chunk?: ChunkHeader | null;
+  /** A joined message: the sequence of its first chunk (`seq` is its last one's). */
+  readonly firstSeq?: number;
   ack(): void;
 }
 
@@ -22,6 +27,8 @@ export interface MessageSource {
   anyStored(from: number, to: number): Promise<boolean>;
   /** Resolves when a message arrives, or after `ms`. */
   waitForMore?(ms: number): Promise<void>;
+  /** Reading starts again after `lowWater`: anything half-taken is forgotten. */
+  reset?(lowWater: number): void;
 }
 
 export interface StreamReaderOptions {
@@ -254,7 +261,7 @@ export class StreamReader implements MessageSource {
 
   private wrap(m: Pulled): StreamMessage {
     const nc = this.o.nc;
-    return { seq: m.seq, data: m.data, kind: m.kind, ack: () => nc.publish(m.reply, "+ACK") };
+    return { seq: m.seq, data: m.data, kind: m.kind, chunk: m.chunk, ack: () => nc.publish(m.reply, "+ACK") };
   }
 
   private async refreshPending(): Promise<void> {

@@ -130,6 +130,7 @@ export class TxnBuilder {
    */
   reset(lowWater: number, applied?: ReadonlySet<string>): void {
     this.cursor = lowWater;
+    this.o.source.reset?.(lowWater);
     this.skip = new Set([...(applied ?? this.skip)].filter((k) => unitSeq(k) > lowWater));
     this.open = null;
   }
@@ -169,9 +170,10 @@ export class TxnBuilder {
         continue;
       }
       const expected = this.cursor + 1;
-      if (m.seq !== expected) {
+      const first = m.firstSeq ?? m.seq; // a message joined from chunks starts at its first chunk
+      if (first !== expected) {
         if (g.lastMessage !== null || this.open) break; // apply what is complete first
-        if (await source.anyStored(expected, m.seq)) return { kind: "reread", seenSeq: m.seq };
+        if (await source.anyStored(expected, first)) return { kind: "reread", seenSeq: m.seq };
       }
       if (m.kind !== "batch" && this.open) this.endOpen(g, "the next message is not a batch");
       if (m.kind === "ddl") {

@@ -1,4 +1,5 @@
 import { mkdtempSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -20,8 +21,28 @@ import mysql from "mysql2/promise";
 
 export const urls = stackUrls();
 
-/** Starts the project's stack if it is not up (idempotent, shared by all test files). */
+function answers(url: string): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: u.hostname, port: Number(u.port) });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/**
+ * Starts the project's stack if it is not up (idempotent, shared by all test files). Servers
+ * already answering on the stack's ports (a stack another checkout of the project started, which
+ * `stack up` here would refuse as not its own) are used as they are.
+ */
 export async function ensureStack(): Promise<void> {
+  const up = await Promise.all([urls.sourceUrl, urls.targetUrl, urls.natsUrl].map(answers));
+  if (up.every(Boolean)) return;
   await stackUp({ log: () => {} });
 }
 

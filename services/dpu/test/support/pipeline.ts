@@ -1,7 +1,6 @@
 // Shared helpers of the DPU data-path tests (roundtrip, dlq, ddl-backlog). Not part of the service's API.
 
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { type CaptureService, startCapture } from "@dfs/capture";
 import { waitFor } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
@@ -10,29 +9,6 @@ import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, url
 import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
 import { type DpuService, startDpu } from "../../dist/index.js";
-
-function answers(url: string): Promise<boolean> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect({ host: u.hostname, port: Number(u.port) });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(2000, () => done(false));
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
-}
-
-/**
- * Servers already answering on the stack's ports (a stack another checkout started, which
- * `dfs stack up` here would refuse as not its own) are used as they are; otherwise the stack starts.
- */
-export async function stackReady(): Promise<void> {
-  const up = await Promise.all([urls.sourceUrl, urls.targetUrl, urls.natsUrl].map(answers));
-  if (!up.every(Boolean)) await ensureStack();
-}
 
 /** A connection to the stack's target MariaDB, with the same options as `sourceConnection`. */
 export function targetConnection(): Promise<mysql.Connection> {
@@ -118,7 +94,7 @@ export async function openPipeline(
   extra: Record<string, unknown> = {},
   o: { targetUrl?: string } = {},
 ): Promise<Pipeline> {
-  await stackReady();
+  await ensureStack();
   const id = uniqueId(prefix);
   const db = `${id}_src`;
   const targetDb = `${id}_dst`;

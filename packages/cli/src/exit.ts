@@ -51,6 +51,7 @@ const BY_CODE: Record<ErrorCode, ExitCode> = {
   [ErrorCode.TARGET_ACCESS_DENIED]: ExitCode.CONFIG,
   [ErrorCode.TARGET_PRIVILEGES]: ExitCode.CONFIG,
   [ErrorCode.TARGET_READ_ONLY]: ExitCode.CONFIG,
+  [ErrorCode.PACKET_TOO_LARGE]: ExitCode.CONFIG,
   [ErrorCode.SOURCE_UNAVAILABLE]: ExitCode.UNAVAILABLE,
   [ErrorCode.TARGET_UNAVAILABLE]: ExitCode.UNAVAILABLE,
   [ErrorCode.BROKER_UNAVAILABLE]: ExitCode.UNAVAILABLE,

@@ -18,6 +18,20 @@ export {
   rowField,
 } from "./batch.js";
 export { decodeBatchChanges, decodeRowField, type SplitBatch, splitBatch } from "./batch-reader.js";
+export {
+  type ChunkHeader,
+  ChunkHeaders,
+  ChunkJoiner,
+  type ChunkPiece,
+  chunkCount,
+  chunkHeaders,
+  chunkMsgId,
+  chunkSlice,
+  type JoinResult,
+  MAX_JOINED_BYTES,
+  parseChunkHeader,
+  sha256Hex,
+} from "./chunks.js";
 export { type GtidFlavor, gtidFlavor, isGtidSet } from "./gtid.js";
 export { messageIds } from "./message-id.js";
 export {

@@ -52,6 +52,11 @@ export class RowsWriter {
     return this.pos;
   }
 
+  /** Bytes the writer holds (its buffer grows to the largest batch written). */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
   /** The rows written so far, as the repeated field 15 of a ChangeBatch (a copy). */
   finish(): Buffer {
     return Buffer.from(this.view());

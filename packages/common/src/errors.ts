@@ -54,6 +54,11 @@ export enum ErrorCode {
    * restarting into it again; capture.skipTo passes it deliberately.
    */
   BINLOG_UNDECODABLE = "DFS_BINLOG_UNDECODABLE",
+  /**
+   * A statement (a row with large values) is larger than the server's max_allowed_packet. Raise
+   * max_allowed_packet on that server above the largest row (up to 1G), then restart.
+   */
+  PACKET_TOO_LARGE = "DFS_PACKET_TOO_LARGE",
   /** An internal invariant failed: this is a bug, please report it with the log. */
   ASSERTION = "DFS_ASSERTION",
   /** The operation was stopped on request (shutdown, pause). Not an error to report. */

@@ -1,9 +1,33 @@
+import { ConfigError, ErrorCode } from "@dfs/common";
 import type { MysqlSession } from "./session.js";
 
 /** A statement with `?` parameters. */
 export interface ScriptStatement {
   sql: string;
   params?: readonly unknown[];
+  /**
+   * Sent alone as a prepared statement, its parameters in the binary protocol (large values:
+   * as SQL text a BLOB would double in size, and be a string on the heap).
+   */
+  execute?: boolean;
+}
+
+/** Bytes a statement takes on the wire: its text and its parameters. */
+export function statementBytes(st: ScriptStatement): number {
+  let n = Buffer.byteLength(st.sql) + 16;
+  for (const p of st.params ?? [])
+    n += p instanceof Uint8Array ? p.byteLength + 9 : typeof p === "string" ? Buffer.byteLength(p) + 9 : 9;
+  return n;
+}
+
+/**
+ * A statement larger than the server's max_allowed_packet cannot be sent: the server would drop
+ * the connection (error 1153), and retrying would never end. A person must raise the setting.
+ */
+function tooLarge(bytes: number, maxPacket: number, role: string): ConfigError {
+  return new ConfigError(ErrorCode.PACKET_TOO_LARGE, [
+    `a statement of ${bytes} bytes (a row with large values) does not fit the ${role}'s max_allowed_packet (${maxPacket} bytes): raise max_allowed_packet on the ${role} (SET GLOBAL max_allowed_packet = ..., up to 1G, and in its config file) above the largest row, then restart`,
+  ]);
 }
 
 /**
@@ -20,6 +44,8 @@ export async function runScript(
   statements: readonly ScriptStatement[],
   maxBytes: number,
   sent?: (from: number, to: number, ms: number) => void,
+  /** The server's max_allowed_packet: a statement larger is a ConfigError before it is sent. */
+  maxPacket = Number.POSITIVE_INFINITY,
 ): Promise<unknown> {
   let from = 0;
   let parts: string[] = [];
@@ -37,8 +63,19 @@ export async function runScript(
   };
   for (let i = 0; i < statements.length; i++) {
     const st = statements[i]!;
+    if (st.execute) {
+      const size = statementBytes(st);
+      if (size > maxPacket) throw tooLarge(size, maxPacket, "target");
+      if (parts.length > 0) await flush(i);
+      const started = performance.now();
+      last = await s.execute(st.sql, st.params ?? []);
+      sent?.(i, i + 1, performance.now() - started);
+      from = i + 1;
+      continue;
+    }
     const sql = st.params && st.params.length > 0 ? s.format(st.sql, st.params) : st.sql;
     const size = Buffer.byteLength(sql) + 2;
+    if (size > maxPacket) throw tooLarge(size, maxPacket, "target");
     if (parts.length > 0 && bytes + size > maxBytes) await flush(i);
     parts.push(sql);
     bytes += size;

@@ -58,7 +58,9 @@ export const MARIADB_TUNING: readonly string[] = [
   "--innodb-buffer-pool-size=512M",
   "--character-set-server=utf8mb4",
   "--collation-server=utf8mb4_general_ci",
-  "--max-allowed-packet=256M",
+  // 1G, the most MySQL and MariaDB allow: a row up to that size can be written, read from the binlog
+  // and applied to the target (a statement must fit in one packet; docs/dpu.md "Large rows").
+  "--max-allowed-packet=1G",
   // Grants are for root@127.0.0.1, so no DNS lookups are needed (and none can stall a connect).
   "--skip-name-resolve",
 ];

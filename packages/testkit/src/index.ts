@@ -21,11 +21,6 @@ import mysql from "mysql2/promise";
 
 export const urls = stackUrls();
 
-/** Starts the project's stack if it is not up (idempotent, shared by all test files). */
-export async function ensureStack(): Promise<void> {
-  await stackUp({ log: () => {} });
-}
-
 function answers(url: string): Promise<boolean> {
   const u = new URL(url);
   return new Promise((resolve) => {
@@ -41,14 +36,18 @@ function answers(url: string): Promise<boolean> {
 }
 
 /**
- * Servers already answering on the stack's ports (e.g. a stack another checkout started, which
- * `ensureStack` here would refuse as not its own) are used as they are; otherwise the stack starts.
+ * Starts the project's stack if it is not up (idempotent, shared by all test files). Servers
+ * already answering on the stack's ports (a stack another checkout of the project started, which
+ * `stack up` here would refuse as not its own) are used as they are.
  */
-export async function stackReady(): Promise<void> {
+export async function ensureStack(): Promise<void> {
   const up = await Promise.all([urls.sourceUrl, urls.targetUrl, urls.natsUrl].map(answers));
   if (up.every(Boolean)) return;
-  await ensureStack();
+  await stackUp({ log: () => {} });
 }
+
+/** The same as ensureStack (kept for the tests that call it by this name). */
+export const stackReady = ensureStack;
 
 /** A name no other test uses: for source ids, databases and streams. */
 export function uniqueId(prefix = "t"): string {

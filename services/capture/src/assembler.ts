@@ -86,6 +86,9 @@ interface OpenBatch {
  */
 const GROUP_MESSAGES = 1;
 
+/** Writers up to this size are reused; one a large row grew is dropped (8 kept would pin 8 large rows). */
+const REUSE_WRITER_BYTES = 2 * 1024 * 1024;
+
 /** The key of a row as "col=value, ...", shortened, for the monitor (never every column). */
 function keyText(table: TableInfo, row: Record<string, unknown> | undefined): string {
   if (!row) return "";
@@ -507,9 +510,10 @@ export class Assembler implements BinlogHandler {
     return b;
   }
 
+  /** Keeps a writer for reuse, unless a large row grew it: large buffers go back to the system. */
   private release(w: RowsWriter): void {
     w.reset();
-    if (this.writers.length < 8) this.writers.push(w);
+    if (this.writers.length < 8 && w.capacity <= REUSE_WRITER_BYTES) this.writers.push(w);
   }
 
   private closeBatch(g: OpenGroup, batch: OpenBatch, last: boolean): void {

@@ -1,12 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { Position, type TableRef } from "@dfs/codec";
-import { assert } from "@dfs/common";
+import { formatTableRef, Position, type TableRef } from "@dfs/codec";
+import { assert, DataError, ErrorCode } from "@dfs/common";
 import Database from "better-sqlite3";
 
 /** Kinds of journal entry; the same as the Dfs-Kind header. */
 export type EntryKind = "batch" | "ddl" | "heartbeat";
+/**
+ * Largest payload one entry may hold: better-sqlite3 refuses a blob past 2^29 bytes ("string or
+ * blob too big", measured with 12.x). A message that large is refused with a clear error.
+ */
+export const MAX_ENTRY_BYTES = 2 ** 29 - 64;
 /** Most payload bytes of recently appended entries kept in memory for the publisher. */
 const RECENT_MAX_BYTES = 16 * 1024 * 1024;
 const KIND_CODE: Record<EntryKind, number> = { batch: 0, ddl: 1, heartbeat: 2 };
@@ -35,6 +40,37 @@ export interface JournalEntry {
   payload: Uint8Array;
   /** Key of a batch's first row, for the monitor's recent changes (in memory only). */
   firstKey?: string;
+}
+
+/** An `entries` row as read. */
+interface EntryRow {
+  scn: number;
+  kind: number;
+  subject: string;
+  msg_id: string;
+  pos: string;
+  payload: Buffer;
+  db: string;
+  tbl: string;
+  op_c: number;
+  op_u: number;
+  op_d: number;
+  op_r: number;
+}
+
+function entryOf(r: EntryRow): JournalEntry {
+  const kind = CODE_KIND[r.kind]!;
+  const batch = kind === "batch";
+  return {
+    scn: r.scn,
+    kind,
+    subject: r.subject,
+    msgId: r.msg_id,
+    ref: batch && r.db !== "" ? { db: r.db, table: r.tbl } : null,
+    ops: batch ? { c: r.op_c, u: r.op_u, d: r.op_d, r: r.op_r } : null,
+    sortable: r.pos,
+    payload: r.payload,
+  };
 }
 
 /** Rows of an entry (0 for DDL and heartbeats). */
@@ -226,6 +262,12 @@ export class Journal {
    * Entries must come in SCN order.
    */
   append(entries: readonly JournalEntry[], checkpoint: Checkpoint | null): void {
+    for (const e of entries)
+      if (e.payload.byteLength > MAX_ENTRY_BYTES)
+        throw new DataError(
+          ErrorCode.DATA_INVALID,
+          `a message of ${e.payload.byteLength} bytes (${e.ref ? formatTableRef(e.ref) : e.kind}, scn ${e.scn}) is larger than the journal's largest entry (${MAX_ENTRY_BYTES} bytes, SQLite's blob limit): a row this large cannot be journaled`,
+        );
     const tx = this.db.transaction(() => {
       for (const e of entries) {
         const o = e.ops;
@@ -301,50 +343,36 @@ export class Journal {
     }
   }
 
-  /** Committed entries after `afterScn`, in order. */
-  read(afterScn: number, limit: number): JournalEntry[] {
+  /**
+   * Committed entries after `afterScn`, in order: at most `limit`, and, past the first, at most
+   * `maxBytes` of payload (large entries are read one page at a time, not 32 of them at once).
+   */
+  read(afterScn: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): JournalEntry[] {
     const upTo = this.checkpointValue?.committedScn ?? 0;
     const first = this.recent[this.recentHead];
     if (first && afterScn + 1 >= first.scn) {
       const from = this.recentHead + (afterScn + 1 - first.scn);
       const out: JournalEntry[] = [];
+      let bytes = 0;
       for (let i = from; i < this.recent.length && out.length < limit; i++) {
         const e = this.recent[i]!;
-        if (e.scn > upTo) break;
+        if (e.scn > upTo || (out.length > 0 && bytes + e.payload.byteLength > maxBytes)) break;
         out.push(e);
+        bytes += e.payload.byteLength;
       }
       // Entries before the reader's cursor are not needed again (a resync goes to the table).
       while (this.recentHead < from && this.recentHead < this.recent.length - 1) this.forgetOldestRecent();
       return out;
     }
-    const rows = this.readEntries.all(afterScn, upTo, limit) as {
-      scn: number;
-      kind: number;
-      subject: string;
-      msg_id: string;
-      pos: string;
-      payload: Buffer;
-      db: string;
-      tbl: string;
-      op_c: number;
-      op_u: number;
-      op_d: number;
-      op_r: number;
-    }[];
-    return rows.map((r) => {
-      const kind = CODE_KIND[r.kind]!;
-      const batch = kind === "batch";
-      return {
-        scn: r.scn,
-        kind,
-        subject: r.subject,
-        msgId: r.msg_id,
-        ref: batch && r.db !== "" ? { db: r.db, table: r.tbl } : null,
-        ops: batch ? { c: r.op_c, u: r.op_u, d: r.op_d, r: r.op_r } : null,
-        sortable: r.pos,
-        payload: r.payload,
-      };
-    });
+    const out: JournalEntry[] = [];
+    let bytes = 0;
+    // Row by row: a row past the byte bound is never read (its payload is not allocated).
+    for (const r of this.readEntries.iterate(afterScn, upTo, limit) as IterableIterator<EntryRow>) {
+      out.push(entryOf(r));
+      bytes += r.payload.byteLength;
+      if (bytes >= maxBytes) break;
+    }
+    return out;
   }
 
   /**

@@ -1,4 +1,13 @@
-import { Headers, type TableRef } from "@dfs/codec";
+import {
+  chunkCount,
+  chunkHeaders,
+  chunkMsgId,
+  chunkSlice,
+  Headers,
+  parseChunkHeader,
+  sha256Hex,
+  type TableRef,
+} from "@dfs/codec";
 import { backoffMs, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
 import type { StreamWriter } from "@dfs/nats";
 import { entryRows, type JournalEntry, type OpCounts } from "./journal.js";
@@ -7,8 +16,12 @@ import { entryRows, type JournalEntry, type OpCounts } from "./journal.js";
 export interface PublishSource {
   readonly journalId: string;
   readonly publishedScn: number;
-  read(afterScn: number, limit: number): JournalEntry[];
+  /** Committed entries after `afterScn`: at most `limit`, and past the first, at most `maxBytes` of payload. */
+  read(afterScn: number, limit: number, maxBytes?: number): JournalEntry[];
 }
+
+/** Room left in a message for its headers (ids, position, chunk headers: well under 1 KiB). */
+export const HEADER_ROOM = 8 * 1024;
 
 export interface PublisherOptions {
   /** The stream (JetStream in the service, a fake in unit tests). */
@@ -18,6 +31,11 @@ export interface PublisherOptions {
   /** The window is bounded by bytes too, so large messages cannot pile up in memory. */
   maxInFlightBytes: number;
   ackTimeoutMs: number;
+  /**
+   * Most payload bytes of one message: the NATS server's max_payload (as the connection's server
+   * info says now) less HEADER_ROOM. A larger entry is published as chunks (@dfs/codec chunks.ts).
+   */
+  maxMessageBytes(): number;
   reconnect: { initialMs: number; maxMs: number };
   log: Logger;
   /** Every entry up to this SCN is acknowledged by JetStream (called in order, never backwards). */
@@ -34,6 +52,8 @@ interface InFlight {
   ref: TableRef | null;
   ops: OpCounts | null;
   bytes: number;
+  /** The entry's last message (its only one, or its last chunk): acknowledging it completes the entry. */
+  complete: boolean;
   /** Acknowledged by the stream. */
   done: boolean;
   /** Acknowledged or failed: no longer outstanding. */
@@ -54,6 +74,10 @@ export class Publisher {
   private inflightBytes = 0;
   /** Entries read from the journal and not yet sent, in SCN order. */
   private page: JournalEntry[] = [];
+  /** An entry published as chunks, from chunk `next` of `count` (a resync may resume it midway). */
+  private chunking: { e: JournalEntry; next: number; count: number; sha256: string } | null = null;
+  /** Where the stream's last message left a chunked entry: its scn, the next chunk and the count. */
+  private resume: { scn: number; next: number; count: number } | null = null;
   private sentScn = 0;
   private ackedScn = 0;
   private lastMsgId: string | undefined;
@@ -125,13 +149,24 @@ export class Publisher {
     const journal = this.o.journal;
     const last = await this.o.stream.last();
     let acked = journal.publishedScn;
+    this.resume = null;
     if (last && last.headers[Headers.journal] === journal.journalId) {
       const scn = Number(last.headers[Headers.scn] ?? 0);
-      // Only a message this journal published counts: its message id is the entry's. Anyone may
-      // publish on the stream, and a foreign message carrying this journal's headers would
-      // otherwise move the cursor past entries never sent (they would never be published).
+      // Only a message this journal published counts: its message id is the entry's (or one of its
+      // chunks'). Anyone may publish on the stream, and a foreign message carrying this journal's
+      // headers would otherwise move the cursor past entries never sent (they would never be published).
+      const chunk = parseChunkHeader((name) => last.headers[name]);
       const entry = Number.isSafeInteger(scn) && scn > acked ? journal.read(scn - 1, 1)[0] : undefined;
-      if (entry?.scn === scn && entry.msgId === last.msgId) acked = scn;
+      const ours =
+        entry?.scn === scn &&
+        (chunk
+          ? last.msgId === chunkMsgId(entry.msgId, chunk.index, chunk.count)
+          : entry.msgId === last.msgId);
+      if (ours && chunk && chunk.index < chunk.count - 1) {
+        // The stream holds the first chunks of an entry: it goes on from the next one, cut as before.
+        acked = Math.max(acked, scn - 1);
+        this.resume = { scn, next: chunk.index + 1, count: chunk.count };
+      } else if (ours) acked = scn;
       else if (scn > acked)
         this.o.log.warn(
           { scn, publishedScn: acked },
@@ -148,6 +183,7 @@ export class Publisher {
     this.inflight = [];
     this.inflightBytes = 0;
     this.page = [];
+    this.chunking = null;
     this.sentScn = acked;
     if (acked > this.ackedScn) {
       this.ackedScn = acked;
@@ -160,51 +196,95 @@ export class Publisher {
     const { journal, maxInFlight, maxInFlightBytes } = this.o;
     while (!this.stopped) {
       if (this.failure) throw this.failure;
-      if (this.page.length === 0) {
-        // Small pages, kept until sent: reading bounded by the window, never read twice.
-        this.page = journal.read(this.sentScn, Math.min(Math.max(maxInFlight - this.inflight.length, 1), 32));
+      if (this.page.length === 0 && this.chunking === null) {
+        // Small pages, kept until sent: reading bounded by the window (messages and bytes, so that
+        // a page of large entries is not read at once), never read twice.
+        this.page = journal.read(
+          this.sentScn,
+          Math.min(Math.max(maxInFlight - this.inflight.length, 1), 32),
+          Math.max(maxInFlightBytes - this.inflightBytes, 1),
+        );
         if (this.page.length === 0) {
           await this.signal.wait();
           continue;
         }
       }
       while (
-        this.page.length > 0 &&
+        (this.chunking !== null || this.page.length > 0) &&
         this.inflight.length < maxInFlight &&
         this.inflightBytes < maxInFlightBytes
       ) {
-        this.send(this.page.shift()!);
+        if (this.chunking) this.sendChunk(this.chunking);
+        else this.send(this.page.shift()!);
       }
-      if (this.page.length > 0) await this.signal.wait();
+      if (this.chunking !== null || this.page.length > 0) await this.signal.wait();
     }
   }
 
-  private send(e: JournalEntry): void {
-    const rows = entryRows(e);
-    const headers = {
+  private headersOf(e: JournalEntry, rows: number): Record<string, string> {
+    return {
       [Headers.kind]: e.kind,
       [Headers.scn]: String(e.scn),
       [Headers.journal]: this.o.journal.journalId,
       [Headers.position]: e.sortable,
       [Headers.rows]: String(rows),
     };
+  }
+
+  private send(e: JournalEntry): void {
+    const max = this.o.maxMessageBytes();
+    const resume = this.resume?.scn === e.scn ? this.resume : null;
+    this.resume = null;
+    if (resume || e.payload.byteLength > max) {
+      const count = resume?.count ?? chunkCount(e.payload.byteLength, max);
+      this.chunking = { e, next: resume?.next ?? 0, count, sha256: sha256Hex(e.payload) };
+      this.sendChunk(this.chunking);
+      return;
+    }
+    const rows = entryRows(e);
+    this.publish(e, e.subject, e.payload, e.msgId, this.headersOf(e, rows), true);
+  }
+
+  /** The next chunk of an entry larger than a message; the last one completes the entry. */
+  private sendChunk(c: { e: JournalEntry; next: number; count: number; sha256: string }): void {
+    const { e, count } = c;
+    const index = c.next++;
+    const complete = index === count - 1;
+    if (complete) this.chunking = null;
+    const headers = {
+      ...this.headersOf(e, entryRows(e)),
+      ...chunkHeaders({ index, count, bytes: e.payload.byteLength, sha256: c.sha256, of: e.msgId }),
+    };
+    const slice = chunkSlice(e.payload, index, count);
+    this.publish(e, e.subject, slice, chunkMsgId(e.msgId, index, count), headers, complete);
+  }
+
+  private publish(
+    e: JournalEntry,
+    subject: string,
+    payload: Uint8Array,
+    msgId: string,
+    headers: Record<string, string>,
+    complete: boolean,
+  ): void {
     const item: InFlight = {
       scn: e.scn,
-      rows,
-      ref: e.ref,
-      ops: e.ops,
-      bytes: e.payload.byteLength,
+      rows: complete ? entryRows(e) : 0,
+      ref: complete ? e.ref : null,
+      ops: complete ? e.ops : null,
+      bytes: payload.byteLength,
+      complete,
       done: false,
       settled: false,
     };
     this.inflight.push(item);
     this.inflightBytes += item.bytes;
     const expectLastMsgId = this.lastMsgId;
-    this.lastMsgId = e.msgId;
-    this.sentScn = e.scn;
+    this.lastMsgId = msgId;
+    if (complete) this.sentScn = e.scn;
     this.o.stream
-      .publish(e.subject, e.payload, {
-        msgId: e.msgId,
+      .publish(subject, payload, {
+        msgId,
         headers,
         timeoutMs: this.o.ackTimeoutMs,
         ...(expectLastMsgId ? { expectLastMsgId } : {}),
@@ -227,9 +307,12 @@ export class Publisher {
   private advance(): void {
     let entries = 0;
     let rows = 0;
+    let freed = false;
     while (this.inflight.length > 0 && this.inflight[0]!.done) {
       const head = this.inflight.shift()!;
       this.inflightBytes -= head.bytes;
+      freed = true;
+      if (!head.complete) continue; // a chunk: its entry is acknowledged with its last chunk
       this.ackedScn = head.scn;
       entries++;
       rows += head.rows;
@@ -239,8 +322,8 @@ export class Publisher {
       this.publishedEntries += entries;
       this.publishedRows += rows;
       this.o.onPublished(this.ackedScn, entries, rows);
-      this.signal.fire();
     }
+    if (freed) this.signal.fire();
   }
 
   /** Waits until no publish is outstanding (each has its own ack timeout). */

@@ -20,7 +20,7 @@ import type { SourceFacts } from "./checks.js";
 import { captureControl } from "./control.js";
 import { Journal } from "./journal.js";
 import { JournalWriter } from "./journal-writer.js";
-import { Publisher } from "./publisher.js";
+import { HEADER_ROOM, Publisher } from "./publisher.js";
 import { ReaderSupervisor } from "./reader-supervisor.js";
 import { CaptureRuntime, type CaptureService } from "./runtime.js";
 import { SnapshotCoordinator } from "./snapshot.js";
@@ -160,6 +160,8 @@ function buildPublisher(
     maxInFlight: cfg.capture.publish.maxInFlight,
     maxInFlightBytes: cfg.capture.publish.maxInFlightBytes,
     ackTimeoutMs: cfg.capture.publish.ackTimeoutMs,
+    // Read at each publish: a reconnect may land on a server with another limit.
+    maxMessageBytes: () => Math.max(64 * 1024, (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM),
     reconnect: cfg.capture.reconnect,
     log,
     onPublished: () => {},

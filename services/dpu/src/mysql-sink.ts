@@ -88,6 +88,8 @@ export class MysqlSink implements Sink {
   private pendingLow = 0;
   private largeOpen = false;
   private maxScriptBytes = MAX_SCRIPT_BYTES;
+  /** The target's max_allowed_packet: a larger statement (a large row) is an error naming it. */
+  private maxPacket = Number.POSITIVE_INFINITY;
   readonly stats: SinkStats = { rowsApplied: 0, rejected: 0, retries: 0, lastError: "", waitingFor: "" };
 
   constructor(private readonly o: MysqlSinkOptions) {}
@@ -109,10 +111,8 @@ export class MysqlSink implements Sink {
       // The pipeline's key maps need a parent's insert before its children's: one connection.
       this.lanesValue = this.o.pipeline ? 1 : await resolveConnections(s, this.o.connections);
       const packet = await s.query<{ p: string }[]>("SELECT @@max_allowed_packet AS p");
-      this.maxScriptBytes = Math.min(
-        MAX_SCRIPT_BYTES,
-        Math.floor(Number(packet[0]?.p ?? 0) / 2) || MAX_SCRIPT_BYTES,
-      );
+      this.maxPacket = Number(packet[0]?.p ?? 0) || Number.POSITIVE_INFINITY;
+      this.maxScriptBytes = Math.min(MAX_SCRIPT_BYTES, Math.floor(this.maxPacket / 2));
       const low = await s.query<{ s: string }[]>(
         `SELECT stream_seq AS s FROM ${this.checkpointTable} WHERE consumer = ?`,
         [this.o.consumer],
@@ -275,14 +275,15 @@ export class MysqlSink implements Sink {
 
   /** Statements in as few round trips as the packet size allows; each reported with its share of the time. */
   private script(s: MysqlSession, statements: readonly Statement[]): Promise<unknown> {
-    return runScript(s, statements, this.maxScriptBytes, (from, to, ms) => {
+    const sent = (from: number, to: number, ms: number) => {
       const events = this.o.events;
       if (!events?.statement) return;
       for (let i = from; i < to; i++) {
         const st = statements[i]!;
         if (st.changes.length > 0) events.statement(st, ms / (to - from));
       }
-    });
+    };
+    return runScript(s, statements, this.maxScriptBytes, sent, this.maxPacket);
   }
 
   async applyDdl(ddl: DdlChange, seq: number): Promise<void> {

@@ -11,12 +11,35 @@ import type { Change, TargetTable } from "./sink.js";
 export interface Statement {
   sql: string;
   params?: unknown[];
+  /** Sent alone as a prepared statement with `params` in the binary protocol (large values). */
+  execute?: boolean;
   /** The statement without its values ("(?,?) ×N" for its rows), for the activity log. */
   text?: string;
   changes: Change[];
 }
 
 export type Kind = "upsert" | "delete" | "insert" | "delete-image";
+
+/**
+ * A value this large travels as a binary parameter of a prepared statement (Statement.execute),
+ * never as SQL text: as text a BLOB doubles (X'hex') and becomes a heap string, and a 60 MB row
+ * would need some 250 MB of strings on its way to the server. Such a row is alone in its statement,
+ * so that one statement is never more than one large row (max_allowed_packet).
+ */
+export const LARGE_VALUE_BYTES = 256 * 1024;
+
+function isLarge(v: unknown): boolean {
+  return (
+    (v instanceof Uint8Array && v.byteLength >= LARGE_VALUE_BYTES) ||
+    (typeof v === "string" && v.length >= LARGE_VALUE_BYTES)
+  );
+}
+
+/** Whether a row holds a large value in one of `cols`. */
+function hasLarge(row: Record<string, SqlValue>, cols: readonly string[]): boolean {
+  for (const c of cols) if (isLarge(row[c])) return true;
+  return false;
+}
 
 /** One row to write: what a change becomes (an update that changes the key becomes two). */
 interface Op {
@@ -90,14 +113,19 @@ function opsOf(changes: readonly Change[], out: Op[] = []): Op[] {
   return out;
 }
 
-/** Whether `op` may join `run` (same table, kind and columns; a keyless delete is always alone). */
+/**
+ * Whether `op` may join `run` (same table, kind and columns; a keyless delete, and a row with a
+ * large value, is always alone).
+ */
 function joins(run: Run, op: Op, statementRows: number): boolean {
   return (
     run.kind === op.kind &&
     run.table === op.table &&
     op.kind !== "delete-image" &&
     run.rows.length < statementRows &&
-    sameColumns(run.columns, op.columns)
+    sameColumns(run.columns, op.columns) &&
+    !hasLarge(op.image, op.columns) &&
+    !hasLarge(run.rows[run.rows.length - 1]!, run.columns)
   );
 }
 
@@ -190,8 +218,8 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
           out.push(statementOf({ ...g, rows: [row], changes: [g.rowChanges[i]!] }));
         continue;
       }
-      for (let at = 0; at < g.rows.length; at += statementRows) {
-        const rows = g.rows.slice(at, at + statementRows);
+      for (let at = 0; at < g.rows.length; ) {
+        const rows = g.rows.slice(at, at + rowsAt(g.rows, g.columns, at, statementRows));
         out.push(
           statementOf({
             ...g,
@@ -199,9 +227,23 @@ export function planLane(changes: readonly Change[], statementRows: number): Sta
             changes: distinct(g.rowChanges, at, at + rows.length),
           }),
         );
+        at += rows.length;
       }
     }
   return out;
+}
+
+/** How many rows from `at` share a statement: up to statementRows, a row with a large value alone. */
+function rowsAt(
+  rows: readonly Record<string, SqlValue>[],
+  cols: readonly string[],
+  at: number,
+  statementRows: number,
+): number {
+  if (hasLarge(rows[at]!, cols)) return 1;
+  let n = 1;
+  while (n < statementRows && at + n < rows.length && !hasLarge(rows[at + n]!, cols)) n++;
+  return n;
 }
 
 /** changes[from, to) in order, each once (a change's rows are next to each other in a statement). */
@@ -211,15 +253,34 @@ function distinct(changes: readonly Change[], from: number, to: number): Change[
   return out;
 }
 
-/** `(v, ...)` per row, the values in `cols` order, escaped by sqlLiteral. */
-export function tuples(rows: readonly Record<string, SqlValue>[], cols: readonly string[]): string {
+/**
+ * A value in SQL text: escaped by sqlLiteral, or, when large and `params` is given, a `?` whose
+ * value goes to `params` (sent in the binary protocol).
+ */
+function literal(v: SqlValue | undefined, params?: unknown[]): string {
+  if (params && isLarge(v)) {
+    params.push(v);
+    return "?";
+  }
+  return sqlLiteral(v ?? null);
+}
+
+/**
+ * `(v, ...)` per row, the values in `cols` order, escaped by sqlLiteral; with `params`, large
+ * values become `?` parameters gathered there.
+ */
+export function tuples(
+  rows: readonly Record<string, SqlValue>[],
+  cols: readonly string[],
+  params?: unknown[],
+): string {
   const out = new Array<string>(rows.length);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
     let s = "(";
     for (let c = 0; c < cols.length; c++) {
       if (c > 0) s += ",";
-      s += sqlLiteral(row[cols[c]!] ?? null);
+      s += literal(row[cols[c]!], params);
     }
     out[r] = `${s})`;
   }
@@ -241,6 +302,13 @@ export interface StatementRun {
  * a DELETE by key, or a one-row DELETE equal to an image.
  */
 export function statementOf(run: StatementRun): Statement {
+  const params: unknown[] = [];
+  const st = statementText(run, params);
+  // Large values are parameters: the statement goes alone, prepared, in the binary protocol.
+  return params.length > 0 ? { ...st, params, execute: true } : st;
+}
+
+function statementText(run: StatementRun, params: unknown[]): Statement {
   const t = run.table;
   const cols = run.columns;
   const n = run.rows.length;
@@ -260,7 +328,7 @@ export function statementOf(run: StatementRun): Statement {
         tail = ` ON DUPLICATE KEY UPDATE ${assign.join(",")}`;
       }
       return {
-        sql: head + tuples(run.rows, cols) + tail,
+        sql: head + tuples(run.rows, cols, params) + tail,
         text: `${head}${marks} ×${n}${tail}`,
         changes: run.changes,
       };
@@ -269,7 +337,7 @@ export function statementOf(run: StatementRun): Statement {
       const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
       if (cols.length === 1) {
         const col = quoteId(cols[0]!);
-        const values = run.rows.map((row) => sqlLiteral(row[cols[0]!] ?? null)).join(",");
+        const values = run.rows.map((row) => literal(row[cols[0]!], params)).join(",");
         return {
           sql: `${head}${col} IN (${values})`,
           text: `${head}${col} IN (?) ×${n}`,
@@ -278,7 +346,7 @@ export function statementOf(run: StatementRun): Statement {
       }
       const list = `(${cols.map(quoteId).join(",")})`;
       return {
-        sql: `${head}${list} IN (${tuples(run.rows, cols)})`,
+        sql: `${head}${list} IN (${tuples(run.rows, cols, params)})`,
         text: `${head}${list} IN (${marks}) ×${n}`,
         changes: run.changes,
       };
@@ -290,7 +358,7 @@ export function statementOf(run: StatementRun): Statement {
         cols.map((c) => `${quoteId(c)} <=> ${value(c)}`).join(" AND ");
       const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
       return {
-        sql: `${head}${where((c) => sqlLiteral(row[c] ?? null))} LIMIT 1`,
+        sql: `${head}${where((c) => literal(row[c], params))} LIMIT 1`,
         text: `${head}${where(() => "?")} LIMIT 1`,
         changes: run.changes,
       };

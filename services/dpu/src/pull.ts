@@ -1,4 +1,4 @@
-import { Headers } from "@dfs/codec";
+import { type ChunkHeader, Headers, parseChunkHeader } from "@dfs/codec";
 import { DataError, ErrorCode, TransientError } from "@dfs/common";
 import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
 
@@ -11,6 +11,8 @@ export interface Pulled {
   /** The Dfs-Scn and Dfs-Journal headers ("" when absent). */
   scn: string;
   journal: string;
+  /** A slice of a message larger than max_payload (its Dfs-Chunk headers), or null. */
+  chunk: ChunkHeader | null;
   /** The reply subject: publishing "+ACK" to it acknowledges the message (and, AckAll, those before). */
   reply: string;
 }
@@ -86,6 +88,12 @@ export function pullOnce(
         if (seq === null)
           return finish(new DataError(ErrorCode.DATA_INVALID, `unexpected reply subject ${msg.reply}`));
         received++;
+        let chunk: ChunkHeader | null;
+        try {
+          chunk = msg.headers ? parseChunkHeader((name) => msg.headers!.get(name) || undefined) : null;
+        } catch (err) {
+          return finish(err as Error);
+        }
         const h = msg.headers;
         o.onMessage({
           seq,
@@ -94,6 +102,7 @@ export function pullOnce(
           kind: h?.get(Headers.kind) ?? "",
           scn: h?.get(Headers.scn) ?? "",
           journal: h?.get(Headers.journal) ?? "",
+          chunk,
           reply: msg.reply!,
         });
         if (received >= o.batch) finish({ received, status: 0, description: "" });

@@ -21,6 +21,7 @@ import {
   streamSettingsOf,
   subjects,
 } from "@dfs/nats";
+import { ChunkedSource } from "./chunked-source.js";
 import { dpuControl } from "./control.js";
 import { deadLetterMessage, publishDeadLetters } from "./dlq.js";
 import { joinGroup } from "./group.js";
@@ -92,7 +93,8 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       log,
     });
     const builder = new TxnBuilder({
-      source: reader,
+      // Messages larger than NATS's max_payload come as chunks: joined before the builder sees them.
+      source: new ChunkedSource(reader, log),
       sink,
       maxMessages: b.maxMessages,
       maxRows: b.maxRows,

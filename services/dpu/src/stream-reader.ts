@@ -1,3 +1,4 @@
+import type { ChunkHeader } from "@dfs/codec";
 import { backoffMs, DataError, ErrorCode, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
 import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -14,6 +15,10 @@ export interface StreamMessage {
   /** The Dfs-Scn and Dfs-Journal headers, "" when absent. */
   readonly scn: string;
   readonly journal: string;
+  /** A slice of a larger message (chunked-source.ts joins them); absent or null for a whole one. */
+  readonly chunk?: ChunkHeader | null;
+  /** A joined message: the sequence of its first chunk (`seq` is its last one's). */
+  readonly firstSeq?: number;
   ack(): void;
 }
 
@@ -27,6 +32,8 @@ export interface MessageSource {
   anyStored(from: number, to: number): Promise<boolean>;
   /** Resolves when a message arrives, or after `ms`. */
   waitForMore?(ms: number): Promise<void>;
+  /** Reading starts again after `lowWater`: anything half-taken is forgotten. */
+  reset?(lowWater: number): void;
 }
 
 export interface StreamReaderOptions {

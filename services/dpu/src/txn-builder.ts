@@ -141,6 +141,7 @@ export class TxnBuilder {
    */
   reset(lowWater: number, applied?: ReadonlySet<string>): void {
     this.cursor = lowWater;
+    this.o.source.reset?.(lowWater);
     this.skip = new Set([...(applied ?? this.skip)].filter((k) => unitSeq(k) > lowWater));
     this.open = null;
     this.admission.reset();
@@ -181,10 +182,11 @@ export class TxnBuilder {
         continue;
       }
       const expected = this.cursor + 1;
-      if (m.seq !== expected) {
+      const first = m.firstSeq ?? m.seq; // a message joined from chunks starts at its first chunk
+      if (first !== expected) {
         if (g.lastMessage !== null || this.open) break; // apply what is complete first
-        if (await source.anyStored(expected, m.seq)) return { kind: "reread", seenSeq: m.seq };
-        this.lost(expected, m.seq - 1);
+        if (await source.anyStored(expected, first)) return { kind: "reread", seenSeq: m.seq };
+        this.lost(expected, first - 1);
       }
       // A message that cannot be capture's is dead-lettered with the reason and passed over; it
       // neither ends nor joins the source transaction being gathered.

@@ -1,7 +1,9 @@
 // The Publisher alone, against a fake stream that behaves like JetStream where it matters: message
 // ids dedupe, an expected-last-id that does not match is refused, acks come back in any order.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
+import { ChunkJoiner, parseChunkHeader } from "@dfs/codec";
 import { createLogger, waitFor } from "@dfs/common";
 import type { LastPublished, StreamWriter } from "@dfs/nats";
 import type { JournalEntry } from "../../dist/journal.js";
@@ -13,6 +15,7 @@ interface Stored {
   subject: string;
   msgId: string;
   headers: Record<string, string>;
+  payload?: Uint8Array;
 }
 
 /** A stream in memory. Acks are held until `release` (to reorder them) unless `autoAck`. */
@@ -21,19 +24,23 @@ class FakeStream implements StreamWriter {
   pending: { resolve(): void; reject(e: Error): void; m: Stored }[] = [];
   autoAck = true;
   failNext = 0;
+  /** Fails every publish call from this number on (1 = the first; 0 = none): NATS went away. */
+  failFrom = 0;
+  calls = 0;
   maxPending = 0;
   lastIdSeen = "";
 
   async publish(
     subject: string,
-    _payload: Uint8Array,
+    payload: Uint8Array,
     o: { msgId: string; headers: Record<string, string>; expectLastMsgId?: string },
   ): Promise<void> {
-    if (this.failNext > 0) {
-      this.failNext--;
+    this.calls++;
+    if ((this.failFrom > 0 && this.calls >= this.failFrom) || this.failNext > 0) {
+      if (this.failNext > 0) this.failNext--;
       throw new Error("nats: timeout");
     }
-    const m = { subject, msgId: o.msgId, headers: o.headers };
+    const m = { subject, msgId: o.msgId, headers: o.headers, payload: Buffer.from(payload) };
     const last = this.stored.at(-1)?.msgId;
     const dup = this.stored.some((s) => s.msgId === o.msgId);
     if (!dup) {
@@ -81,13 +88,18 @@ function journal(n: number, publishedScn = 0): PublishSource & { entries: Journa
   };
 }
 
-function publisher(stream: FakeStream, source: PublishSource, o: { maxInFlight?: number } = {}) {
+function publisher(
+  stream: FakeStream,
+  source: PublishSource,
+  o: { maxInFlight?: number; maxMessageBytes?: number; maxInFlightBytes?: number } = {},
+) {
   const acked: [string, number][] = [];
   const p = new Publisher({
     stream,
     journal: source,
     maxInFlight: o.maxInFlight ?? 8,
-    maxInFlightBytes: 1 << 20,
+    maxInFlightBytes: o.maxInFlightBytes ?? 1 << 20,
+    maxMessageBytes: () => o.maxMessageBytes ?? 1 << 20,
     ackTimeoutMs: 1000,
     reconnect: { initialMs: 5, maxMs: 20 },
     log,
@@ -204,5 +216,84 @@ describe("Publisher", () => {
     await waitFor(() => p.acked === 3, { timeoutMs: 2000, what: "acked" });
     await p.stop();
     assert.equal(stream.stored.length, 4);
+  });
+
+  describe("an entry larger than a message goes as chunks", () => {
+    /** Three entries, the middle one 10,000 random bytes (chunks of at most 1,000 bytes). */
+    function bigJournal(): PublishSource & { entries: JournalEntry[] } {
+      const src = journal(3);
+      src.entries[1]!.payload = randomBytes(10_000);
+      return src;
+    }
+
+    /** The stream's messages joined again: whole messages as they are, chunks through the joiner. */
+    function joined(stream: FakeStream): { msgId: string; payload: Buffer }[] {
+      const out: { msgId: string; payload: Buffer }[] = [];
+      const joiner = new ChunkJoiner();
+      for (const [i, m] of stream.stored.entries()) {
+        const header = parseChunkHeader((name) => m.headers[name]);
+        if (!header) out.push({ msgId: m.msgId, payload: Buffer.from(m.payload!) });
+        else {
+          const r = joiner.add({ header, seq: i + 1, data: m.payload! });
+          assert.notEqual(r.kind, "gap", `chunk at ${i + 1}`);
+          if (r.kind === "whole") out.push({ msgId: header.of, payload: r.data });
+        }
+      }
+      return out;
+    }
+
+    test("ordered chunks on the entry's subject with the whole's size and checksum; acked with the last", async () => {
+      const stream = new FakeStream();
+      stream.autoAck = false;
+      const src = bigJournal();
+      const { p, acked } = publisher(stream, src, { maxMessageBytes: 1000, maxInFlightBytes: 3000 });
+      p.start();
+      await waitFor(() => stream.pending.length >= 3, { timeoutMs: 2000, what: "a window of chunks" });
+      assert.ok(stream.pending.length <= 4, "chunks in flight are bounded by the window's bytes");
+      for (let i = 0; i < 40 && p.acked < 3; i++) {
+        stream.release();
+        await new Promise((r) => setTimeout(r, 5));
+        const chunks = stream.stored.filter((m) => m.headers["Dfs-Scn"] === "2").length;
+        if (p.acked >= 2) assert.equal(chunks, 10, "the entry is acked only with its last chunk");
+      }
+      await waitFor(() => p.acked === 3, { timeoutMs: 2000, what: "all acked" });
+      await p.stop();
+      const chunks = stream.stored.slice(1, -1);
+      assert.equal(chunks.length, 10);
+      assert.deepEqual(
+        chunks.map((m) => [m.subject, m.headers["Dfs-Chunk"], m.headers["Dfs-Scn"], m.msgId]),
+        chunks.map((_, i) => ["dfs.s.db.t1", `${i}/10`, "2", `s:id:2:chunk:${i}/10`]),
+      );
+      assert.equal(chunks[0]!.headers["Dfs-Chunk-Bytes"], "10000");
+      assert.deepEqual(
+        joined(stream).map((m) => m.payload),
+        src.entries.map((e) => Buffer.from(e.payload)),
+      );
+      assert.equal(acked.length, 3, "metrics count the entry once");
+    });
+
+    test("a failure midway resumes at the next chunk, cut as before: each chunk stored once", async () => {
+      const stream = new FakeStream();
+      stream.failFrom = 6; // from the entry's fifth chunk on
+      const src = bigJournal();
+      const { p } = publisher(stream, src, { maxMessageBytes: 1000, maxInFlight: 1 });
+      p.start();
+      await waitFor(() => p.failures >= 1, { timeoutMs: 2000, what: "the failure" });
+      await p.stop();
+      stream.failFrom = 0;
+      assert.equal(stream.stored.at(-1)!.headers["Dfs-Chunk"], "3/10", "stopped after chunk 3");
+      // A restart (the journal's published mark behind) reads the stream's last chunk and goes on,
+      // even with a server whose max_payload changed meanwhile.
+      const again = publisher(stream, src, { maxMessageBytes: 4000 }).p;
+      again.start();
+      await waitFor(() => again.acked === 3, { timeoutMs: 2000, what: "all acked" });
+      await again.stop();
+      const ids = stream.stored.map((m) => m.msgId);
+      assert.equal(new Set(ids).size, ids.length, "nothing stored twice");
+      assert.deepEqual(
+        joined(stream).map((m) => m.payload),
+        src.entries.map((e) => Buffer.from(e.payload)),
+      );
+    });
   });
 });

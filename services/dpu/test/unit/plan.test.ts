@@ -261,3 +261,42 @@ describe("planLane", () => {
     );
   });
 });
+
+describe("large values", () => {
+  test("a row with a large value is alone in its statement, the value a binary parameter; the rest stays text", () => {
+    const blob = Buffer.alloc(300 * 1024, 7);
+    const text = "é".repeat(300 * 1024);
+    const changes = [
+      change(t, "c", null, { id: 1n, qty: 1n, note: "a" }),
+      change(t, "c", null, { id: 2n, qty: 2n, note: blob }),
+      change(t, "c", null, { id: 3n, qty: 3n, note: "b" }),
+      change(t, "c", null, { id: 4n, qty: 4n, note: text }),
+    ];
+    for (const st of [planLane(changes, 1000), planStatements(changes, 1000)]) {
+      assert.deepEqual(
+        st.map((s) => [s.changes.map((c) => c.after!.id), s.execute ?? false]),
+        [
+          [[1n], false],
+          [[2n], true],
+          [[3n], false],
+          [[4n], true],
+        ],
+      );
+      assert.equal(
+        st[1]!.sql,
+        "INSERT INTO `shop`.`orders` (`id`,`qty`,`note`) VALUES (2,2,?) ON DUPLICATE KEY UPDATE `qty`=VALUES(`qty`),`note`=VALUES(`note`)",
+      );
+      assert.equal(st[1]!.params![0], blob, "the value itself, not a copy or its text");
+      assert.equal(st[3]!.params![0], text);
+    }
+  });
+
+  test("a keyless delete matches a large before image through a parameter", () => {
+    const k = targetTable("shop", "log", ["a", "b"], []);
+    const blob = Buffer.alloc(300 * 1024, 1);
+    const [st] = planLane([change(k, "d", { a: 1n, b: blob }, null)], 1000);
+    assert.equal(st!.sql, "DELETE FROM `shop`.`log` WHERE `a` <=> 1 AND `b` <=> ? LIMIT 1");
+    assert.equal(st!.execute, true);
+    assert.equal(st!.params![0], blob);
+  });
+});

@@ -78,8 +78,8 @@ test("a broken rule is caught: promtool fails a test whose expectation does not 
   // The harness itself can fail: a test expecting DfsStreamMessagesLost without any lost message.
   const bad = join(dir, "tests", "pipeline.yml");
   const text = readFileSync(bad, "utf8").replace(
-    /dfs_dpu_lost_messages\{([^}]*)\}"\n(\s+)values: "0 0 12 12"/,
-    'dfs_dpu_lost_messages{$1}"\n$2values: "0 0 0 0"',
+    /(dfs_dpu_lost_messages\{[^}]*\}["']\n\s+values: )"0 0 12 12"/,
+    '$1"0 0 0 0"',
   );
   assert.notEqual(text, readFileSync(bad, "utf8"), "the fixture to break was not found");
   const tmp = mkdtempSync(join(tmpdir(), "dfs-rules-"));

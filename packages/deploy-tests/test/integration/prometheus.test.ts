@@ -132,9 +132,7 @@ test("prometheus scrapes every service's dfs_ series, and DfsDpuDown fires when 
     }
     const alertState = async (name: string) => {
       const r = await api("alerts");
-      return (r?.alerts ?? [])
-        .filter((a: any) => a.labels.alertname === name)
-        .map((a: any) => a.state as string);
+      return (r?.alerts ?? []).filter((a) => a.labels.alertname === name).map((a) => a.state);
     };
     assert.deepEqual(await alertState("DfsDpuDown"), [], "DfsDpuDown before its cause");
     await stop(procs.find((p) => p.name === "dpu")!, "SIGKILL");

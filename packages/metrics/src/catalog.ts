@@ -79,6 +79,26 @@ export function captureMetrics(r: Registry) {
       help: "Bytes of journal entries not yet acknowledged by JetStream",
       registers: [r],
     }),
+    journalLimit: new Gauge({
+      name: "dfs_capture_journal_limit_bytes",
+      help: "capture.journal.maxBytes: backlog bytes at which the binlog reader pauses until publishing catches up",
+      registers: [r],
+    }),
+    binlogOldest: new Gauge({
+      name: "dfs_capture_source_binlog_oldest_file_number",
+      help: "Numeric suffix of the oldest binlog file the source still has (SHOW BINARY LOGS)",
+      registers: [r],
+    }),
+    binlogNewest: new Gauge({
+      name: "dfs_capture_source_binlog_newest_file_number",
+      help: "Numeric suffix of the newest binlog file of the source (the one it writes now)",
+      registers: [r],
+    }),
+    binlogExpire: new Gauge({
+      name: "dfs_capture_source_binlog_expire_seconds",
+      help: "Age at which the source purges binlog files by itself (binlog_expire_logs_seconds or expire_logs_days); 0 = never",
+      registers: [r],
+    }),
     inFlight: new Gauge({
       name: "dfs_capture_publish_in_flight",
       help: "Publishes sent to JetStream and not yet acknowledged",
@@ -157,6 +177,16 @@ export function dpuMetrics(r: Registry) {
     retries: new Counter({
       name: "dfs_dpu_retries_total",
       help: "Target operations retried after a transient error (connection, deadlock, lock wait)",
+      registers: [r],
+    }),
+    oldestPendingAge: new Gauge({
+      name: "dfs_dpu_oldest_pending_age_seconds",
+      help: "Age in the stream of the oldest message this DPU has not applied yet (0 when none is pending)",
+      registers: [r],
+    }),
+    streamMaxAge: new Gauge({
+      name: "dfs_dpu_stream_max_age_seconds",
+      help: "The stream's max age (nats.stream.maxAge): older messages are removed, applied or not; 0 = kept forever",
       registers: [r],
     }),
     lost: new Gauge({

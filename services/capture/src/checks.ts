@@ -20,7 +20,8 @@ export async function listBinlogs(conn: MysqlSession): Promise<{ name: string; s
   }));
 }
 
-async function variable(conn: MysqlSession, name: string): Promise<string | null> {
+/** A global server variable as text; null when the server has no such variable. */
+export async function variable(conn: MysqlSession, name: string): Promise<string | null> {
   try {
     const rows = await conn.query<{ v: unknown }[]>(`SELECT @@GLOBAL.${name} AS v`);
     const v = rows[0]?.v;

@@ -5,6 +5,7 @@ import { createLogger, type DfsError, errorMessage, type Logger, Scope } from "@
 import { captureFilter, type DfsConfig, type TableFilter } from "@dfs/config";
 import { serveControl } from "@dfs/control";
 import { healthOf, serveHttp } from "@dfs/metrics";
+import { MysqlSession } from "@dfs/mysql";
 import {
   acquireLease,
   connectNatsWithRetry,
@@ -22,6 +23,7 @@ import { Journal } from "./journal.js";
 import { JournalWriter } from "./journal-writer.js";
 import { HEADER_ROOM, Publisher } from "./publisher.js";
 import { ReaderSupervisor } from "./reader-supervisor.js";
+import { RetentionWatch, readRetention } from "./retention.js";
 import { CaptureRuntime, type CaptureService } from "./runtime.js";
 import { SnapshotCoordinator } from "./snapshot.js";
 import { prepareSource } from "./source.js";
@@ -40,7 +42,7 @@ export interface CaptureDeps {
  */
 export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Promise<CaptureService> {
   const log = deps.log ?? createLogger({ level: cfg.log.level, name: "capture" });
-  const telemetry = new CaptureTelemetry(cfg.source.id);
+  const telemetry = new CaptureTelemetry(cfg.source.id, cfg.capture.journal.maxBytes);
   const scope = new Scope();
   const stopping = new AbortController();
   let runtime: CaptureRuntime | null = null;
@@ -93,6 +95,14 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     });
     runtime.start(schema);
     lease?.lost.then(fatal);
+    const retention = new RetentionWatch({
+      read: () => withSource(cfg, readRetention),
+      intervalMs: RETENTION_INTERVAL_MS,
+      onUpdate: (r) => telemetry.retention(r),
+      log,
+    });
+    retention.start();
+    scope.defer(() => retention.stop());
     const control = scope.use(
       await serveControl({
         kind: "capture",
@@ -112,6 +122,19 @@ export async function startCapture(cfg: DfsConfig, deps: CaptureDeps = {}): Prom
     if (runtime) await runtime.stop();
     else await scope.close();
     throw err;
+  }
+}
+
+/** How often the source's binlog retention is read for dfs_capture_source_binlog_* (a minute). */
+const RETENTION_INTERVAL_MS = 60_000;
+
+/** Runs `f` on a fresh session to the source, closed afterwards. */
+async function withSource<T>(cfg: DfsConfig, f: (conn: MysqlSession) => Promise<T>): Promise<T> {
+  const conn = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
+  try {
+    return await f(conn);
+  } finally {
+    await conn.close();
   }
 }
 

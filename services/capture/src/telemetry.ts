@@ -13,6 +13,7 @@ import {
 } from "@dfs/metrics";
 import type { StageStatus } from "@dfs/proto";
 import type { JournalEntry, OpCounts } from "./journal.js";
+import type { BinlogRetention } from "./retention.js";
 import type { CaptureStatus } from "./runtime.js";
 
 const OPS = ["c", "u", "d", "r"] as const;
@@ -33,12 +34,20 @@ export class CaptureTelemetry {
   readonly snapshot: SnapshotMetrics;
   readonly activity = new ActivityLog();
 
-  constructor(sourceId: string) {
+  constructor(sourceId: string, journalMaxBytes: number) {
     this.registry = createRegistry("capture", sourceId);
     this.service = serviceMetrics(this.registry);
     this.m = captureMetrics(this.registry);
     this.snapshot = snapshotMetrics(this.registry);
+    this.m.journalLimit.set(journalMaxBytes);
     setState(this.service, "starting");
+  }
+
+  /** What the source keeps of its binlog (read now and then by a RetentionWatch). */
+  retention(r: BinlogRetention): void {
+    this.m.binlogOldest.set(r.oldestFile);
+    this.m.binlogNewest.set(r.newestFile);
+    this.m.binlogExpire.set(r.expireSeconds);
   }
 
   /** Entries written to the journal: rows captured, per table and op. */

@@ -35,6 +35,10 @@ export interface DpuStatus {
   pending: number;
   /** Seconds the target is behind the source, from the last heartbeat applied. */
   lagSeconds: number;
+  /** Age in the stream of the oldest message after the checkpoint (0 when none). */
+  oldestPendingAgeSeconds: number;
+  /** The stream's max age (0: kept forever). */
+  streamMaxAgeSeconds: number;
   /** What the DPU waits for while it retries a write ("" when it does not). */
   waitingFor: string;
   /** Connections applying in parallel. */
@@ -148,6 +152,9 @@ export class DpuRuntime implements DpuService {
       queued: reader.queued,
       pending: Math.max(reader.pending, reader.queued),
       lagSeconds: telemetry.lagSeconds(),
+      oldestPendingAgeSeconds:
+        reader.oldestPendingMs > 0 ? Math.max(0, (Date.now() - reader.oldestPendingMs) / 1000) : 0,
+      streamMaxAgeSeconds: reader.streamMaxAgeSeconds,
       waitingFor: sink.stats.waitingFor,
       connections: sink.parallelism,
       lastError: this.lastError || sink.stats.lastError,

@@ -90,6 +90,7 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       maxQueue: b.maxMessages * 2,
       maxQueueBytes: b.maxBytes * 2,
       maxPullBytes: MAX_PULL_BYTES,
+      applied: () => runtime?.status().appliedSeq ?? 0,
       log,
     });
     const builder = new TxnBuilder({

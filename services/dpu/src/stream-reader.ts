@@ -46,6 +46,8 @@ export interface StreamReaderOptions {
   maxQueueBytes: number;
   /** Most bytes one pull may ask for: well under the server's per-client pending limit. */
   maxPullBytes: number;
+  /** The sequence everything up to which is in the target (the checkpoint), for the pending message's age. */
+  applied(): number;
   log: Logger;
 }
 
@@ -88,6 +90,10 @@ export class StreamReader implements MessageSource {
   private generationStop = new AbortController();
   /** Messages after the checkpoint that the consumer has not had acknowledged, refreshed in the background. */
   pending = 0;
+  /** Stream time (ms) of the oldest message after the checkpoint; 0 when none. Refreshed with `pending`. */
+  oldestPendingMs = 0;
+  /** The stream's max_age in seconds (0: kept forever). Refreshed with `pending`. */
+  streamMaxAgeSeconds = 0;
   private pendingTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: StreamReaderOptions) {}
@@ -283,15 +289,40 @@ export class StreamReader implements MessageSource {
 
   private async refreshPending(): Promise<void> {
     try {
-      const ci = await (await this.jsm()).consumers.info(this.o.stream, this.o.consumer);
+      const jsm = await this.jsm();
+      const ci = await jsm.consumers.info(this.o.stream, this.o.consumer);
       this.pending = ci.num_pending + ci.num_ack_pending;
+      const info = await jsm.streams.info(this.o.stream);
+      this.streamMaxAgeSeconds = Math.round(info.config.max_age / 1e9);
+      this.oldestPendingMs = await oldestAfter(jsm, this.o.stream, this.o.applied(), info.state);
     } catch {
-      // NATS away: the count stays as it was
+      // NATS away: the figures stay as they were
     }
   }
 
   private async jsm(): Promise<JetStreamManager> {
     this.jsmValue ??= await jetstreamManager(this.o.nc);
     return this.jsmValue;
+  }
+}
+
+/**
+ * Stream time (ms) of the oldest stored message after `applied`; 0 when there is none. Below the
+ * stream's first sequence the first stored message is the oldest (its first_ts); a message deleted
+ * from the middle counts as none (the DPU's gap check reports it).
+ */
+async function oldestAfter(
+  jsm: JetStreamManager,
+  stream: string,
+  applied: number,
+  state: { first_seq: number; last_seq: number; first_ts: string },
+): Promise<number> {
+  const seq = Math.max(applied + 1, state.first_seq);
+  if (seq > state.last_seq) return 0;
+  if (seq === state.first_seq) return Date.parse(state.first_ts) || 0;
+  try {
+    return (await jsm.streams.getMessage(stream, { seq }))?.time.getTime() ?? 0;
+  } catch {
+    return 0;
   }
 }

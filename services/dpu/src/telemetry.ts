@@ -115,6 +115,8 @@ export class DpuTelemetry implements SinkEvents {
     this.m.lag.set(s.lagSeconds);
     this.m.appliedSeq.set(s.appliedSeq);
     this.m.pending.set(s.pending);
+    this.m.oldestPendingAge.set(s.oldestPendingAgeSeconds);
+    this.m.streamMaxAge.set(s.streamMaxAgeSeconds);
   }
 }
 

@@ -54,7 +54,7 @@ function setup(
     journal,
     notify: () => notified++,
     acked: () => acked,
-    telemetry: new CaptureTelemetry("s"),
+    telemetry: new CaptureTelemetry("s", 1 << 30),
     throttle,
     position: () => at(4),
     groupCommitMs: o.groupCommitMs ?? 20,

@@ -18,12 +18,15 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: every dependency, the native better-sqlite3 compiled here, the TypeScript built ----
 FROM ${NODE_IMAGE} AS build
-# better-sqlite3 is compiled from source (--build-from-source below), so no prebuilt binary is
-# downloaded at build time; the toolchain stays in this stage.
+# better-sqlite3 is compiled from source here (npm_config_build_from_source below), so no prebuilt
+# binary is downloaded at build time; the toolchain stays in this stage.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
-ENV TURBO_TELEMETRY_DISABLED=1 \
+# npm_config_build_from_source is read by better-sqlite3's install script (prebuild-install): it
+# compiles with node-gyp instead of fetching a binary.
+ENV npm_config_build_from_source=true \
+    TURBO_TELEMETRY_DISABLED=1 \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false \
     NPM_CONFIG_AUDIT=false
@@ -51,7 +54,7 @@ COPY services/capture/package.json services/capture/
 COPY services/dpu/package.json services/dpu/
 COPY services/monitor/package.json services/monitor/
 COPY services/relmgr/package.json services/relmgr/
-RUN npm ci --build-from-source
+RUN npm ci
 
 # The sources (.dockerignore keeps out node_modules, dist, tests' output, .stack, .git ...).
 COPY tsconfig.base.json turbo.json ./

@@ -18,6 +18,9 @@ import https from "node:https";
 
 const TIMEOUT_MS = 4000;
 
+/** A variable of the container's environment, trimmed; undefined when unset or empty. */
+const envValue = (name) => process.env[name]?.trim() || undefined;
+
 /** argv of a process, or undefined when it cannot be read. */
 function argvOf(pid) {
   try {
@@ -31,7 +34,7 @@ function argvOf(pid) {
 function dfsArgs() {
   const isDfs = (argv) => argv?.some((a) => /(^|\/)dfs(\.js)?$/.test(a));
   const after = (argv) => argv.slice(argv.findIndex((a) => /(^|\/)dfs(\.js)?$/.test(a)) + 1);
-  const wanted = process.env.DFS_HEALTHCHECK_PID?.trim();
+  const wanted = envValue("DFS_HEALTHCHECK_PID");
   if (wanted) {
     const argv = argvOf(wanted);
     if (!isDfs(argv)) throw new Error(`process ${wanted} is not a dfs process`);
@@ -97,7 +100,7 @@ function get(url) {
 }
 
 async function main() {
-  const override = process.env.DFS_HEALTHCHECK_URL?.trim();
+  const override = envValue("DFS_HEALTHCHECK_URL");
   let urls;
   let what = "dfs";
   if (override) urls = [override];

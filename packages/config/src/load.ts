@@ -46,6 +46,8 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: "DFS_DPU_GROUP", path: "dpu.group" },
   { env: "DFS_DPU_HTTP_PORT", path: "dpu.http.port" },
   { env: "DFS_DPU_GRPC_PORT", path: "dpu.grpc.port" },
+  { env: "DFS_RELMGR_HTTP_PORT", path: "relmgr.http.port" },
+  { env: "DFS_RELMGR_GRPC_PORT", path: "relmgr.grpc.port" },
   { env: "DFS_MONITOR_PORT", path: "monitor.http.port" },
   { env: "DFS_MONITOR_HOST", path: "monitor.http.host" },
   { env: "DFS_LOG_LEVEL", path: "log.level" },

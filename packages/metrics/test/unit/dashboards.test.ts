@@ -253,3 +253,28 @@ test("the metric-name check catches an unknown name", async () => {
   assert.equal(exposed.has("dfs_dpu_apply_seconds_bucket"), true);
   assert.equal(exposed.has("dfs_process_resident_memory_bytes"), true);
 });
+
+test("dashboards with DPU panels have a group variable, and every DPU query filters on it", () => {
+  let withDpu = 0;
+  for (const { file, dash } of loadDashboards()) {
+    const dpuQueries = queries(dash).filter(
+      (q) => q.where.startsWith("panel") && metricNames(q.expr).some((n) => n.startsWith("dfs_dpu_")),
+    );
+    if (dpuQueries.length === 0) continue;
+    withDpu++;
+    const group = (dash.templating?.list ?? []).find((v: Json) => v.name === "group");
+    assert.ok(group, `${file}: DPU panels but no group variable`);
+    assert.equal(group.type, "query", `${file}: group variable type`);
+    assert.match(
+      queries({ templating: { list: [group] } })[0]?.expr ?? "",
+      /label_values\(dfs_dpu_[a-z_]+\{source=~"\$source"\},\s*group\)/,
+      `${file}: group comes from a DPU metric's group label`,
+    );
+    for (const q of dpuQueries) {
+      const selectors = [...q.expr.matchAll(/\bdfs_dpu_[a-zA-Z0-9_]+(\{[^}]*\})?/g)];
+      for (const s of selectors)
+        assert.ok(s[1]?.includes('group=~"$group"'), `${file} ${q.where}: ${s[0]} does not filter on $group`);
+    }
+  }
+  assert.ok(withDpu >= 1, "no dashboard shows DPU metrics");
+});

@@ -355,11 +355,22 @@ function addVerify(program: Command, act: Act): void {
     .command("verify")
     .description("compare source and target by key-chunk checksums; report drifted keys; --repair fixes them")
     .addOption(configOption())
-    .option("--table <db.table>", "a source table to verify (repeatable); default: every captured table", collect(String))
-    .option("--repair", "re-sync the drifted keys through the DPU's apply path (deleting rows the source lacks)")
+    .option(
+      "--table <db.table>",
+      "a source table to verify (repeatable); default: every captured table",
+      collect(String),
+    )
+    .option(
+      "--repair",
+      "re-sync the drifted keys through the DPU's apply path (deleting rows the source lacks)",
+    )
     .option("--json", "print the report as JSON instead of a table")
-    .addOption(new Option("--chunk-rows <n>", "rows per checksum chunk").argParser(wholeNumber(100)).default(10_000))
-    .addOption(new Option("--rounds <n>", "rounds to settle a differing key").argParser(wholeNumber(2)).default(6))
+    .addOption(
+      new Option("--chunk-rows <n>", "rows per checksum chunk").argParser(wholeNumber(100)).default(10_000),
+    )
+    .addOption(
+      new Option("--rounds <n>", "rounds to settle a differing key").argParser(wholeNumber(2)).default(6),
+    )
     .addOption(
       new Option("--wait <seconds>", "how long to wait for the DPU to apply past a chunk's source position")
         .argParser(wholeNumber(1))

@@ -26,7 +26,10 @@ export async function sourcePosition(s: MysqlSession): Promise<string> {
   }
   const r = rows[0];
   if (!r?.File)
-    throw new DataError(ErrorCode.DATA_INVALID, "the source has no binary log (log_bin is off): nothing to verify against");
+    throw new DataError(
+      ErrorCode.DATA_INVALID,
+      "the source has no binary log (log_bin is off): nothing to verify against",
+    );
   return Position.at(r.File, Number(r.Position)).sortable;
 }
 

@@ -13,8 +13,8 @@ import { sleep } from "@dfs/common";
 import type { MysqlSession } from "@dfs/mysql";
 import { type AppliedWatch, sourcePosition } from "./applied.js";
 import type { TablePlan } from "./plan.js";
-import { isBytes, keyString, printableKey, rawRows, valueOf } from "./read.js";
-import { boundarySql, chunkSumSql, type Cond, keyIn, keyRange, rowHashesSql, type Side } from "./sql.js";
+import { isBytes, keyString, printableKey, rawRows, rawValue } from "./read.js";
+import { boundarySql, type Cond, chunkSumSql, keyIn, keyRange, rowHashesSql, type Side } from "./sql.js";
 
 export interface Drift {
   /** The key in the source's column names. */
@@ -66,11 +66,15 @@ function keyBytes(plan: TablePlan, side: "source" | "target"): boolean[] {
   return plan[side].key.map((k) => isBytes(plan.pairs.find((p) => p[side].name === k)![side]));
 }
 
-async function readSourceChunk(plan: TablePlan, ctx: CompareContext, lo: unknown[] | null): Promise<SourceChunk> {
+async function readSourceChunk(
+  plan: TablePlan,
+  ctx: CompareContext,
+  lo: unknown[] | null,
+): Promise<SourceChunk> {
   const side = plan.source;
   const bytes = keyBytes(plan, "source");
   const b = await rawRows(ctx.src, boundarySql(side, lo, ctx.chunkRows));
-  const hi = b[0] ? side.key.map((_, i) => valueOf(b[0]![i] ?? null, bytes[i]!)) : null;
+  const hi = b[0] ? side.key.map((_, i) => rawValue(b[0]![i] ?? null, bytes[i]!)) : null;
   const range = keyRange(side.key, lo, hi);
   const sum = await rawRows(ctx.src, chunkSumSql(side, range));
   const pos = await sourcePosition(ctx.src);
@@ -87,7 +91,7 @@ async function hashes(
 ): Promise<Map<string, { key: unknown[]; hash: string }>> {
   const out = new Map<string, { key: unknown[]; hash: string }>();
   for (const r of await rawRows(s, rowHashesSql(side, where))) {
-    const key = side.key.map((_, i) => valueOf(r[i] ?? null, bytes[i]!));
+    const key = side.key.map((_, i) => rawValue(r[i] ?? null, bytes[i]!));
     out.set(keyString(key), { key, hash: String(r[side.key.length] ?? "") });
   }
   return out;

@@ -5,4 +5,10 @@
  */
 export type { Drift } from "./compare.js";
 export { formatReport, reportJson } from "./report.js";
-export { runVerify, type TableResult, type TableStatus, type VerifyOptions, type VerifyReport } from "./run.js";
+export {
+  runVerify,
+  type TableResult,
+  type TableStatus,
+  type VerifyOptions,
+  type VerifyReport,
+} from "./run.js";

@@ -84,8 +84,18 @@ function build(
     ok: true,
     plan: {
       name,
-      source: sideOf(src.ref, sourceKey, sorted.map((p) => p.source), sortedForms),
-      target: sideOf(tgt.ref, targetKey, sorted.map((p) => p.target), sortedForms),
+      source: sideOf(
+        src.ref,
+        sourceKey,
+        sorted.map((p) => p.source),
+        sortedForms,
+      ),
+      target: sideOf(
+        tgt.ref,
+        targetKey,
+        sorted.map((p) => p.target),
+        sortedForms,
+      ),
       pairs: sorted,
       sourceColumns: src.columns.filter((c) => !c.generated),
     },
@@ -114,7 +124,12 @@ export function syncPlan(src: TableDescription, tgt: TableDescription | null, ta
   const key = src.identity.columns;
   const missingKey = key.find((k) => !targetCols.has(k));
   if (missingKey)
-    return { ok: false, source: src.ref, target: tgt.ref, reason: `the target has no key column ${missingKey}` };
+    return {
+      ok: false,
+      source: src.ref,
+      target: tgt.ref,
+      reason: `the target has no key column ${missingKey}`,
+    };
   return build(name, src, tgt, pairs, key, key);
 }
 

@@ -44,7 +44,7 @@ export function rawRows(s: MysqlSession, q: Cond): Promise<(Buffer | null)[][]> 
 }
 
 /** A raw value as a statement parameter or a row value: bytes for byte columns, text otherwise. */
-export function valueOf(raw: Buffer | null, bytes: boolean): string | Buffer | null {
+export function rawValue(raw: Buffer | null, bytes: boolean): string | Buffer | null {
   if (raw === null) return null;
   return bytes ? raw : raw.toString("utf8");
 }
@@ -57,7 +57,10 @@ export function keyString(values: readonly unknown[]): string {
 }
 
 /** A key tuple as people read it: { id: "5" }, bytes as 0x hex. */
-export function printableKey(names: readonly string[], values: readonly unknown[]): Record<string, string | null> {
+export function printableKey(
+  names: readonly string[],
+  values: readonly unknown[],
+): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   names.forEach((n, i) => {
     const v = values[i];
@@ -67,16 +70,12 @@ export function printableKey(names: readonly string[], values: readonly unknown[
 }
 
 /** Rows read whole (rowsSql), as Row objects by column name. */
-export async function readRows(
-  s: MysqlSession,
-  q: Cond,
-  columns: readonly ColumnInfo[],
-): Promise<Row[]> {
+export async function readRows(s: MysqlSession, q: Cond, columns: readonly ColumnInfo[]): Promise<Row[]> {
   const bytes = columns.map(isBytes);
   return (await rawRows(s, q)).map((r) => {
     const row: Row = {};
     columns.forEach((c, i) => {
-      row[c.name] = valueOf(r[i] ?? null, bytes[i]!);
+      row[c.name] = rawValue(r[i] ?? null, bytes[i]!);
     });
     return row;
   });

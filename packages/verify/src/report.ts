@@ -4,7 +4,8 @@ import type { TableResult, VerifyReport } from "./run.js";
 const MAX_KEYS_SHOWN = 20;
 
 function statusText(r: TableResult): string {
-  if (r.status === "repaired" && r.repair) return `repaired (${r.repair.upserted} written, ${r.repair.deleted} deleted)`;
+  if (r.status === "repaired" && r.repair)
+    return `repaired (${r.repair.upserted} written, ${r.repair.deleted} deleted)`;
   if (r.status === "drift" && r.repair) return `DRIFT (${r.repair.remaining.length} left after repair)`;
   if (r.status === "drift") return "DRIFT";
   if (r.status === "missing") return "MISSING";
@@ -13,12 +14,19 @@ function statusText(r: TableResult): string {
 
 function pad(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd(),
+  );
 }
 
 /** The results as a table, then each table's drifted keys and reasons, then a summary line. */
 export function formatReport(report: VerifyReport): string {
-  const rows: string[][] = [["TABLE", "SOURCE ROWS", "TARGET ROWS", "CHUNKS", "DRIFTED KEYS", "SECONDS", "STATUS"]];
+  const rows: string[][] = [
+    ["TABLE", "SOURCE ROWS", "TARGET ROWS", "CHUNKS", "DRIFTED KEYS", "SECONDS", "STATUS"],
+  ];
   for (const r of report.tables)
     rows.push([
       r.name,
@@ -34,8 +42,10 @@ export function formatReport(report: VerifyReport): string {
     if (r.reason) lines.push("", `${r.name}: ${r.reason}`);
     if (r.drift.length > 0) {
       lines.push("", `${r.name}: drifted keys (kind: missing on the target, extra on the target, different)`);
-      for (const d of r.drift.slice(0, MAX_KEYS_SHOWN)) lines.push(`  ${d.kind.padEnd(9)} ${JSON.stringify(d.key)}`);
-      if (r.drift.length > MAX_KEYS_SHOWN) lines.push(`  ... and ${r.drift.length - MAX_KEYS_SHOWN} more (--json lists all)`);
+      for (const d of r.drift.slice(0, MAX_KEYS_SHOWN))
+        lines.push(`  ${d.kind.padEnd(9)} ${JSON.stringify(d.key)}`);
+      if (r.drift.length > MAX_KEYS_SHOWN)
+        lines.push(`  ... and ${r.drift.length - MAX_KEYS_SHOWN} more (--json lists all)`);
     }
     if (r.unsettled > 0)
       lines.push(

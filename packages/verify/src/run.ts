@@ -101,7 +101,10 @@ async function planAll(
 function emptyResult(p: Extract<Planned, { ok: false }>): TableResult {
   const missing = p.reason === "missing";
   return {
-    name: p.target && !sameName(p.source, p.target) ? `${formatTableRef(p.source)} -> ${formatTableRef(p.target)}` : formatTableRef(p.source),
+    name:
+      p.target && !sameName(p.source, p.target)
+        ? `${formatTableRef(p.source)} -> ${formatTableRef(p.target)}`
+        : formatTableRef(p.source),
     source: p.source,
     target: p.target,
     status: missing ? "missing" : "unverifiable",
@@ -125,7 +128,9 @@ function sameName(a: TableRef, b: TableRef): boolean {
 /** Verifies (and with `repair`, repairs) the tables; writes each result for the metrics. */
 export async function runVerify(cfg: DfsConfig, o: VerifyOptions): Promise<VerifyReport> {
   if (!cfg.target)
-    throw new ConfigError(ErrorCode.CONFIG_INVALID, ["target: verify compares the source with a target (target.url)"]);
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [
+      "target: verify compares the source with a target (target.url)",
+    ]);
   const started = performance.now();
   const open = (role: "source" | "target", endpoint: typeof cfg.source.endpoint) =>
     MysqlSession.open(endpoint, { role, setup: READ_SESSION });
@@ -188,7 +193,12 @@ export async function runVerify(cfg: DfsConfig, o: VerifyOptions): Promise<Verif
         r.repair = await repairTable(plan, ctx, sink, c.driftKeys);
         if (r.repair.remaining.length === 0) r.status = "repaired";
         o.log.info(
-          { table: plan.name, upserted: r.repair.upserted, deleted: r.repair.deleted, left: r.repair.remaining.length },
+          {
+            table: plan.name,
+            upserted: r.repair.upserted,
+            deleted: r.repair.deleted,
+            left: r.repair.remaining.length,
+          },
           "repaired",
         );
       }

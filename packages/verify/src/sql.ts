@@ -2,8 +2,9 @@
  * The statements of a verify, built the same way for the source and the target side, so that the
  * two servers compute the same text of the same row. Pure: tested without a server.
  */
-import { quoteId, quoteTable } from "@dfs/mysql";
+
 import type { TableRef } from "@dfs/codec";
+import { quoteId, quoteTable } from "@dfs/mysql";
 
 /**
  * How a column's value becomes text for the row hash: `plain` as the server prints it (numbers,
@@ -64,7 +65,11 @@ export interface Cond {
  * Keys after `lo` (exclusive) and up to `hi` (inclusive); null = open. Composite keys compare as
  * tuples, spelled `(a > ?) OR (a = ? AND b > ?)`, a form every optimizer turns into an index range.
  */
-export function keyRange(key: readonly string[], lo: readonly unknown[] | null, hi: readonly unknown[] | null): Cond {
+export function keyRange(
+  key: readonly string[],
+  lo: readonly unknown[] | null,
+  hi: readonly unknown[] | null,
+): Cond {
   const parts: string[] = [];
   const params: unknown[] = [];
   const tuple = (bound: readonly unknown[], op: ">" | "<", inclusive: boolean) => {
@@ -76,7 +81,9 @@ export function keyRange(key: readonly string[], lo: readonly unknown[] | null, 
       params.push(...bound.slice(0, i + 1));
     }
     if (inclusive) {
-      ors.push(key.length > 1 ? `(${key.map((k) => `${quoteId(k)} = ?`).join(" AND ")})` : `${quoteId(key[0]!)} = ?`);
+      ors.push(
+        key.length > 1 ? `(${key.map((k) => `${quoteId(k)} = ?`).join(" AND ")})` : `${quoteId(key[0]!)} = ?`,
+      );
       params.push(...bound);
     }
     parts.push(ors.length > 1 ? `(${ors.join(" OR ")})` : ors[0]!);
@@ -89,7 +96,11 @@ export function keyRange(key: readonly string[], lo: readonly unknown[] | null, 
 /** Exactly the rows of `keys` (each a tuple of key values). */
 export function keyIn(key: readonly string[], keys: readonly (readonly unknown[])[]): Cond {
   if (keys.length === 0) return { sql: "1=0", params: [] };
-  if (key.length === 1) return { sql: `${quoteId(key[0]!)} IN (${keys.map(() => "?").join(", ")})`, params: keys.map((k) => k[0]) };
+  if (key.length === 1)
+    return {
+      sql: `${quoteId(key[0]!)} IN (${keys.map(() => "?").join(", ")})`,
+      params: keys.map((k) => k[0]),
+    };
   const one = `(${key.map((k) => `${quoteId(k)} = ?`).join(" AND ")})`;
   return { sql: keys.map(() => one).join(" OR "), params: keys.flat() };
 }
@@ -121,7 +132,11 @@ export function rowHashesSql(side: Side, where: Cond): Cond {
 }
 
 /** Whole rows (every column listed, FLOAT as DOUBLE) for a condition: what a repair writes. */
-export function rowsSql(ref: TableRef, columns: readonly { name: string; float: boolean }[], where: Cond): Cond {
+export function rowsSql(
+  ref: TableRef,
+  columns: readonly { name: string; float: boolean }[],
+  where: Cond,
+): Cond {
   const list = columns
     .map((c) => (c.float ? `CAST(${quoteId(c.name)} AS DOUBLE) AS ${quoteId(c.name)}` : quoteId(c.name)))
     .join(", ");

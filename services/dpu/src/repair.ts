@@ -43,7 +43,10 @@ export async function openRepairSink(cfg: DfsConfig, log: Logger): Promise<Repai
       if (rows.length === 0) return;
       const target = await sink.describe(source);
       if (!target)
-        throw new DataError(ErrorCode.OBJECT_MISSING, `target table for ${formatTableRef(source)} does not exist`);
+        throw new DataError(
+          ErrorCode.OBJECT_MISSING,
+          `target table for ${formatTableRef(source)} does not exist`,
+        );
       const batch = ChangeBatch.fromPartial({ db: source.db, table: source.table });
       const changes: Change[] = rows.map((r, i) => ({
         ref: source,

@@ -14,11 +14,19 @@ export interface VerifyArgs {
 }
 
 /** Progress on stderr: a bar on a terminal (cli-progress), a line per table and every 10 s otherwise. */
-async function progress(): Promise<{ table(name: string, estimated: number): void; rows(n: number): void; stop(): void }> {
+async function progress(): Promise<{
+  table(name: string, estimated: number): void;
+  rows(n: number): void;
+  stop(): void;
+}> {
   if (process.stderr.isTTY) {
     const { default: cli } = await import("cli-progress");
     const bar = new cli.SingleBar(
-      { format: "{table} [{bar}] {percentage}% {value}/{total} rows {rate} rows/s", stream: process.stderr, hideCursor: true },
+      {
+        format: "{table} [{bar}] {percentage}% {value}/{total} rows {rate} rows/s",
+        stream: process.stderr,
+        hideCursor: true,
+      },
       cli.Presets.shades_classic,
     );
     let started = false;

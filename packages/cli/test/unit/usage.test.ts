@@ -123,7 +123,10 @@ test("bad values and missing arguments are 64, each naming what is wrong", async
     [["ctl", "capture", "set-position", "--address", "127.0.0.1:1"], /set-position takes one position/],
     [["demo", "--seconds", "-1"], /--seconds <n>' argument '-1' is invalid/],
     [["archive"], /not built yet/],
-    [["verify", "--chunk-rows", "5"], /--chunk-rows <n>' argument '5' is invalid\. must be a whole number >= 100/],
+    [
+      ["verify", "--chunk-rows", "5"],
+      /--chunk-rows <n>' argument '5' is invalid\. must be a whole number >= 100/,
+    ],
     [["verify", "--table", "notatable"], /name it as db\.table/],
   ];
   for (const [args, message] of cases) {

@@ -12,7 +12,9 @@ test("pipeline: an invertible mapping (key source, renamed columns) is verified 
       `CREATE TABLE ${s("customers")} (id INT PRIMARY KEY, first_name VARCHAR(40) NOT NULL, email VARCHAR(80) NULL,
          created_at DATETIME(6) NOT NULL, internal VARCHAR(10) NULL)`,
     );
-    await h.src.query(`CREATE TABLE ${s("orders")} (id INT PRIMARY KEY, customer_id INT NOT NULL, total DECIMAL(10,2) NOT NULL)`);
+    await h.src.query(
+      `CREATE TABLE ${s("orders")} (id INT PRIMARY KEY, customer_id INT NOT NULL, total DECIMAL(10,2) NOT NULL)`,
+    );
     await h.src.query(`CREATE TABLE ${s("notes")} (id INT PRIMARY KEY, body VARCHAR(40) NOT NULL)`);
     await h.dst.query(`CREATE DATABASE ${q(h.targetDb)}`);
     // The target's own structure: other names, a column of its own, no "internal".
@@ -33,8 +35,18 @@ test("pipeline: an invertible mapping (key source, renamed columns) is verified 
           key: "source",
           columns: { client_no: "id", name: "first_name", mail: "email", since: "created_at" },
         },
-        { source: `${h.db}.orders`, target: `${h.targetDb}.sales`, key: "generated", columns: { client: "customer_id", amount: "total" } },
-        { source: `${h.db}.notes`, target: `${h.targetDb}.memos`, key: "source", columns: { body: { expr: "upper(body)" } } },
+        {
+          source: `${h.db}.orders`,
+          target: `${h.targetDb}.sales`,
+          key: "generated",
+          columns: { client: "customer_id", amount: "total" },
+        },
+        {
+          source: `${h.db}.notes`,
+          target: `${h.targetDb}.memos`,
+          key: "source",
+          columns: { body: { expr: "upper(body)" } },
+        },
       ],
     });
     await h.start();
@@ -47,7 +59,9 @@ test("pipeline: an invertible mapping (key source, renamed columns) is verified 
     const { waitFor } = await import("@dfs/common");
     await waitFor(
       async () => {
-        const [r] = await h.dst.query(`SELECT (SELECT COUNT(*) FROM ${d("clients")}) + (SELECT COUNT(*) FROM ${d("memos")}) AS n`);
+        const [r] = await h.dst.query(
+          `SELECT (SELECT COUNT(*) FROM ${d("clients")}) + (SELECT COUNT(*) FROM ${d("memos")}) AS n`,
+        );
         return Number((r as { n: string }[])[0]!.n) === 3001;
       },
       { timeoutMs: 60_000, intervalMs: 200, what: "the mapped rows on the target" },
@@ -62,10 +76,16 @@ test("pipeline: an invertible mapping (key source, renamed columns) is verified 
     assert.equal(clients.sourceRows, 3000);
     const sales = byName[`${h.db}.orders -> ${h.targetDb}.sales`]!;
     assert.equal(sales.status, "unverifiable");
-    assert.match(sales.reason!, /pipeline\.mappings\[1\] cannot be verified: the target generates its keys \(key: generated\)/);
+    assert.match(
+      sales.reason!,
+      /pipeline\.mappings\[1\] cannot be verified: the target generates its keys \(key: generated\)/,
+    );
     const memos = byName[`${h.db}.notes -> ${h.targetDb}.memos`]!;
     assert.equal(memos.status, "unverifiable");
-    assert.match(memos.reason!, /pipeline\.mappings\[2\] cannot be verified: column body is a constant or an expression/);
+    assert.match(
+      memos.reason!,
+      /pipeline\.mappings\[2\] cannot be verified: column body is a constant or an expression/,
+    );
     assert.equal(clean.drift, false);
 
     // Behind the pipeline's back; the target's own column changing is not drift (the mapping does not write it).
@@ -74,7 +94,12 @@ test("pipeline: an invertible mapping (key source, renamed columns) is verified 
     await h.dst.query(`DELETE FROM ${d("clients")} WHERE client_no = 6`);
     await h.dst.query(`INSERT INTO ${d("clients")} (client_no, name, since) VALUES (9000, 'extra', NOW())`);
 
-    const found = await runVerify(h.cfg, { log: quietLog, chunkRows: 500, tables: [tables[0]!], repair: true });
+    const found = await runVerify(h.cfg, {
+      log: quietLog,
+      chunkRows: 500,
+      tables: [tables[0]!],
+      repair: true,
+    });
     const r = found.tables[0]!;
     assert.deepEqual(
       Object.fromEntries(r.drift.map((x) => [x.key.id, x.kind])),

@@ -55,7 +55,11 @@ test("sync: rows changed, deleted and added on the target behind the pipeline's 
     assert.match(cli.out, /DRIFT/);
     assert.match(cli.out, /missing\s+\{"id":"12345"\}/);
 
-    const found = await runVerify(h.cfg, { log: quietLog, chunkRows: 1000, tables: [{ db: h.db, table: "items" }] });
+    const found = await runVerify(h.cfg, {
+      log: quietLog,
+      chunkRows: 1000,
+      tables: [{ db: h.db, table: "items" }],
+    });
     const r1 = found.tables[0]!;
     assert.equal(r1.status, "drift");
     const kinds = Object.fromEntries(r1.drift.map((d) => [d.key.id, d.kind]));
@@ -74,7 +78,9 @@ test("sync: rows changed, deleted and added on the target behind the pipeline's 
 
     const repaired = dfs("verify", "-c", h.configFile, "--table", `${h.db}.items`, "--repair", "--json");
     assert.equal(repaired.code, 0, `${repaired.out}\n${repaired.err}`);
-    const report = JSON.parse(repaired.out) as { tables: { status: string; repair: Record<string, unknown> }[] };
+    const report = JSON.parse(repaired.out) as {
+      tables: { status: string; repair: Record<string, unknown> }[];
+    };
     assert.equal(report.tables[0]!.status, "repaired");
     assert.deepEqual(report.tables[0]!.repair, { upserted: 5, deleted: 2, remaining: [] });
 
@@ -82,13 +88,20 @@ test("sync: rows changed, deleted and added on the target behind the pipeline's 
     assert.equal(after.code, 0, `${after.out}\n${after.err}`);
     assert.match(after.out, /\bok\b/);
     // The repaired rows are exactly the source's (NULL vs '' included).
-    const [a] = await h.src.query(`SELECT id, name, note IS NULL AS n, HEX(b) AS b FROM ${t} WHERE id IN (1, 3, 17, 9999, 12345) ORDER BY id`);
-    const [b] = await h.dst.query(`SELECT id, name, note IS NULL AS n, HEX(b) AS b FROM ${tt} WHERE id IN (1, 3, 17, 9999, 12345) ORDER BY id`);
+    const [a] = await h.src.query(
+      `SELECT id, name, note IS NULL AS n, HEX(b) AS b FROM ${t} WHERE id IN (1, 3, 17, 9999, 12345) ORDER BY id`,
+    );
+    const [b] = await h.dst.query(
+      `SELECT id, name, note IS NULL AS n, HEX(b) AS b FROM ${tt} WHERE id IN (1, 3, 17, 9999, 12345) ORDER BY id`,
+    );
     assert.deepEqual(b, a);
     const [extra] = await h.dst.query(`SELECT COUNT(*) AS n FROM ${tt} WHERE id IN (0, ${ROWS + 50})`);
     assert.equal(Number((extra as { n: string }[])[0]!.n), 0);
     // The last result is kept for the DPU's dfs_verify_* gauges.
-    const [kept] = await h.dst.query("SELECT status, drifted_keys FROM `_dfs`.`_dfs_verify` WHERE source_id = ?", [h.id]);
+    const [kept] = await h.dst.query(
+      "SELECT status, drifted_keys FROM `_dfs`.`_dfs_verify` WHERE source_id = ?",
+      [h.id],
+    );
     assert.deepEqual(kept, [{ status: "ok", drifted_keys: "0" }]);
   } finally {
     await h.close();
@@ -99,7 +112,9 @@ test("sync: verify while a load runs on the source reports no drift", async (tc)
   const h = await openHarness("vfyload");
   const t = `${q(h.db)}.${q("acct")}`;
   try {
-    await h.src.query(`CREATE TABLE ${t} (id INT PRIMARY KEY, balance BIGINT NOT NULL, flag TINYINT NOT NULL DEFAULT 0)`);
+    await h.src.query(
+      `CREATE TABLE ${t} (id INT PRIMARY KEY, balance BIGINT NOT NULL, flag TINYINT NOT NULL DEFAULT 0)`,
+    );
     await h.start();
     await h.src.query(`INSERT INTO ${t} (id, balance) SELECT seq, seq FROM ${q(h.db)}.seq_1_to_30000`);
     await h.caughtUp(["acct"]);
@@ -113,7 +128,8 @@ test("sync: verify while a load runs on the source reports no drift", async (tc)
         while (!stop) {
           const id = 1 + Math.floor(Math.random() * 30_000);
           const op = writes % 10;
-          if (op < 6) await c.query(`UPDATE ${t} SET balance = balance + 1, flag = 1 - flag WHERE id = ?`, [id]);
+          if (op < 6)
+            await c.query(`UPDATE ${t} SET balance = balance + 1, flag = 1 - flag WHERE id = ?`, [id]);
           else if (op < 8) await c.query(`INSERT INTO ${t} (id, balance) VALUES (?, 1)`, [next++]);
           else await c.query(`DELETE FROM ${t} WHERE id = ?`, [id]);
           writes++;
@@ -126,7 +142,11 @@ test("sync: verify while a load runs on the source reports no drift", async (tc)
     try {
       // Twice, while the load runs: every chunk is read while rows change on both sides.
       for (let i = 0; i < 2; i++) {
-        const report = await runVerify(h.cfg, { log: quietLog, chunkRows: 2000, tables: [{ db: h.db, table: "acct" }] });
+        const report = await runVerify(h.cfg, {
+          log: quietLog,
+          chunkRows: 2000,
+          tables: [{ db: h.db, table: "acct" }],
+        });
         const r = report.tables[0]!;
         assert.deepEqual(r.drift, [], `no drift under load: ${JSON.stringify(r)}`);
         assert.notEqual(r.status, "drift");

@@ -72,7 +72,9 @@ export async function openHarness(prefix: string, extra: Record<string, unknown>
   let dpu: DpuService | null = null;
   let nc: NatsConnection | null = null;
   const digest = async (c: mysql.Connection, d: string, t: string) => {
-    const [rows] = await c.query(`SELECT COUNT(*) AS n, COALESCE(SUM(CRC32(CONCAT_WS('#', id, ''))), 0) AS s FROM ${q(d)}.${q(t)}`);
+    const [rows] = await c.query(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(CRC32(CONCAT_WS('#', id, ''))), 0) AS s FROM ${q(d)}.${q(t)}`,
+    );
     const r = (rows as { n: string; s: string }[])[0]!;
     return `${r.n}:${r.s}`;
   };
@@ -92,7 +94,8 @@ export async function openHarness(prefix: string, extra: Record<string, unknown>
       await waitFor(
         async () => {
           for (const t of tables)
-            if ((await digest(src, db, t)) !== (await digest(dst, targetDb, t).catch(() => "none"))) return false;
+            if ((await digest(src, db, t)) !== (await digest(dst, targetDb, t).catch(() => "none")))
+              return false;
           return true;
         },
         { timeoutMs, intervalMs: 200, what: `${tables.join(", ")} copied to the target` },
@@ -108,9 +111,10 @@ export async function openHarness(prefix: string, extra: Record<string, unknown>
       await dst.query(`DROP DATABASE IF EXISTS ${q(targetDb)}`).catch(() => {});
       for (const table of ["_dfs_checkpoint", "_dfs_applied", "_dfs_verify"])
         await dst
-          .query(`DELETE FROM \`_dfs\`.${q(table)} WHERE ${table === "_dfs_verify" ? "source_id" : "consumer"} LIKE ?`, [
-            table === "_dfs_verify" ? id : `${id}:%`,
-          ])
+          .query(
+            `DELETE FROM \`_dfs\`.${q(table)} WHERE ${table === "_dfs_verify" ? "source_id" : "consumer"} LIKE ?`,
+            [table === "_dfs_verify" ? id : `${id}:%`],
+          )
           .catch(() => {});
       await src.end().catch(() => {});
       await dst.end().catch(() => {});

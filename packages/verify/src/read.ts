@@ -49,11 +49,11 @@ export function rawValue(raw: Buffer | null, bytes: boolean): string | Buffer | 
   return bytes ? raw : raw.toString("utf8");
 }
 
-/** A key tuple as one string, for maps: text as is, bytes as hex (never confused). */
+/** A key tuple as one string, for maps: JSON of text, [hex] for bytes, null (never confused). */
 export function keyString(values: readonly unknown[]): string {
-  return values
-    .map((v) => (v === null ? "\u0001" : Buffer.isBuffer(v) ? `x${v.toString("hex")}` : `s${String(v)}`))
-    .join("\u0000");
+  return JSON.stringify(
+    values.map((v) => (v === null || v === undefined ? null : Buffer.isBuffer(v) ? [v.toString("hex")] : String(v))),
+  );
 }
 
 /** A key tuple as people read it: { id: "5" }, bytes as 0x hex. */

@@ -275,13 +275,14 @@ function addBench(program: Command, act: Act): void {
         "dfs bench capture --rows 200000 --no-record",
         "dfs bench e2e --workload oltp --seconds 30",
         "dfs bench snapshot --rows 500000",
+        "dfs bench verify --rows 1000000",
       ),
     );
   const rows = () =>
     new Option("--rows <n>", "row changes to write").argParser(wholeNumber(1000)).default(1_000_000);
   const noRecord = () =>
     new Option("--no-record", "print the figures without adding them to docs/benchmarks.md");
-  const run = (what: "capture" | "e2e" | "snapshot") =>
+  const run = (what: "capture" | "e2e" | "snapshot" | "verify") =>
     act(async (o: Record<string, unknown>) => {
       const { runBenchCommand } = await import("@dfs/bench");
       await runBenchCommand(what, {
@@ -293,7 +294,7 @@ function addBench(program: Command, act: Act): void {
         use: (o.use ?? "sync") as "sync" | "pipeline",
         seconds: (o.seconds ?? 30) as number,
         config: (o.config ?? []) as string[],
-        chunk: (o.chunk ?? 5000) as number,
+        chunk: (o.chunk ?? (what === "verify" ? 10_000 : 5000)) as number,
       });
       return 0;
     });
@@ -348,6 +349,19 @@ function addBench(program: Command, act: Act): void {
     .addOption(noRecord())
     .addHelpText("after", examples("dfs bench snapshot --rows 1000000 --chunk 5000"))
     .action(run("snapshot"));
+  bench
+    .command("verify")
+    .description("dfs verify rows/s of a table dfs run has copied to the target (goal 200,000 rows/s)")
+    .addOption(rows())
+    .addOption(
+      new Option("--chunk <n>", "rows per checksum chunk").argParser(wholeNumber(100)).default(10_000),
+    )
+    .addOption(noRecord())
+    .addHelpText(
+      "after",
+      examples("dfs bench verify --rows 1000000", "dfs bench verify --rows 100000 --no-record"),
+    )
+    .action(run("verify"));
 }
 
 function addVerify(program: Command, act: Act): void {

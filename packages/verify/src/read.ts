@@ -52,7 +52,9 @@ export function rawValue(raw: Buffer | null, bytes: boolean): string | Buffer | 
 /** A key tuple as one string, for maps: JSON of text, [hex] for bytes, null (never confused). */
 export function keyString(values: readonly unknown[]): string {
   return JSON.stringify(
-    values.map((v) => (v === null || v === undefined ? null : Buffer.isBuffer(v) ? [v.toString("hex")] : String(v))),
+    values.map((v) =>
+      v === null || v === undefined ? null : Buffer.isBuffer(v) ? [v.toString("hex")] : String(v),
+    ),
   );
 }
 

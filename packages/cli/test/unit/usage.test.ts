@@ -51,6 +51,7 @@ test("the command tree holds every command the docs and scripts use", () => {
     "bench capture",
     "bench e2e",
     "bench snapshot",
+    "bench verify",
     "demo",
     "verify",
     "archive",

@@ -5,7 +5,12 @@ import { mappingPlan, syncPlan, textFormOf } from "../../dist/plan.js";
 import { keyString } from "../../dist/read.js";
 import { keyIn, keyRange, rowHash } from "../../dist/sql.js";
 
-const col = (name: string, columnType: string, charset: string | null = null, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
+const col = (
+  name: string,
+  columnType: string,
+  charset: string | null = null,
+  extra: Partial<ColumnInfo> = {},
+): ColumnInfo => ({
   name,
   dataType: columnType.replace(/\(.*$/, "").replace(/ .*$/, ""),
   columnType,
@@ -67,11 +72,24 @@ test("comparable columns: same type, integers of any width, strings across chars
 });
 
 test("sync plans: key columns first, generated and missing columns left out, keyless refused", () => {
-  const src = table("s", "t", [col("v", "int"), col("id", "int"), col("g", "int", null, { generated: true }), col("gone", "int")], ["id"]);
-  const tgt = table("d", "t", [col("id", "int"), col("v", "int"), col("g", "int", null, { generated: true })], ["id"]);
+  const src = table(
+    "s",
+    "t",
+    [col("v", "int"), col("id", "int"), col("g", "int", null, { generated: true }), col("gone", "int")],
+    ["id"],
+  );
+  const tgt = table(
+    "d",
+    "t",
+    [col("id", "int"), col("v", "int"), col("g", "int", null, { generated: true })],
+    ["id"],
+  );
   const p = syncPlan(src, tgt, tgt.ref);
   assert.ok(p.ok);
-  assert.deepEqual(p.plan.source.columns.map((c) => c.name), ["id", "v"]);
+  assert.deepEqual(
+    p.plan.source.columns.map((c) => c.name),
+    ["id", "v"],
+  );
   const keyless = syncPlan(table("s", "k", [col("v", "int")], []), null, { db: "d", table: "k" });
   assert.ok(!keyless.ok);
   assert.match(keyless.reason, /no primary key/);
@@ -104,9 +122,20 @@ test("mapping plans: renames verified; generated keys, expressions, casts, filte
     assert.ok(!r.ok);
     return r.reason;
   };
-  assert.match(why({ key: "generated" }), /^pipeline\.mappings\[0\] cannot be verified: the target generates its keys/);
-  assert.match(why({ columns: [base.columns[0], { target: "full", value: () => null }] }), /column full is a constant or an expression/);
-  assert.match(why({ columns: [base.columns[0], { target: "full", value: () => null, sourceColumn: "name", cast: "string" }] }), /is cast \(string\)/);
+  assert.match(
+    why({ key: "generated" }),
+    /^pipeline\.mappings\[0\] cannot be verified: the target generates its keys/,
+  );
+  assert.match(
+    why({ columns: [base.columns[0], { target: "full", value: () => null }] }),
+    /column full is a constant or an expression/,
+  );
+  assert.match(
+    why({
+      columns: [base.columns[0], { target: "full", value: () => null, sourceColumn: "name", cast: "string" }],
+    }),
+    /is cast \(string\)/,
+  );
   assert.match(why({ filter: {} }), /has a filter/);
   assert.match(why({ keyColumns: ["full"] }), /target key \(full\) is not the source key \(id\) renamed/);
 });

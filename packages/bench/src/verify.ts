@@ -1,18 +1,21 @@
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { createLogger, waitFor } from "@dfs/common";
-import { parseConfig } from "@dfs/config";
+import { join } from "node:path";
+import { waitFor } from "@dfs/common";
 import { stackUrls } from "@dfs/stack";
-import { runVerify } from "@dfs/verify";
 import mysql from "mysql2/promise";
-import { startDfsRun, stopChild } from "./run.js";
+import { projectRoot, startDfsRun, stopChild } from "./run.js";
 import { binlogEnd, openBenchSource } from "./workload.js";
 
 export interface VerifyBenchResult {
   rows: number;
   chunkRows: number;
   chunks: number;
+  /** `dfs verify`'s own time (its report), and the whole command's (node start-up included). */
   seconds: number;
   rowsPerSecond: number;
+  commandSeconds: number;
   /** The machine's 1-minute load average before and after the verify (it is shared). */
   load: [number, number];
   status: string;
@@ -20,7 +23,7 @@ export interface VerifyBenchResult {
 
 /**
  * Fills the bench table with `rows` rows, lets `dfs run` (its own process) copy them into the
- * target, then times `dfs verify` of the table (in this process) while `dfs run` keeps running,
+ * target, then times `dfs verify --json` of the table (its own process) while `dfs run` keeps running,
  * idle: chunk checksums on both servers, each chunk's target side read after the DPU's checkpoint
  * passed its source position.
  */
@@ -50,27 +53,25 @@ export async function benchVerify(
       },
       { timeoutMs: 1_800_000, intervalMs: 1000, what: "the target to hold every row" },
     );
-    const cfg = parseConfig(
-      {
+    const cfgFile = join(run.dir, "verify.yaml");
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
         source: { id, url: urls.sourceUrl, include: { databases: [db] } },
         target: { url: urls.targetUrl },
         nats: { url: urls.natsUrl },
-      },
-      {},
-      "bench",
+        log: { level: "warn" },
+      }),
     );
     log("verifying...");
     const before = loadavg()[0]!;
     const t0 = performance.now();
-    const report = await runVerify(cfg, {
-      log: createLogger({ level: "warn", name: "bench-verify", destination: 2 }),
-      tables: [{ db, table: "bench_rows" }],
-      chunkRows,
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    const r = report.tables[0]!;
+    const out = await dfsVerify(cfgFile, `${db}.bench_rows`, chunkRows);
+    const commandSeconds = (performance.now() - t0) / 1000;
+    const r = out.tables[0]!;
     if (r.sourceRows !== rows || r.status !== "ok")
       throw new Error(`verify read ${r.sourceRows} rows with status ${r.status}: figure not recorded`);
+    const seconds = out.seconds;
     await tgt.query("DELETE FROM `_dfs`.`_dfs_verify` WHERE source_id = ?", [id]).catch(() => {});
     return {
       rows,
@@ -78,6 +79,7 @@ export async function benchVerify(
       chunks: r.chunks,
       seconds,
       rowsPerSecond: rows / seconds,
+      commandSeconds,
       load: [before, loadavg()[0]!],
       status: r.status,
     };
@@ -90,4 +92,30 @@ export async function benchVerify(
     await tgt.end();
     await close();
   }
+}
+
+interface VerifyJson {
+  seconds: number;
+  tables: { sourceRows: number; status: string; chunks: number }[];
+}
+
+/** Runs `dfs verify --json` and returns its report (its exit code must be 0: no drift). */
+function dfsVerify(cfgFile: string, table: string, chunkRows: number): Promise<VerifyJson> {
+  const bin = join(projectRoot(), "packages/cli/bin/dfs.js");
+  const child = spawn(
+    process.execPath,
+    [bin, "verify", "-c", cfgFile, "--table", table, "--chunk-rows", String(chunkRows), "--json"],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  child.stdout.on("data", (b: Buffer) => {
+    out += b.toString("utf8");
+  });
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) reject(new Error(`dfs verify exited with ${code}: ${out.slice(0, 2000)}`));
+      else resolve(JSON.parse(out) as VerifyJson);
+    });
+  });
 }

@@ -51,6 +51,7 @@ COPY packages/mysql/package.json packages/mysql/
 COPY packages/nats/package.json packages/nats/
 COPY packages/stack/package.json packages/stack/
 COPY packages/testkit/package.json packages/testkit/
+COPY packages/verify/package.json packages/verify/
 COPY services/capture/package.json services/capture/
 COPY services/dpu/package.json services/dpu/
 COPY services/monitor/package.json services/monitor/

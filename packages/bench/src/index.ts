@@ -7,6 +7,7 @@ import { benchOltp, type OltpResult } from "./oltp.js";
 import { benchPipeline } from "./pipeline.js";
 import { recordBenchmark } from "./report.js";
 import { benchSnapshot } from "./snapshot.js";
+import { benchVerify } from "./verify.js";
 
 export { benchCapture, type CaptureBenchResult } from "./capture.js";
 export { benchE2e, type E2eOptions, type E2eResult } from "./e2e.js";
@@ -16,6 +17,7 @@ export { freePort } from "./proc.js";
 export { machineLine, recordBenchmark } from "./report.js";
 export { type CaughtUp, type DfsRun, startDfsRun, stopChild, waitCaughtUp } from "./run.js";
 export { benchSnapshot, type SnapshotBenchResult } from "./snapshot.js";
+export { benchVerify, type VerifyBenchResult } from "./verify.js";
 export { binlogEnd } from "./workload.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -196,7 +198,22 @@ async function runSnapshotBench(rows: number, chunkRows: number, record: boolean
   return 0;
 }
 
-/** What `dfs bench <capture|e2e|snapshot>` was asked for (the CLI parses and checks the options). */
+async function runVerifyBench(rows: number, chunkRows: number, record: boolean): Promise<number> {
+  const r = await benchVerify(rows, chunkRows, (s) => console.error(s));
+  const table = [
+    "| rows | chunk rows | chunks | seconds (verify) | rows/s | whole command (node start-up included) | load average (1 min) before / after |",
+    "|---|---|---|---|---|---|---|",
+    `| ${n(r.rows)} | ${n(r.chunkRows)} | ${n(r.chunks)} | ${r.seconds.toFixed(2)} | ${n(r.rowsPerSecond)} | ${r.commandSeconds.toFixed(2)} s, ${n(r.rows / r.commandSeconds)} rows/s | ${r.load[0].toFixed(2)} / ${r.load[1].toFixed(2)} |`,
+  ].join("\n");
+  console.log(table);
+  if (!record) return 0;
+  const body = `${table}\n\nGoal: verify >= 200,000 rows/s (${r.rowsPerSecond >= 200_000 ? "met" : "NOT met"}). The bench table (BIGINT key, INT, VARCHAR, DECIMAL, DATETIME(6), DOUBLE with NULLs) is filled on the source and copied to the target by \`dfs run\` (its own process, left running, idle); then \`dfs verify --json\` of the table runs in its own process; rows/s is from its own report's time (the whole command's is shown beside): per chunk a boundary and a checksum query on the source, the source position, the DPU's checkpoint position, and the checksum on the target (the next chunk's source side read while this one's target side is). Status ${r.status}. The machine is shared: the load average is noted.`;
+  const file = recordBenchmark(root, "verify", `dfs bench verify --rows ${rows} --chunk ${chunkRows}`, body);
+  console.error(`recorded in ${file}`);
+  return 0;
+}
+
+/** What `dfs bench <capture|e2e|snapshot|verify>` was asked for (the CLI parses and checks the options). */
 export interface BenchCommandOptions {
   rows: number;
   /** Add the figures to docs/benchmarks.md. */
@@ -213,7 +230,7 @@ export interface BenchCommandOptions {
   seconds: number;
   /** e2e: YAML lines added to dfs run's config. */
   config: string[];
-  /** snapshot: rows per chunk. */
+  /** snapshot, verify: rows per chunk. */
   chunk: number;
 }
 
@@ -222,13 +239,14 @@ export interface BenchCommandOptions {
  * DataError when the figures cannot be trusted (the stream does not hold every row).
  */
 export async function runBenchCommand(
-  what: "capture" | "e2e" | "snapshot",
+  what: "capture" | "e2e" | "snapshot" | "verify",
   o: BenchCommandOptions,
 ): Promise<void> {
   if (what === "e2e" && o.use === "pipeline") await runPipelineBench(o.rows, o.record, o.config);
   else if (what === "e2e" && o.workload === "oltp") await runOltp(o.seconds, o.replica, o.record, o.config);
   else if (what === "e2e") await runE2e(o.rows, o.replica, o.record, o.config);
   else if (what === "snapshot") await runSnapshotBench(o.rows, o.chunk, o.record);
+  else if (what === "verify") await runVerifyBench(o.rows, o.chunk, o.record);
   else await runCaptureBench(o.rows, o.scenario, o.record);
 }
 

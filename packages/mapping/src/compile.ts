@@ -32,6 +32,8 @@ export interface ColumnPlan {
   value(row: Record<string, SqlValue>): SqlValue;
   /** The source column it copies, when it is a plain copy, rename or cast. */
   sourceColumn?: string;
+  /** The conversion of a cast (`sourceColumn` is then not copied as it is). */
+  cast?: string;
   /** Set when the column references a parent whose target generates keys: its value is rewritten. */
   parent?: TargetPlan;
 }
@@ -187,7 +189,7 @@ export function compileMappings(
           const value = cast
             ? (row: Record<string, SqlValue>) => toSql(castValue(fromSql(row[from], isNum), cast))
             : (row: Record<string, SqlValue>) => row[from] ?? null;
-          const plan_: ColumnPlan = { target: col, value, sourceColumn: from };
+          const plan_: ColumnPlan = { target: col, value, sourceColumn: from, ...(cast ? { cast } : {}) };
           plan.columns.push(plan_);
           pending.push({
             plan,

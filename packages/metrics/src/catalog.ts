@@ -203,6 +203,40 @@ export function dpuMetrics(r: Registry) {
   };
 }
 
+/**
+ * The last `dfs verify` result per target table, served by the DPU from the target's `_dfs_verify`
+ * (a verify is a one-shot command; services/dpu/src/verify-metrics.ts reads what it kept).
+ */
+export function verifyMetrics(r: Registry) {
+  const labelNames = ["db", "table", "status"];
+  return {
+    drifted: new Gauge({
+      name: "dfs_verify_drifted_keys",
+      help: "Keys found drifted by the last dfs verify of the table (after --repair: those it could not fix), by target table and status",
+      labelNames,
+      registers: [r],
+    }),
+    rows: new Gauge({
+      name: "dfs_verify_rows_checked",
+      help: "Source rows the last dfs verify of the table compared",
+      labelNames,
+      registers: [r],
+    }),
+    seconds: new Gauge({
+      name: "dfs_verify_duration_seconds",
+      help: "How long the last dfs verify of the table took",
+      labelNames,
+      registers: [r],
+    }),
+    finished: new Gauge({
+      name: "dfs_verify_last_run_timestamp_seconds",
+      help: "When the last dfs verify of the table finished (Unix time)",
+      labelNames,
+      registers: [r],
+    }),
+  };
+}
+
 export function snapshotMetrics(r: Registry) {
   return {
     rows: new Counter({
@@ -274,6 +308,7 @@ export type ServiceMetrics = ReturnType<typeof serviceMetrics>;
 export type CaptureMetrics = ReturnType<typeof captureMetrics>;
 export type DpuMetrics = ReturnType<typeof dpuMetrics>;
 export type SnapshotMetrics = ReturnType<typeof snapshotMetrics>;
+export type VerifyMetrics = ReturnType<typeof verifyMetrics>;
 export type MonitorMetrics = ReturnType<typeof monitorMetrics>;
 
 /** Sets dfs_service_state to 1 for `state` and 0 for every other state. */

@@ -12,6 +12,8 @@ export {
   serviceMetrics,
   setState,
   snapshotMetrics,
+  type VerifyMetrics,
+  verifyMetrics,
 } from "./catalog.js";
 export {
   type Health,

@@ -32,6 +32,7 @@ import type { Rejected } from "./sink.js";
 import { StreamReader } from "./stream-reader.js";
 import { DpuTelemetry } from "./telemetry.js";
 import { TxnBuilder } from "./txn-builder.js";
+import { serveVerifyResults } from "./verify-metrics.js";
 
 export interface DpuDeps {
   log?: Logger;
@@ -68,6 +69,8 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
         beforeScrape: () => runtime && telemetry.update(runtime.status()),
       }),
     );
+    // The last `dfs verify` results, kept in the target by the one-shot command, as dfs_verify_*.
+    scope.defer(serveVerifyResults(cfg, telemetry.registry, log));
     const nc = await connectNats({
       ...cfg.nats,
       name: `dfs-${consumer}-${sourceId}`,

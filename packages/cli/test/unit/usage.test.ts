@@ -51,6 +51,7 @@ test("the command tree holds every command the docs and scripts use", () => {
     "bench capture",
     "bench e2e",
     "bench snapshot",
+    "bench verify",
     "demo",
     "verify",
     "archive",
@@ -122,7 +123,12 @@ test("bad values and missing arguments are 64, each naming what is wrong", async
     [["ctl", "capture", "snapshot", "notatable", "--address", "127.0.0.1:1"], /name it as db\.table/],
     [["ctl", "capture", "set-position", "--address", "127.0.0.1:1"], /set-position takes one position/],
     [["demo", "--seconds", "-1"], /--seconds <n>' argument '-1' is invalid/],
-    [["verify"], /not built yet/],
+    [["archive"], /not built yet/],
+    [
+      ["verify", "--chunk-rows", "5"],
+      /--chunk-rows <n>' argument '5' is invalid\. must be a whole number >= 100/,
+    ],
+    [["verify", "--table", "notatable"], /name it as db\.table/],
   ];
   for (const [args, message] of cases) {
     const r = await dfs(...args);

@@ -10,6 +10,7 @@ import {
   serviceMetrics,
   setState,
   snapshotMetrics,
+  verifyMetrics,
 } from "../../dist/catalog.js";
 import { parseMetrics, sumOf } from "../../dist/parse.js";
 import { createRegistry } from "../../dist/registry.js";
@@ -22,7 +23,15 @@ function repoRoot(): string {
 
 function catalogNames(): string[] {
   const r = createRegistry("test", "s", false);
-  for (const make of [serviceMetrics, captureMetrics, dpuMetrics, snapshotMetrics, monitorMetrics]) make(r);
+  for (const make of [
+    serviceMetrics,
+    captureMetrics,
+    dpuMetrics,
+    snapshotMetrics,
+    verifyMetrics,
+    monitorMetrics,
+  ])
+    make(r);
   return r.getMetricsAsArray().map((m) => m.name);
 }
 

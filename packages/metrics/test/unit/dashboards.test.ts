@@ -9,6 +9,7 @@ import {
   monitorMetrics,
   serviceMetrics,
   snapshotMetrics,
+  verifyMetrics,
 } from "../../dist/catalog.js";
 import { createRegistry, type Registry } from "../../dist/registry.js";
 
@@ -77,6 +78,7 @@ async function catalog(): Promise<{ exposed: Map<string, string>; required: Set<
   const dpu = createRegistry("dpu", "s");
   serviceMetrics(dpu);
   dpuMetrics(dpu);
+  verifyMetrics(dpu);
   const monitor = createRegistry("monitor", "s");
   serviceMetrics(monitor);
   monitorMetrics(monitor);
@@ -88,6 +90,7 @@ async function catalog(): Promise<{ exposed: Map<string, string>; required: Set<
   captureMetrics(pipeline);
   dpuMetrics(pipeline);
   snapshotMetrics(pipeline);
+  verifyMetrics(pipeline);
   const required = new Set((await pipeline.getMetricsAsJSON()).map((m) => m.name));
   return { exposed, required };
 }

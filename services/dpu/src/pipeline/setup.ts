@@ -14,7 +14,7 @@ import {
   TransientError,
 } from "@dfs/common";
 import type { DfsConfig, PipelineConfig } from "@dfs/config";
-import { compileMappings, loadHooks } from "@dfs/mapping";
+import { type CompiledPipeline, compileMappings, loadHooks } from "@dfs/mapping";
 import { describeTable, foreignKeys, MysqlSession, type TableDescription } from "@dfs/mysql";
 import type { TargetTable } from "../sink.js";
 import { PipelineWriter } from "./writer.js";
@@ -93,6 +93,35 @@ export async function checkMappings(cfg: DfsConfig, o: { baseDir?: string } = {}
     try {
       const { result } = await compileFromServers(cfg.pipeline, src, tgt, o.baseDir ?? process.cwd());
       return result.ok ? [] : result.problems.map((x) => `${x.path}: ${x.message}`);
+    } finally {
+      await tgt.close();
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+/**
+ * The config's mappings compiled against the servers' schemas, as the DPU compiles them (for
+ * `dfs verify`, which compares through them); null without a pipeline section. A mapping that
+ * does not compile is a ConfigError listing every problem.
+ */
+export async function compiledMappings(
+  cfg: DfsConfig,
+  o: { baseDir?: string } = {},
+): Promise<CompiledPipeline | null> {
+  if (!cfg.pipeline || !cfg.target) return null;
+  const src = await MysqlSession.open(cfg.source.endpoint, { role: "source" });
+  try {
+    const tgt = await MysqlSession.open(cfg.target.endpoint, { role: "target" });
+    try {
+      const { result } = await compileFromServers(cfg.pipeline, src, tgt, o.baseDir ?? process.cwd());
+      if (!result.ok)
+        throw new ConfigError(
+          ErrorCode.CONFIG_INVALID,
+          result.problems.map((x) => `${x.path}: ${x.message}`),
+        );
+      return result.pipeline;
     } finally {
       await tgt.close();
     }

@@ -55,7 +55,7 @@ export function redactUrl(url: string): string {
  */
 export function displayUrl(url: string, maskUser = false): string {
   const at = url.lastIndexOf("@");
-  if (at < 0) return redactUrl(url);
+  if (at < 0) return maskCutUrl(redactUrl(url));
   const schemeEnd = url.indexOf("://");
   const start = schemeEnd >= 0 ? schemeEnd + 3 : 0;
   if (at < start) return "(url not shown)";
@@ -77,4 +77,19 @@ export function displayUrls(urls: string): string {
   const list = urls.split(",").map((u) => u.trim());
   if (list.some((u) => u.includes("@") && !u.includes("://"))) return "(urls not shown)";
   return list.map((u) => displayUrl(u, TOKEN_IN_USER_SCHEMES.test(u))).join(",");
+}
+
+/**
+ * A URL cut before its "@host" ("mysql://root:secret") reads as host and port: what follows the
+ * colon is shown only when it is a port number; anything else may be a password.
+ */
+function maskCutUrl(url: string): string {
+  const m = /^([A-Za-z][\w+.-]*:\/\/[^/:@]*):([^/?#]*)(.*)$/s.exec(url);
+  if (!m || /^\d*$/.test(m[2]!) || m[2] === "***") return url;
+  try {
+    new URL(url);
+    return url; // a URL that parses has a real port there
+  } catch {
+    return `${m[1]}:***${m[3]}`;
+  }
 }

@@ -9,6 +9,7 @@ export { PLAN_BUCKET, type Plan, publishPlan, readPlan, type TableGroupPlan, wat
 export { jetStreamWriter, type StreamWriter } from "./stream-writer.js";
 export {
   ensureStreams,
+  ensureStreamsWithRetry,
   type LastPublished,
   lastPublished,
   type StreamSettings,

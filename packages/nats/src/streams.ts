@@ -1,4 +1,4 @@
-import { ConfigError, ErrorCode, errorMessage } from "@dfs/common";
+import { backoffMs, ConfigError, ErrorCode, errorMessage, sleep, TransientError } from "@dfs/common";
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -89,6 +89,34 @@ export async function ensureStreams(
     subjects: dlqStreamSubjects(source),
     ...common,
   });
+}
+
+/**
+ * ensureStreams, retried with backoff while JetStream cannot answer yet (a cluster still electing
+ * its leaders, a replicated stream's peers catching up: "timeout"); settings it refuses stop at
+ * once. Aborted by `signal`.
+ */
+export async function ensureStreamsWithRetry(
+  nc: NatsConnection,
+  source: string,
+  settings: StreamSettings,
+  retry: {
+    initialMs: number;
+    maxMs: number;
+    signal?: AbortSignal;
+    onRetry?(err: unknown, waitMs: number): void;
+  },
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ensureStreams(nc, source, settings);
+    } catch (err) {
+      if (!(err instanceof TransientError)) throw err;
+      const wait = backoffMs(attempt, retry.initialMs, retry.maxMs);
+      retry.onRetry?.(err, wait);
+      await sleep(wait, retry.signal);
+    }
+  }
 }
 
 function checkSettings(s: StreamSettings): void {

@@ -9,7 +9,7 @@ import { MysqlSession } from "@dfs/mysql";
 import {
   acquireLease,
   connectNatsWithRetry,
-  ensureStreams,
+  ensureStreamsWithRetry,
   jetStreamWriter,
   type Lease,
   type NatsConnection,
@@ -149,7 +149,12 @@ async function connectBroker(cfg: DfsConfig, log: Logger, signal: AbortSignal): 
     },
   );
   try {
-    await ensureStreams(nc, cfg.source.id, streamSettingsOf(cfg.nats.stream));
+    await ensureStreamsWithRetry(nc, cfg.source.id, streamSettingsOf(cfg.nats.stream), {
+      ...cfg.capture.reconnect,
+      signal,
+      onRetry: (err, ms) =>
+        log.warn({ err: errorMessage(err), retryInMs: ms }, "JetStream cannot set up the streams yet"),
+    });
     return nc;
   } catch (err) {
     await nc.close();

@@ -14,8 +14,8 @@ import { serveControl } from "@dfs/control";
 import { healthOf, serveHttp } from "@dfs/metrics";
 import {
   acquireLease,
-  connectNats,
-  ensureStreams,
+  connectNatsWithRetry,
+  ensureStreamsWithRetry,
   type Lease,
   type NatsConnection,
   streamSettingsOf,
@@ -71,12 +71,16 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
     );
     // The last `dfs verify` results, kept in the target by the one-shot command, as dfs_verify_*.
     scope.defer(serveVerifyResults(cfg, telemetry.registry, log));
-    const nc = await connectNats({
-      ...cfg.nats,
-      name: `dfs-${consumer}-${sourceId}`,
-    });
+    // A DPU started before NATS (or before a cluster has its leaders) waits for it.
+    const waiting = {
+      ...cfg.dpu.retry,
+      signal: stopping.signal,
+      onRetry: (err: unknown, ms: number) =>
+        log.warn({ err: errorMessage(err), retryInMs: ms }, "NATS / JetStream not ready yet"),
+    };
+    const nc = await connectNatsWithRetry({ ...cfg.nats, name: `dfs-${consumer}-${sourceId}` }, waiting);
     scope.defer(() => nc.close());
-    await ensureStreams(nc, sourceId, streamSettingsOf(cfg.nats.stream));
+    await ensureStreamsWithRetry(nc, sourceId, streamSettingsOf(cfg.nats.stream), waiting);
     // Replicas of one group: one applies, the others wait here until its lease ends.
     const lease = await takeLease(cfg, nc, consumer, log, stopping.signal);
     if (lease) scope.defer(() => lease.release());

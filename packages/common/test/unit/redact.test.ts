@@ -68,3 +68,9 @@ test("redactText masks every URL password in free text, and stays linear on long
   assert.doesNotMatch(err.message, /topsecret/);
   assert.doesNotMatch(err.problems.join(), /topsecret/);
 });
+
+test("a URL cut before its @host does not show what may be a password; a port stays", () => {
+  assert.equal(displayUrls("mysql://root:S3cr3t-pw"), "mysql://root:***");
+  assert.equal(displayUrls("mysql://db.example:3306/x"), "mysql://db.example:3306/x");
+  assert.equal(displayUrls("mysql://db.example:99999"), "mysql://db.example:99999");
+});

@@ -197,8 +197,10 @@ export class ArchiveWriter {
     if (this.largeOpen && this.db?.inTransaction) this.db.exec("ROLLBACK");
     this.largeOpen = false;
     this.openTxns.clear();
-    // The ids handed out in the rolled-back transaction are free again.
+    // The ids handed out in the rolled-back transaction are free again, table shapes forgotten.
     if (this.db) this.readCounters(this.db);
+    this.schemaBySig = new Map();
+    this.schemaIds = new WeakMap();
   }
 
   /** Whether the current file has a definition of the table. */

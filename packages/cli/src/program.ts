@@ -80,7 +80,9 @@ ${examples("dfs doctor -c examples/sync.yaml", "DFS_SOURCE_URL=mysql://repl:secr
   addBench(program, act);
   addDemo(program, act);
 
-  for (const name of ["verify", "archive"])
+  addArchive(program, act);
+
+  for (const name of ["verify"])
     program
       .command(name)
       .description("(not built yet in this version)")
@@ -368,4 +370,105 @@ ${examples("dfs demo", "dfs demo -c examples/pipeline.yaml --seconds 0")}`,
     .action(
       act(async (o: { config: string; seconds: number }) => (await import("./commands/demo.js")).runDemo(o)),
     );
+}
+
+function addArchive(program: Command, act: Act): void {
+  const archive = program
+    .command("archive")
+    .description("the backup use's SQLite archive: stats, query, replay into a database, flashback SQL")
+    .addHelpText(
+      "after",
+      `
+The archive is written by the DPU when the config has an archive section and no target
+(docs/backup.md). Ranges include their start and exclude their end; positions are a source
+transaction's start (file:pos, as SHOW MASTER STATUS prints it before the transaction).
+${examples(
+  "dfs archive stats -c examples/backup.yaml",
+  "dfs archive query -c examples/backup.yaml --table shop.orders --key 42",
+  "dfs archive replay -c examples/backup.yaml --url mysql://root@127.0.0.1:13307 --until 2024-06-01T12:00:00Z",
+  "dfs archive flashback -c examples/backup.yaml --since 2024-06-01T11:58:00Z > undo.sql",
+)}`,
+    );
+  const common = (cmd: Command, ranges = true) => {
+    cmd
+      .addOption(configOption())
+      .option("--dir <dir>", "the archive's folder (default: archive.dir of the config)");
+    if (ranges)
+      cmd
+        .option("--table <db.table>", "only this table (repeatable)", collect(String))
+        .option("--key <values>", "only this primary key: a value, comma-separated values, or a JSON array")
+        .option(
+          "--since <time>",
+          "commit time from (ISO 8601, UTC unless it says otherwise, or epoch seconds)",
+        )
+        .option("--until <time>", "commit time before")
+        .option("--from-pos <file:pos>", "source transactions starting at or after this binlog position")
+        .option("--to-pos <file:pos>", "source transactions starting before this binlog position");
+    return cmd;
+  };
+  const load = () => import("./commands/archive.js");
+  common(
+    archive.command("stats").description("files, rows per table and op, time, position and stream ranges"),
+    false,
+  )
+    .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      examples(
+        "dfs archive stats -c examples/backup.yaml",
+        "dfs archive stats --dir ./data/main/archive --json",
+      ),
+    )
+    .action(act(async (o) => (await load()).runArchiveStats(o)));
+  common(archive.command("query").description("the archived changes of a table, key, time or position range"))
+    .option("--limit <n>", "at most this many changes", wholeNumber(1), 1000)
+    .option(
+      "--json",
+      "one JSON object per line (exact values: big integers and decimals as strings, bytes as {hex})",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "dfs archive query -c examples/backup.yaml --table shop.orders --key 42",
+        "dfs archive query -c examples/backup.yaml --since '2024-06-01 11:00' --until '2024-06-01 12:00' --json",
+      ),
+    )
+    .action(act(async (o) => (await load()).runArchiveQuery(o)));
+  common(
+    archive
+      .command("replay")
+      .description(
+        "apply a range to a database through the DPU's apply path (tables created from the archive's definitions)",
+      ),
+  )
+    .option("--url <url>", "the database to replay into: mysql://user:password@host:port")
+    .option("--database <name>", "replay every source database into this one")
+    .addHelpText(
+      "after",
+      examples(
+        "dfs archive replay -c examples/backup.yaml --url mysql://root@127.0.0.1:13307",
+        "dfs archive replay -c examples/backup.yaml --url mysql://root@127.0.0.1:13307 --database restored --until 2024-06-01T12:00:00Z",
+      ),
+    )
+    .action(act(async (o) => (await load()).runArchiveReplay(o)));
+  common(
+    archive
+      .command("flashback")
+      .description("print the SQL that undoes a range (newest change first, exact values), or apply it"),
+  )
+    .option("--apply", "apply it in one transaction instead of printing it")
+    .option("--url <url>", "with --apply: the database to undo the changes in")
+    .option("--to-source", "with --apply: the config's source")
+    .addHelpText(
+      "after",
+      `
+An insert is undone by a DELETE by its key, a delete by an INSERT of its before image, an update by
+an UPDATE back to its before image; tables without a primary key are matched on the whole image
+(LIMIT 1). DDL in the range is not undone (reported; --apply refuses such a range).
+${examples(
+  "dfs archive flashback -c examples/backup.yaml --from-pos mysql-bin.000003:1234 > undo.sql",
+  "dfs archive flashback -c examples/backup.yaml --since 2024-06-01T11:58:00Z --apply --to-source",
+)}`,
+    )
+    .action(act(async (o) => (await load()).runArchiveFlashback(o)));
 }

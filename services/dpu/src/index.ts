@@ -1,7 +1,9 @@
 /**
  * @dfs/dpu: JetStream -> target. `startDpu` builds and runs the service; `listDeadLetters` and
- * `replayFromConfig` serve `dfs dlq`; `checkMappings` serves `dfs doctor`. Its parts are internal (see docs/dpu.md).
+ * `replayFromConfig` serve `dfs dlq`; `checkMappings` serves `dfs doctor`; `replayArchive` serves
+ * `dfs archive replay`. Its parts are internal (see docs/dpu.md).
  */
+export { type ArchiveReplayOptions, type ArchiveReplayResult, replayArchive } from "./archive/replay.js";
 export { type DlqEntry, listDeadLetters } from "./dlq.js";
 export { checkMappings } from "./pipeline/setup.js";
 export { type ReplayResult, replayFromConfig } from "./replay.js";

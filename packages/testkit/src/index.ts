@@ -1,4 +1,5 @@
 import { mkdtempSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -20,9 +21,36 @@ import mysql from "mysql2/promise";
 
 export const urls = stackUrls();
 
-/** Starts the project's stack if it is not up (idempotent, shared by all test files). */
+/**
+ * Starts the project's stack if it is not up (idempotent, shared by all test files). With
+ * DFS_STACK_EXTERNAL=1 the servers on the stack's ports belong to another checkout (a worktree
+ * beside the main one): they are used as they are, nothing is started or locked.
+ */
 export async function ensureStack(): Promise<void> {
+  if (process.env.DFS_STACK_EXTERNAL === "1") {
+    for (const url of [urls.sourceUrl, urls.targetUrl, urls.natsUrl]) {
+      const { hostname, port } = new URL(url);
+      if (!(await answers(hostname, Number(port))))
+        throw new Error(`DFS_STACK_EXTERNAL=1, but nothing answers on ${hostname}:${port}`);
+    }
+    return;
+  }
   await stackUp({ log: () => {} });
+}
+
+function answers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port, timeout: 2000 });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("timeout", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(false));
+  });
 }
 
 /** A name no other test uses: for source ids, databases and streams. */

@@ -102,6 +102,8 @@ export function openFile(path: string, o: { create: boolean; readonly?: boolean 
   if (!o.readonly) {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
+    // The key index's pages stay in memory while a file is written (32 MiB at most).
+    db.pragma("cache_size = -32768");
     db.exec(FILE_SCHEMA);
     db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('format', ?)").run(String(FORMAT_VERSION));
   }

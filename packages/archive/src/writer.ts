@@ -55,9 +55,15 @@ export interface CheckpointWrite {
   applied?: { seq: number; firstRow: number; maxSeq: number; units: string };
 }
 
+const INSERT_CHANGES = "INSERT INTO changes (id, txn, schema, row_index, op, pk, pk_old, row) VALUES ";
+const CHANGE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)";
+const CHANGE_PARAMS = 8;
+const ROWS_PER_INSERT = 50;
+
 interface Statements {
   txn: Database.Statement;
   change: Database.Statement;
+  changes: Database.Statement;
   schema: Database.Statement;
   lowWater: Database.Statement;
   dropApplied: Database.Statement;
@@ -86,6 +92,8 @@ export class ArchiveWriter {
   /** Source transactions of the open write (capture group ordinal:first row -> txn id). */
   private openTxns = new Map<string, number>();
   private largeOpen = false;
+  /** Parameters of the changes not inserted yet (multi-row INSERTs cost far less per row). */
+  private readonly params: unknown[] = [];
 
   private constructor(private readonly o: ArchiveWriterOptions) {}
 
@@ -197,6 +205,7 @@ export class ArchiveWriter {
     if (this.largeOpen && this.db?.inTransaction) this.db.exec("ROLLBACK");
     this.largeOpen = false;
     this.openTxns.clear();
+    this.params.length = 0;
     // The ids handed out in the rolled-back transaction are free again, table shapes forgotten.
     if (this.db) this.readCounters(this.db);
     this.schemaBySig = new Map();
@@ -281,9 +290,8 @@ export class ArchiveWriter {
       txn: db.prepare(
         "INSERT INTO txns (id, kind, seq, first_row, gtid, file, pos, sortable, commit_time, first_change, db, statement, tables) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
-      change: db.prepare(
-        "INSERT INTO changes (id, txn, schema, row_index, op, pk, pk_old, row) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      ),
+      change: db.prepare(`${INSERT_CHANGES}${CHANGE_ROW}`),
+      changes: db.prepare(`${INSERT_CHANGES}${Array(ROWS_PER_INSERT).fill(CHANGE_ROW).join(", ")}`),
       schema: db.prepare("INSERT INTO schemas (db, tbl, version, columns, pkey) VALUES (?, ?, ?, ?, ?)"),
       lowWater: db.prepare(
         "INSERT INTO checkpoint (consumer, low_water, updated_at) VALUES (?, ?, ?) ON CONFLICT (consumer) DO UPDATE SET low_water = excluded.low_water, updated_at = excluded.updated_at",
@@ -318,6 +326,7 @@ export class ArchiveWriter {
 
   private insertChanges(changes: readonly ArchivedChange[]): void {
     const st = this.st!;
+    this.params.length = 0;
     for (const c of changes) {
       const b = c.batch;
       const src = b.sourceTxns[c.sourceTxn];
@@ -347,7 +356,8 @@ export class ArchiveWriter {
       const pk = b.primaryKey;
       const after = c.op === "d" ? null : keyText(pk, c.after);
       const before = c.op === "c" || c.op === "r" ? null : keyText(pk, c.before);
-      st.change.run(
+      const p = this.params;
+      p.push(
         this.nextChange++,
         txn,
         this.schemaOf(b),
@@ -357,7 +367,17 @@ export class ArchiveWriter {
         after !== null && before !== null && after !== before ? before : null,
         c.raw,
       );
+      if (p.length === ROWS_PER_INSERT * CHANGE_PARAMS) this.flushChanges();
     }
+    this.flushChanges();
+  }
+
+  /** Rows gathered for `changes`: a full multi-row INSERT, or one INSERT each for the rest. */
+  private flushChanges(): void {
+    const p = this.params;
+    if (p.length === ROWS_PER_INSERT * CHANGE_PARAMS) this.st!.changes.run(p);
+    else for (let i = 0; i < p.length; i += CHANGE_PARAMS) this.st!.change.run(p.slice(i, i + CHANGE_PARAMS));
+    p.length = 0;
   }
 
   /** The `schemas` row of a batch's table shape (one look-up per batch header). */

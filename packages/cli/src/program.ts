@@ -282,7 +282,7 @@ function addBench(program: Command, act: Act): void {
     new Option("--rows <n>", "row changes to write").argParser(wholeNumber(1000)).default(1_000_000);
   const noRecord = () =>
     new Option("--no-record", "print the figures without adding them to docs/benchmarks.md");
-  const run = (what: "capture" | "e2e" | "snapshot") =>
+  const run = (what: "capture" | "e2e" | "snapshot" | "archive") =>
     act(async (o: Record<string, unknown>) => {
       const { runBenchCommand } = await import("@dfs/bench");
       await runBenchCommand(what, {
@@ -341,6 +341,18 @@ function addBench(program: Command, act: Act): void {
       ),
     )
     .action(run("e2e"));
+  bench
+    .command("archive")
+    .description(
+      "archive write rows/s: row changes into the backup use's SQLite archive, as the archive sink writes them",
+    )
+    .addOption(rows())
+    .addOption(noRecord())
+    .addHelpText(
+      "after",
+      examples("dfs bench archive --rows 1000000", "dfs bench archive --rows 200000 --no-record"),
+    )
+    .action(run("archive"));
   bench
     .command("snapshot")
     .description("chunked snapshot rows/s beside one plain SELECT")

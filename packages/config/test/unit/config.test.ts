@@ -420,3 +420,33 @@ describe("documentation", () => {
     }
   });
 });
+
+describe("archive (the backup use)", () => {
+  test("defaults: a folder per source, one file a day, no retention; sizes and ages converted", () => {
+    const { target: _t, ...noTarget } = minimal() as Record<string, unknown>;
+    const cfg = parseConfig({ ...noTarget, archive: {} }, {});
+    assert.equal(cfg.target, undefined);
+    assert.deepEqual(cfg.archive, {
+      dir: `./data/${cfg.source.id}/archive`,
+      period: "day",
+      maxFileBytes: 1024 ** 3,
+      retention: {},
+    });
+    const kept = parseConfig(
+      { ...noTarget, archive: { retention: { maxAge: "90d", maxBytes: "5GiB" } } },
+      {},
+    );
+    assert.deepEqual(kept.archive?.retention, { maxAge: 90 * 86_400_000, maxBytes: 5 * 1024 ** 3 });
+  });
+
+  test("refused beside a target: a DPU writes to one sink", () => {
+    const err = configError(() =>
+      parseConfig(
+        { ...minimal(), target: { url: "mysql://root@127.0.0.1:13307" }, archive: {} },
+        {},
+        "b.yaml",
+      ),
+    );
+    hasProblem(err, "b.yaml: archive", /without a target/);
+  });
+});

@@ -49,6 +49,8 @@ export class ArchiveSink implements Sink {
   readonly stats: SinkStats = { rowsApplied: 0, rejected: 0, retries: 0, lastError: "", waitingFor: "" };
   private writer: ArchiveWriter | null = null;
   private readonly tables = new Map<string, TargetTable>();
+  /** Tables a DDL statement changed: their definition is kept again, as it is now. */
+  private readonly redefine = new Set<string>();
   /** The group boundary the last write passed; written with the next write (or by `flush`). */
   private pendingLow = 0;
   private lowWater = 0;
@@ -118,7 +120,10 @@ export class ArchiveSink implements Sink {
     );
     this.moved(seq);
     // Definitions are kept again after a schema change (a replay creates tables as they were).
-    for (const t of ddl.tables) this.tables.delete(tableKey(t));
+    for (const t of ddl.tables) {
+      this.tables.delete(tableKey(t));
+      this.redefine.add(tableKey(t));
+    }
     this.o.events?.ddl?.(ddl.db, ddl.statement, performance.now() - started);
   }
 
@@ -189,7 +194,8 @@ export class ArchiveSink implements Sink {
    */
   private async keepDefinition(ref: TableRef): Promise<void> {
     const w = this.need();
-    if (!this.o.source || w.hasDefinition(ref)) return;
+    const changed = this.redefine.delete(tableKey(ref));
+    if (!this.o.source || (!changed && w.hasDefinition(ref))) return;
     let s: MysqlSession | null = null;
     try {
       s = await MysqlSession.open(this.o.source, {

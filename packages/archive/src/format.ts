@@ -110,3 +110,8 @@ export function openFile(path: string, o: { create: boolean; readonly?: boolean 
   db.pragma("busy_timeout = 5000");
   return db;
 }
+
+/** Whether a file has its tables yet (a file being created by the writer may not, for a moment). */
+export function initialized(db: Database.Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== undefined;
+}

@@ -1,7 +1,7 @@
 import { type DecodedChange, decodeBatchChanges, Position, type TableRef } from "@dfs/codec";
 import { ChangeBatch } from "@dfs/proto";
 import type Database from "better-sqlite3";
-import { type ArchiveFile, FORMAT_VERSION, listFiles, openFile, TXN_DDL } from "./format.js";
+import { type ArchiveFile, FORMAT_VERSION, initialized, listFiles, openFile, TXN_DDL } from "./format.js";
 
 /** What to read: every condition given must hold. Ranges include their start and exclude their end. */
 export interface ArchiveFilter {
@@ -86,6 +86,7 @@ export class ArchiveReader {
         throw err;
       }
       try {
+        if (!initialized(db)) continue; // being created: nothing committed in it yet
         checkFormat(db, f);
         yield* read(db, f);
       } finally {

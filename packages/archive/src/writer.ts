@@ -7,6 +7,7 @@ import {
   type ArchiveFile,
   type ArchivePeriod,
   fileName,
+  initialized,
   listFiles,
   openFile,
   periodLabel,
@@ -120,6 +121,7 @@ export class ArchiveWriter {
     for (const f of listFiles(this.o.dir)) {
       const db = f.path === this.file?.path ? this.db! : openFile(f.path, { create: false, readonly: true });
       try {
+        if (!initialized(db)) continue;
         const row = db
           .prepare("SELECT low_water AS w FROM checkpoint WHERE consumer = ?")
           .get(this.o.consumer) as { w: number } | undefined;
@@ -412,6 +414,7 @@ export class ArchiveWriter {
       for (const f of files) {
         const db = openFile(f.path, { create: false, readonly: true });
         try {
+          if (!initialized(db)) continue;
           const r = db.prepare("SELECT MAX(commit_time) AS t FROM txns").get() as { t: number | null };
           if (r.t !== null && r.t < oldest) drop.add(f);
         } finally {

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { ConfigError, ErrorCode } from "@dfs/common";
 import { parseMysqlUrl } from "@dfs/mysql";
 import { describeConfig, ENV_OVERRIDES, loadConfig, parseConfig } from "../../dist/index.js";
@@ -437,6 +438,14 @@ describe("archive (the backup use)", () => {
       {},
     );
     assert.deepEqual(kept.archive?.retention, { maxAge: 90 * 86_400_000, maxBytes: 5 * 1024 ** 3 });
+  });
+
+  test("examples/backup.yaml: no target, an archive", () => {
+    const file = fileURLToPath(new URL("../../../../examples/backup.yaml", import.meta.url));
+    const cfg = loadConfig(file, {});
+    assert.equal(cfg.target, undefined);
+    assert.equal(cfg.archive?.period, "day");
+    assert.equal(cfg.archive?.retention.maxAge, 30 * 86_400_000);
   });
 
   test("refused beside a target: a DPU writes to one sink", () => {

@@ -51,9 +51,14 @@ test("the command tree holds every command the docs and scripts use", () => {
     "bench capture",
     "bench e2e",
     "bench snapshot",
+    "bench archive",
     "demo",
     "verify",
     "archive",
+    "archive stats",
+    "archive query",
+    "archive replay",
+    "archive flashback",
   ])
     assert.ok(names.has(want), `dfs ${want} exists`);
 });
@@ -123,6 +128,10 @@ test("bad values and missing arguments are 64, each naming what is wrong", async
     [["ctl", "capture", "set-position", "--address", "127.0.0.1:1"], /set-position takes one position/],
     [["demo", "--seconds", "-1"], /--seconds <n>' argument '-1' is invalid/],
     [["verify"], /not built yet/],
+    [["archive", "flashback", "--dir", "/nonexistent"], /give the range to undo/],
+    [["archive", "replay", "--dir", "/nonexistent"], /-c FILE is required/],
+    [["archive", "query", "--dir", "/nonexistent", "--since", "yesterday"], /--since: not a time/],
+    [["archive", "stats"], /where is the archive\?/],
   ];
   for (const [args, message] of cases) {
     const r = await dfs(...args);

@@ -9,10 +9,10 @@ import {
   parseKeyArg,
   txnComment,
 } from "@dfs/archive";
-import { formatTableRef, Position, parseTableRef, type Row, type SqlValue } from "@dfs/codec";
+import { formatTableRef, Position, parseTableRef, type Row, type SqlValue, tableKey } from "@dfs/codec";
 import { createLogger } from "@dfs/common";
 import { type DfsConfig, loadConfig } from "@dfs/config";
-import { APPLY_SESSION, MysqlSession, parseMysqlUrl, runScript } from "@dfs/mysql";
+import { APPLY_SESSION, describeTable, MysqlSession, parseMysqlUrl, runScript } from "@dfs/mysql";
 import { ExitCode, UsageError } from "../exit.js";
 
 /** Options every `dfs archive` command takes: where the archive is, and which part of it. */
@@ -216,32 +216,38 @@ export async function runArchiveFlashback(
   if (filter.since === undefined && filter.until === undefined && !filter.fromPos && !filter.toPos)
     throw new UsageError("give the range to undo: --since/--until or --from-pos/--to-pos");
   const entries = [...new ArchiveReader(dirOf(o, cfg)).entries(filter)];
-  const fb = flashback(entries);
-  for (const d of fb.ddl)
-    console.error(
-      `warning: DDL at ${d.txn.position} is not undone (no exact inverse): ${d.statement.slice(0, 200)}`,
-    );
-  if (!o.apply) {
-    console.log(
-      `-- dfs archive flashback: undoes ${fb.changes} change(s) of ${fb.transactions} transaction(s), newest first`,
-    );
-    for (const s of FLASHBACK_SESSION) console.log(`${s};`);
-    console.log("BEGIN;");
-    let txn = "";
-    for (const d of fb.ddl)
-      console.log(
-        `-- not undone: DDL at ${d.txn.position}: ${d.statement.replace(/\s+/g, " ").slice(0, 200)}`,
+  for (const e of entries)
+    if (e.kind === "ddl")
+      console.error(
+        `warning: DDL at ${e.txn.position} is not undone (no exact inverse): ${e.statement.slice(0, 200)}`,
       );
-    for (const st of fb.statements) {
-      const t = `${st.txn.archiveFile}:${st.txn.id}`;
-      if (t !== txn) console.log(txnComment(st.txn));
-      txn = t;
-      console.log(`${st.sql};`);
-    }
-    console.log("COMMIT;");
-    return ExitCode.OK;
+  if (o.apply) return applyFlashback(o, cfg, entries);
+  const fb = flashback(entries);
+  console.log(
+    `-- dfs archive flashback: undoes ${fb.changes} change(s) of ${fb.transactions} transaction(s), newest first`,
+  );
+  for (const s of FLASHBACK_SESSION) console.log(`${s};`);
+  console.log("BEGIN;");
+  for (const d of fb.ddl)
+    console.log(`-- not undone: DDL at ${d.txn.position}: ${d.statement.replace(/\s+/g, " ").slice(0, 200)}`);
+  let txn = "";
+  for (const st of fb.statements) {
+    const t = `${st.txn.archiveFile}:${st.txn.id}`;
+    if (t !== txn) console.log(txnComment(st.txn));
+    txn = t;
+    console.log(`${st.sql};`);
   }
-  if (fb.ddl.length > 0)
+  console.log("COMMIT;");
+  return ExitCode.OK;
+}
+
+/** Applies the undo in one transaction; generated columns (the database computes them) are left out. */
+async function applyFlashback(
+  o: { url?: string; toSource?: boolean },
+  cfg: DfsConfig | null,
+  entries: ArchiveEntry[],
+): Promise<number> {
+  if (entries.some((e) => e.kind === "ddl"))
     throw new UsageError(
       "the range holds DDL, which flashback cannot undo: narrow the range, or print the SQL and edit it",
     );
@@ -253,15 +259,25 @@ export async function runArchiveFlashback(
     multipleStatements: true,
   });
   try {
+    const writable = new Map<string, Set<string> | null>();
+    for (const e of entries) {
+      if (e.kind !== "change" || writable.has(tableKey(e.change.ref))) continue;
+      const d = await describeTable(s, e.change.ref);
+      const columns = d ? new Set(d.columns.filter((c) => !c.generated).map((c) => c.name)) : null;
+      writable.set(tableKey(e.change.ref), columns);
+    }
+    const fb = flashback(entries, (c) => writable.get(tableKey(c.ref)) ?? null);
     await s.query("BEGIN");
-    await runScript(s, fb.statements, 4 * 1024 * 1024);
-    await s.query("COMMIT");
-  } catch (err) {
-    await s.query("ROLLBACK").catch(() => {});
-    throw err;
+    try {
+      await runScript(s, fb.statements, 4 * 1024 * 1024);
+      await s.query("COMMIT");
+    } catch (err) {
+      await s.query("ROLLBACK").catch(() => {});
+      throw err;
+    }
+    console.error(`undid ${fb.changes} change(s) of ${fb.transactions} transaction(s) in one transaction`);
+    return ExitCode.OK;
   } finally {
     await s.close();
   }
-  console.error(`undid ${fb.changes} change(s) of ${fb.transactions} transaction(s) in one transaction`);
-  return ExitCode.OK;
 }

@@ -10,6 +10,11 @@ export interface StackOptions {
   dir?: string;
   /** Progress sink; defaults to silence so library callers (tests) stay quiet. */
   log?: (line: string) => void;
+  /**
+   * Ports of the components, over $DFS_STACK_*_PORT and the defaults: with its own `dir`, a second
+   * stack beside the shared one (a test that restarts servers must not restart everyone's).
+   */
+  ports?: Partial<Record<ComponentName, number>>;
 }
 
 export type ComponentName = "source" | "target" | "nats";
@@ -80,11 +85,11 @@ function envPort(variable: string, fallback: number): number {
   return port;
 }
 
-export function stackPorts(): Record<ComponentName, number> {
+export function stackPorts(given: StackOptions["ports"] = {}): Record<ComponentName, number> {
   return {
-    source: envPort("DFS_STACK_SOURCE_PORT", STACK_DEFAULTS.sourcePort),
-    target: envPort("DFS_STACK_TARGET_PORT", STACK_DEFAULTS.targetPort),
-    nats: envPort("DFS_STACK_NATS_PORT", STACK_DEFAULTS.natsPort),
+    source: given.source ?? envPort("DFS_STACK_SOURCE_PORT", STACK_DEFAULTS.sourcePort),
+    target: given.target ?? envPort("DFS_STACK_TARGET_PORT", STACK_DEFAULTS.targetPort),
+    nats: given.nats ?? envPort("DFS_STACK_NATS_PORT", STACK_DEFAULTS.natsPort),
   };
 }
 
@@ -103,7 +108,7 @@ export function resolveStackPaths(opts: StackOptions = {}): StackPaths {
   else if (envDir !== undefined && envDir !== "") dir = resolve(envDir);
   else dir = join(opts.root !== undefined ? resolve(opts.root) : findProjectRoot(), ".stack");
 
-  const ports = stackPorts();
+  const ports = stackPorts(opts.ports);
   const component = (name: ComponentName): ComponentPaths => ({
     name,
     port: ports[name],
@@ -128,12 +133,12 @@ export function componentAddress(paths: ComponentPaths): string {
 }
 
 /** URLs do not depend on the data dir, so this never needs to locate the project root. */
-export function stackUrls(_opts: StackOptions = {}): {
+export function stackUrls(opts: StackOptions = {}): {
   sourceUrl: string;
   targetUrl: string;
   natsUrl: string;
 } {
-  const ports = stackPorts();
+  const ports = stackPorts(opts.ports);
   const host = STACK_DEFAULTS.host;
   return {
     sourceUrl: `mysql://root@${host}:${ports.source}`,

@@ -166,3 +166,4 @@ export {
   waitChildReady,
   writeConfig,
 } from "./child.js";
+export { freePort, type PrivateStack, startPrivateStack } from "./private-stack.js";

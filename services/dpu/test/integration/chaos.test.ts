@@ -1,0 +1,274 @@
+// Chaos: the whole system under a continuous mixed load from several clients while faults are
+// injected in turn, several rounds of them; afterwards the target equals the source by checksum
+// and row by row, every counter `c` (incremented by every update) included, so no change was lost
+// or applied twice.
+//
+// It runs on a stack of its own (MariaDB source and target, nats-server, on free ports, data in a
+// temporary directory), because it restarts NATS and the target: the shared stack other tests and
+// the benchmarks use meanwhile is never touched. The services are separate `dfs` processes:
+// `dfs capture`, `dfs relmgr` and one `dfs dpu` per table group. relmgr plans two groups (ga:
+// acct, line; gb: tagged, kv); each DPU waits for that plan in NATS KV before it applies, so
+// every DPU restart after a NATS restart depends on the plan having survived, and relmgr, killed
+// -9 and started again, must publish the same plan (the DPUs would follow a different one).
+// Transactions that touch both groups are applied by both DPUs.
+//
+// Faults, each round in a rotated order: kill -9 capture and restart it; kill -9 both DPUs and
+// restart them; kill -9 relmgr and restart it; restart nats-server (same data dir: the stream,
+// the consumers, the plan and the leases survive on file storage); kill -9 the target mariadbd and
+// start it again (crash recovery); cut the source connections (KILL every session of capture's
+// user, the binlog dump among them). After each fault the test waits until a marker transaction
+// written after it has reached the target through both groups, then lets the load run a while.
+//
+// Lengths (environment): DFS_CHAOS_ROUNDS (default 3, CI 1), DFS_CHAOS_GAP_MS (load between
+// faults, default 4000, CI 2000), DFS_CHAOS_CLIENTS (writers, default 3), DFS_CHAOS_RATE (row
+// changes per second per writer, default 300), DFS_TEST_SEED (repeat a run's load).
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { waitFor } from "@dfs/common";
+import { freePort, type PrivateStack, startPrivateStack, writeConfig } from "@dfs/testkit";
+import {
+  ChaosLoad,
+  connectionOptions,
+  counterTotals,
+  Reconnecting,
+  rowDiffs,
+  ServiceProcess,
+} from "../support/chaos.js";
+import { schemaSql, testSeed, waitConverged } from "../support/failure.js";
+
+const CI = process.env.CI === "true";
+const envInt = (name: string, fallback: number) => Number(process.env[name]) || fallback;
+const ROUNDS = envInt("DFS_CHAOS_ROUNDS", CI ? 1 : 3);
+const GAP_MS = envInt("DFS_CHAOS_GAP_MS", CI ? 2000 : 4000);
+const CLIENTS = envInt("DFS_CHAOS_CLIENTS", 3);
+const RATE = envInt("DFS_CHAOS_RATE", 300);
+/** How long the pipeline may take to carry a marker through after a fault. */
+const RECOVERY_MS = 90_000;
+const DB = "chaos";
+const SOURCE_USER = "dfs_chaos";
+
+test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and target restarts, cut source connections, under load`, {
+  timeout: 180_000 + ROUNDS * 150_000,
+}, async (t) => {
+  const seed = testSeed();
+  const started = Date.now();
+  const stack: PrivateStack = await startPrivateStack("dfs-chaos-");
+  const services: ServiceProcess[] = [];
+  let load: ChaosLoad | null = null;
+  const src = new Reconnecting(connectionOptions(stack.urls.sourceUrl));
+  const dst = new Reconnecting(connectionOptions(stack.urls.targetUrl));
+  const logs = join(stack.dir, "logs");
+  mkdirSync(logs);
+  const diag = () => services.map((s) => s.tail()).join("\n");
+  try {
+    // Capture reads as a user with only the privileges it needs, so that its sessions (and none
+    // of the load's) can be found and cut on the source.
+    await src.query(
+      `CREATE USER '${SOURCE_USER}'@'127.0.0.1'; GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.* TO '${SOURCE_USER}'@'127.0.0.1'`,
+    );
+
+    const sourceUrl = stack.urls.sourceUrl.replace("root@", `${SOURCE_USER}@`);
+    const [captureHttp, relmgrHttp, gaHttp, gbHttp] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const configOf = (group: string, dpuHttp: number) =>
+      writeConfig(
+        stack.dir,
+        {
+          source: { id: "chaos", url: sourceUrl, serverId: 7001, include: { databases: [DB] } },
+          target: { url: stack.urls.targetUrl },
+          nats: { url: stack.urls.natsUrl },
+          capture: {
+            journal: { path: join(stack.dir, "journal.db") },
+            heartbeatIntervalMs: "500ms",
+            http: { port: captureHttp },
+            grpc: { port: 0 },
+            lease: { ttlMs: "3s" },
+            reconnect: { initialMs: "100ms", maxMs: "2s" },
+          },
+          dpu: {
+            group,
+            http: { port: dpuHttp },
+            grpc: { port: 0 },
+            apply: { connections: 3 },
+            retry: { initialMs: "100ms", maxMs: "2s" },
+          },
+          relmgr: {
+            http: { port: relmgrHttp },
+            grpc: { port: 0 },
+            groups: [
+              { name: "ga", tables: [`${DB}.acct`, `${DB}.line`] },
+              { name: "gb", tables: [`${DB}.tagged`, `${DB}.kv`] },
+            ],
+          },
+          log: { level: "info" },
+        },
+        `${group}.yaml`,
+      );
+    const ga = configOf("ga", gaHttp);
+    const gb = configOf("gb", gbHttp);
+    const capture = new ServiceProcess(
+      "capture",
+      ["capture", "-c", ga],
+      captureHttp,
+      join(logs, "capture.log"),
+    );
+    const relmgr = new ServiceProcess("relmgr", ["relmgr", "-c", ga], relmgrHttp, join(logs, "relmgr.log"));
+    const dpuA = new ServiceProcess("dpu-ga", ["dpu", "-c", ga], gaHttp, join(logs, "dpu-ga.log"));
+    const dpuB = new ServiceProcess("dpu-gb", ["dpu", "-c", gb], gbHttp, join(logs, "dpu-gb.log"));
+    services.push(capture, relmgr, dpuA, dpuB);
+    // Capture first: once it reads, the schema is created (and reaches the target through the
+    // stream); relmgr then plans the groups from it, and the DPUs follow that plan.
+    capture.start();
+    await capture.waitLive("/readyz");
+    await src.query(schemaSql(DB));
+    // Markers: rows no client touches, one per group, bumped together after each fault.
+    await src.query(
+      `INSERT INTO ${DB}.acct (id, c) VALUES (0, 0); INSERT INTO ${DB}.kv (k, v, c) VALUES ('marker', '', 0)`,
+    );
+    relmgr.start();
+    await relmgr.waitLive("/readyz");
+    for (const s of [dpuA, dpuB]) s.start();
+    for (const s of [dpuA, dpuB]) await s.waitLive();
+
+    // A marker transaction on the source (touching both groups), then its values in the target.
+    let markers = 0;
+    const carried = async (what: string): Promise<number> => {
+      const since = Date.now();
+      markers++;
+      await src.query(
+        `BEGIN; UPDATE ${DB}.acct SET c = c + 1 WHERE id = 0; UPDATE ${DB}.kv SET c = c + 1 WHERE k = 'marker'; COMMIT`,
+      );
+      await waitFor(
+        async () => {
+          const [rows] = await dst.query(
+            `SELECT (SELECT c FROM ${DB}.acct WHERE id = 0) AS a, (SELECT c FROM ${DB}.kv WHERE k = 'marker') AS b`,
+          );
+          const r = (rows as { a: string | null; b: string | null }[])[0]!;
+          return Number(r.a) === markers && Number(r.b) === markers;
+        },
+        {
+          timeoutMs: RECOVERY_MS,
+          intervalMs: 200,
+          what: `a marker written after ${what} to reach the target`,
+        },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${diag()}`);
+      });
+      return Date.now() - since;
+    };
+    await carried("start-up");
+
+    load = new ChaosLoad(stack.urls.sourceUrl, DB, {
+      clients: CLIENTS,
+      seed,
+      ratePerClient: RATE,
+      maxTxn: 200,
+    });
+    await load.open();
+    load.start();
+
+    const sourceCuts: number[] = [];
+    const faults: [string, () => Promise<void>][] = [
+      [
+        "kill -9 capture",
+        async () => {
+          await capture.crashAndRestart();
+          await capture.waitLive();
+        },
+      ],
+      [
+        "kill -9 both DPUs",
+        async () => {
+          await Promise.all([dpuA.crashAndRestart(), dpuB.crashAndRestart()]);
+          await Promise.all([dpuA.waitLive(), dpuB.waitLive()]);
+        },
+      ],
+      [
+        "kill -9 relmgr",
+        async () => {
+          await relmgr.crashAndRestart();
+          await relmgr.waitLive();
+        },
+      ],
+      [
+        "restart NATS",
+        async () => {
+          await stack.stop("nats");
+          await stack.start("nats");
+        },
+      ],
+      [
+        "kill -9 and restart the target",
+        async () => {
+          await stack.stop("target", { hard: true });
+          await stack.start("target");
+        },
+      ],
+      [
+        "cut the source connections",
+        async () => {
+          const [rows] = await src.query(
+            "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ?",
+            [SOURCE_USER],
+          );
+          const ids = (rows as { id: string }[]).map((r) => r.id);
+          for (const id of ids) await src.query(`KILL ${id}`).catch(() => {});
+          sourceCuts.push(ids.length);
+        },
+      ],
+    ];
+    const recovery: Record<string, number[]> = {};
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < faults.length; i++) {
+        const [name, inject] = faults[(i + round) % faults.length]!;
+        const at = Date.now();
+        await inject();
+        await carried(name);
+        recovery[name] = [...(recovery[name] ?? []), Date.now() - at];
+        if (load.error) throw load.error;
+        await delay(GAP_MS); // the load runs on between faults
+      }
+      t.diagnostic(`round ${round + 1}: ${load.changes()} row changes so far`);
+    }
+    await load.stop();
+    await carried("the end of the load");
+
+    const { ms } = await waitConverged(src, DB, dst, DB, 120_000, diag).catch(async (err: Error) => {
+      const { diffs } = await rowDiffs(src, dst, DB);
+      throw new Error(`${err.message}\nrows that differ:\n${diffs.join("\n")}`);
+    });
+    const { diffs, compared } = await rowDiffs(src, dst, DB);
+    assert.deepEqual(diffs, [], "every row equal, its counter c included: nothing lost or applied twice");
+    for (const table of ["acct", "kv"] as const)
+      assert.deepEqual(
+        await counterTotals(dst, DB, table),
+        await counterTotals(src, DB, table),
+        `${table}: counters`,
+      );
+    assert.ok(
+      sourceCuts.every((n) => n > 0),
+      `every cut found capture's sessions (${sourceCuts.join(", ")})`,
+    );
+    const crashes = services.flatMap((s) => s.crashes);
+    assert.deepEqual(crashes, [], `no service exited by itself\n${diag()}`);
+
+    const gens = load.gens;
+    t.diagnostic(
+      `seed ${seed}: ${ROUNDS} round(s), ${load.changes()} row changes in ${gens.reduce((n, g) => n + g.txns, 0)} transactions + ${load.bumps} contended bumps from ${CLIENTS + 1} clients (${gens.reduce((n, g) => n + g.rolledBack, 0)} rolled back by deadlocks); ${compared} rows compared; converged ${ms} ms after the load; ${Math.round((Date.now() - started) / 1000)} s in all`,
+    );
+    for (const [name, ms] of Object.entries(recovery))
+      t.diagnostic(`${name}: marker through in ${ms.join(", ")} ms`);
+  } finally {
+    await load?.stop().catch(() => {});
+    await Promise.all(services.map((s) => s.stop()));
+    await Promise.all([src.end(), dst.end()]);
+    await stack.remove();
+  }
+});

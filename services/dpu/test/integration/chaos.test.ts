@@ -21,9 +21,11 @@
 //
 // Lengths (environment): DFS_CHAOS_ROUNDS (default 3, CI 1), DFS_CHAOS_GAP_MS (load between
 // faults, default 4000, CI 2000), DFS_CHAOS_CLIENTS (writers, default 3), DFS_CHAOS_RATE (row
-// changes per second per writer, default 300), DFS_TEST_SEED (repeat a run's load).
+// changes per second per writer, default 300), DFS_TEST_SEED (repeat a run's load);
+// DFS_CHAOS_FAULTS=capture,dpu,relmgr,nats,target,source picks faults; DFS_CHAOS_KEEP_LOGS=1 keeps the logs of a run that passed too (a failed run's are always kept).
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
@@ -63,6 +65,13 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
   const logs = join(stack.dir, "logs");
   mkdirSync(logs);
   const diag = () => services.map((s) => s.tail()).join("\n");
+  // The services' and servers' logs outlive the stack's directory, for the one who looks into a failure.
+  const keepLogs = () => {
+    const kept = mkdtempSync(join(tmpdir(), "dfs-chaos-logs-"));
+    cpSync(logs, kept, { recursive: true });
+    for (const f of ["source.err", "target.err", "nats.log"]) cpSync(join(stack.dir, f), join(kept, f));
+    t.diagnostic(`logs kept in ${kept}`);
+  };
   try {
     // Capture reads as a user with only the privileges it needs, so that its sessions (and none
     // of the load's) can be found and cut on the source.
@@ -139,8 +148,9 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
 
     // A marker transaction on the source (touching both groups), then its values in the target.
     let markers = 0;
-    const carried = async (what: string): Promise<number> => {
-      const since = Date.now();
+    /** When the marker reached the target through each group, in ms after `since`. */
+    const carried = async (what: string, since = Date.now()): Promise<{ ga: number; gb: number }> => {
+      const seen = { ga: 0, gb: 0 };
       markers++;
       await src.query(
         `BEGIN; UPDATE ${DB}.acct SET c = c + 1 WHERE id = 0; UPDATE ${DB}.kv SET c = c + 1 WHERE k = 'marker'; COMMIT`,
@@ -151,7 +161,9 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
             `SELECT (SELECT c FROM ${DB}.acct WHERE id = 0) AS a, (SELECT c FROM ${DB}.kv WHERE k = 'marker') AS b`,
           );
           const r = (rows as { a: string | null; b: string | null }[])[0]!;
-          return Number(r.a) === markers && Number(r.b) === markers;
+          if (!seen.ga && Number(r.a) === markers) seen.ga = Date.now() - since;
+          if (!seen.gb && Number(r.b) === markers) seen.gb = Date.now() - since;
+          return seen.ga && seen.gb;
         },
         {
           timeoutMs: RECOVERY_MS,
@@ -161,7 +173,7 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n${diag()}`);
       });
-      return Date.now() - since;
+      return seen;
     };
     await carried("start-up");
 
@@ -170,50 +182,57 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
       seed,
       ratePerClient: RATE,
       maxTxn: 200,
+      bigTxn: 4000,
     });
     await load.open();
     load.start();
 
     const sourceCuts: number[] = [];
-    const faults: [string, () => Promise<void>][] = [
-      [
-        "kill -9 capture",
-        async () => {
+    const allFaults: { key: string; name: string; inject: () => Promise<void> }[] = [
+      {
+        key: "capture",
+        name: "kill -9 capture",
+        inject: async () => {
           await capture.crashAndRestart();
           await capture.waitLive();
         },
-      ],
-      [
-        "kill -9 both DPUs",
-        async () => {
+      },
+      {
+        key: "dpu",
+        name: "kill -9 both DPUs",
+        inject: async () => {
           await Promise.all([dpuA.crashAndRestart(), dpuB.crashAndRestart()]);
           await Promise.all([dpuA.waitLive(), dpuB.waitLive()]);
         },
-      ],
-      [
-        "kill -9 relmgr",
-        async () => {
+      },
+      {
+        key: "relmgr",
+        name: "kill -9 relmgr",
+        inject: async () => {
           await relmgr.crashAndRestart();
           await relmgr.waitLive();
         },
-      ],
-      [
-        "restart NATS",
-        async () => {
+      },
+      {
+        key: "nats",
+        name: "restart NATS",
+        inject: async () => {
           await stack.stop("nats");
           await stack.start("nats");
         },
-      ],
-      [
-        "kill -9 and restart the target",
-        async () => {
+      },
+      {
+        key: "target",
+        name: "kill -9 and restart the target",
+        inject: async () => {
           await stack.stop("target", { hard: true });
           await stack.start("target");
         },
-      ],
-      [
-        "cut the source connections",
-        async () => {
+      },
+      {
+        key: "source",
+        name: "cut the source connections",
+        inject: async () => {
           const [rows] = await src.query(
             "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ?",
             [SOURCE_USER],
@@ -222,16 +241,18 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
           for (const id of ids) await src.query(`KILL ${id}`).catch(() => {});
           sourceCuts.push(ids.length);
         },
-      ],
+      },
     ];
-    const recovery: Record<string, number[]> = {};
+    const only = process.env.DFS_CHAOS_FAULTS?.split(",");
+    const faults = allFaults.filter((f) => !only || only.includes(f.key));
+    const recovery: Record<string, string[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < faults.length; i++) {
-        const [name, inject] = faults[(i + round) % faults.length]!;
+        const { name, inject } = faults[(i + round) % faults.length]!;
         const at = Date.now();
         await inject();
-        await carried(name);
-        recovery[name] = [...(recovery[name] ?? []), Date.now() - at];
+        const { ga, gb } = await carried(name, at);
+        recovery[name] = [...(recovery[name] ?? []), `${ga}/${gb}`];
         if (load.error) throw load.error;
         await delay(GAP_MS); // the load runs on between faults
       }
@@ -264,7 +285,11 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
       `seed ${seed}: ${ROUNDS} round(s), ${load.changes()} row changes in ${gens.reduce((n, g) => n + g.txns, 0)} transactions + ${load.bumps} contended bumps from ${CLIENTS + 1} clients (${gens.reduce((n, g) => n + g.rolledBack, 0)} rolled back by deadlocks); ${compared} rows compared; converged ${ms} ms after the load; ${Math.round((Date.now() - started) / 1000)} s in all`,
     );
     for (const [name, ms] of Object.entries(recovery))
-      t.diagnostic(`${name}: marker through in ${ms.join(", ")} ms`);
+      t.diagnostic(`${name}: marker through ga/gb in ${ms.join(", ")} ms`);
+    if (process.env.DFS_CHAOS_KEEP_LOGS === "1") keepLogs();
+  } catch (err) {
+    keepLogs();
+    throw err;
   } finally {
     await load?.stop().catch(() => {});
     await Promise.all(services.map((s) => s.stop()));

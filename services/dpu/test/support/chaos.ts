@@ -149,7 +149,7 @@ export function connectionOptions(url: string): mysql.ConnectionOptions {
 /**
  * Several clients writing at once: each a `LoadGen` on its own connection with its own range of
  * keys (mixed inserts, updates with `c = c + 1`, key changes, deletes, transactions over one, two
- * or all four tables), plus one client that increments every client's hot rows one row per
+ * or all four tables; the first client's up to `bigTxn` row changes), plus one client that increments every client's hot rows one row per
  * autocommit statement, so that the same rows are changed by transactions of several connections.
  * READ COMMITTED keeps InnoDB's gap locks from making the clients wait for each other; a deadlock
  * that still happens rolls the transaction and the client's model back, and the load goes on.
@@ -165,7 +165,15 @@ export class ChaosLoad {
   constructor(
     private readonly url: string,
     private readonly db: string,
-    private readonly o: { clients: number; seed: number; ratePerClient: number; maxTxn: number },
+    private readonly o: {
+      clients: number;
+      seed: number;
+      ratePerClient: number;
+      /** Largest transaction (row changes) of each client but the first. */
+      maxTxn: number;
+      /** The first client's largest: above dpu.batch.maxRows, such a transaction is applied in parts. */
+      bigTxn: number;
+    },
   ) {}
 
   async open(): Promise<void> {
@@ -203,17 +211,19 @@ export class ChaosLoad {
         this.error ??= err;
         this.stopped = true;
       });
-    for (const gen of this.gens)
+    for (const [i, gen] of this.gens.entries()) {
+      const maxTxn = i === 0 ? this.o.bigTxn : this.o.maxTxn;
       this.running.push(
         guard(
           (async () => {
             while (!this.stopped) {
               await paced(() => gen.changes);
-              await gen.transaction(gen.size(this.o.maxTxn));
+              await gen.transaction(gen.size(maxTxn));
             }
           })(),
         ),
       );
+    }
     const bumper = this.conns[this.o.clients]!;
     const hot = this.gens.flatMap((g) => g.hotIds());
     const r = seededRandom(this.o.seed + 1000);

@@ -30,6 +30,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { waitFor } from "@dfs/common";
+import { connectNats, readPlan } from "@dfs/nats";
 import { freePort, type PrivateStack, startPrivateStack, writeConfig } from "@dfs/testkit";
 import {
   ChaosLoad,
@@ -64,6 +65,7 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
   const dst = new Reconnecting(connectionOptions(stack.urls.targetUrl));
   const logs = join(stack.dir, "logs");
   mkdirSync(logs);
+  const cleanups: (() => Promise<void>)[] = [];
   const diag = () => services.map((s) => s.tail()).join("\n");
   // The services' and servers' logs outlive the stack's directory, for the one who looks into a failure.
   const keepLogs = () => {
@@ -177,6 +179,28 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
     };
     await carried("start-up");
 
+    // relmgr at work: a table created on the source reaches relmgr as DDL through capture and
+    // NATS; relmgr re-reads the source's schema and publishes a plan that has it (in a group of
+    // its own: no rows are written to it, no DPU applies it).
+    const nc = await connectNats({ url: stack.urls.natsUrl, name: "chaos-test" });
+    cleanups.push(() => nc.close());
+    let extras = 0;
+    const planned = async (what: string) => {
+      const table = `${DB}.extra_${++extras}`;
+      await src.query(`CREATE TABLE ${table} (id INT PRIMARY KEY)`);
+      await waitFor(
+        async () => (await readPlan(nc, "chaos"))?.plan.groups.some((g) => g.tables.includes(table)),
+        {
+          timeoutMs: RECOVERY_MS,
+          intervalMs: 200,
+          what: `relmgr to plan ${table}, created after ${what}`,
+        },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${relmgr.tail()}`);
+      });
+    };
+    await planned("start-up");
+
     load = new ChaosLoad(stack.urls.sourceUrl, DB, {
       clients: CLIENTS,
       seed,
@@ -252,6 +276,7 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
         const at = Date.now();
         await inject();
         const { ga, gb } = await carried(name, at);
+        await planned(name);
         recovery[name] = [...(recovery[name] ?? []), `${ga}/${gb}`];
         if (load.error) throw load.error;
         await delay(GAP_MS); // the load runs on between faults
@@ -293,7 +318,7 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
   } finally {
     await load?.stop().catch(() => {});
     await Promise.all(services.map((s) => s.stop()));
-    await Promise.all([src.end(), dst.end()]);
+    await Promise.all([src.end(), dst.end(), ...cleanups.map((f) => f().catch(() => {}))]);
     await stack.remove();
   }
 });

@@ -153,6 +153,11 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
     /** When the marker reached the target through each group, in ms after `since`. */
     const carried = async (what: string, since = Date.now()): Promise<{ ga: number; gb: number }> => {
       const seen = { ga: 0, gb: 0 };
+      // A fresh session first (the source may have restarted), so the marker's COMMIT is not cut.
+      await waitFor(async () => (await src.query("SELECT 1")) && true, {
+        timeoutMs: RECOVERY_MS,
+        what: "a session on the source",
+      });
       markers++;
       await src.query(
         `BEGIN; UPDATE ${DB}.acct SET c = c + 1 WHERE id = 0; UPDATE ${DB}.kv SET c = c + 1 WHERE k = 'marker'; COMMIT`,
@@ -251,6 +256,17 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and ta
         inject: async () => {
           await stack.stop("target", { hard: true });
           await stack.start("target");
+        },
+      },
+      {
+        key: "source-restart",
+        name: "restart the source",
+        inject: async () => {
+          // The clients wait meanwhile: a COMMIT cut by the restart would leave their model unsure.
+          await load!.pause();
+          await stack.stop("source");
+          await stack.start("source");
+          await load!.resume();
         },
       },
       {

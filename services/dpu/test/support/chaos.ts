@@ -147,19 +147,45 @@ export function connectionOptions(url: string): mysql.ConnectionOptions {
 }
 
 /**
+/** A client connection that can be opened again (after a restart of the source) under its users. */
+class ClientConnection implements Queryable {
+  private conn: mysql.Connection | null = null;
+  constructor(private readonly url: string) {}
+  async open(): Promise<void> {
+    this.conn?.destroy();
+    this.conn = await mysql.createConnection(connectionOptions(this.url));
+    this.conn.on("error", () => {}); // a restart of the source; the next open replaces it
+    await this.conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+  }
+  async query(sql: string, params?: unknown): Promise<[unknown, unknown]> {
+    if (!this.conn) throw new Error("client connection not open");
+    return (await this.conn.query(sql, params as unknown[])) as [unknown, unknown];
+  }
+  async end(): Promise<void> {
+    await this.conn?.end().catch(() => {});
+  }
+}
+
+/**
  * Several clients writing at once: each a `LoadGen` on its own connection with its own range of
  * keys (mixed inserts, updates with `c = c + 1`, key changes, deletes, transactions over one, two
- * or all four tables; the first client's up to `bigTxn` row changes), plus one client that increments every client's hot rows one row per
- * autocommit statement, so that the same rows are changed by transactions of several connections.
- * READ COMMITTED keeps InnoDB's gap locks from making the clients wait for each other; a deadlock
- * that still happens rolls the transaction and the client's model back, and the load goes on.
+ * or all four tables; the first client's up to `bigTxn` row changes), plus one client that
+ * increments every client's hot rows one row per autocommit statement, so that the same rows are
+ * changed by transactions of several connections. READ COMMITTED keeps InnoDB's gap locks from
+ * making the clients wait for each other; a deadlock that still happens rolls the transaction and
+ * the client's model back, and the load goes on. `pause` parks every client between transactions
+ * (for a restart of the source, which would leave a COMMIT's outcome unknown); `resume` opens
+ * their connections again.
  */
 export class ChaosLoad {
   readonly gens: LoadGen[] = [];
   bumps = 0;
-  private conns: mysql.Connection[] = [];
+  private conns: ClientConnection[] = [];
   private running: Promise<void>[] = [];
   private stopped = false;
+  private gate: { open: Promise<void>; release: () => void; since: number } | null = null;
+  private parked = 0;
+  private pausedMs = 0;
   error: Error | null = null;
 
   constructor(
@@ -178,8 +204,8 @@ export class ChaosLoad {
 
   async open(): Promise<void> {
     for (let i = 0; i < this.o.clients + 1; i++) {
-      const conn = await mysql.createConnection(connectionOptions(this.url));
-      await conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+      const conn = new ClientConnection(this.url);
+      await conn.open();
       this.conns.push(conn);
     }
     for (let i = 0; i < this.o.clients; i++) {
@@ -200,11 +226,43 @@ export class ChaosLoad {
     return this.gens.reduce((n, g) => n + g.changes, 0) + this.bumps;
   }
 
+  /** Parks every client between two transactions (or statements); resolves once all are parked. */
+  async pause(): Promise<void> {
+    let release!: () => void;
+    const open = new Promise<void>((r) => (release = r));
+    this.gate = { open, release, since: Date.now() };
+    await waitFor(() => this.stopped || this.parked === this.running.length, {
+      timeoutMs: 60_000,
+      intervalMs: 20,
+      what: "every client to finish its transaction",
+    });
+  }
+
+  /** Opens the clients' connections again and lets them go on. */
+  async resume(): Promise<void> {
+    for (const c of this.conns) await c.open();
+    const gate = this.gate;
+    this.gate = null;
+    if (gate) {
+      this.pausedMs += Date.now() - gate.since;
+      gate.release();
+    }
+  }
+
   start(): void {
     const started = Date.now();
-    const paced = async (done: () => number) => {
-      const ahead = done() / this.o.ratePerClient - (Date.now() - started) / 1000;
+    /** Waits for the client's next turn; false once the load stops. */
+    const paced = async (done: () => number): Promise<boolean> => {
+      const elapsed = Date.now() - started - this.pausedMs;
+      const ahead = done() / this.o.ratePerClient - elapsed / 1000;
       if (ahead > 0) await delay(ahead * 1000); // pacing the writer, not waiting for a condition
+      const gate = this.gate;
+      if (gate) {
+        this.parked++;
+        await gate.open;
+        this.parked--;
+      }
+      return !this.stopped;
     };
     const guard = (p: Promise<void>) =>
       p.catch((err: Error) => {
@@ -217,7 +275,7 @@ export class ChaosLoad {
         guard(
           (async () => {
             while (!this.stopped) {
-              await paced(() => gen.changes);
+              if (!(await paced(() => gen.changes))) break;
               await gen.transaction(gen.size(maxTxn));
             }
           })(),
@@ -231,7 +289,7 @@ export class ChaosLoad {
       guard(
         (async () => {
           while (!this.stopped) {
-            await paced(() => this.bumps * 4);
+            if (!(await paced(() => this.bumps * 4))) break;
             const id = hot[Math.floor(r() * hot.length)]!;
             try {
               await bumper.query(`UPDATE \`${this.db}\`.acct SET c = c + 1 WHERE id = ?`, [id]);
@@ -249,6 +307,7 @@ export class ChaosLoad {
   /** Stops the clients after their current transaction; throws what stopped one of them, if any. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.gate?.release();
     await Promise.all(this.running);
     await Promise.all(this.conns.map((c) => c.end().catch(() => {})));
     if (this.error) throw this.error;

@@ -1,28 +1,30 @@
 // Chaos: the whole system under a continuous mixed load from several clients while faults are
 // injected in turn, several rounds of them; afterwards the target equals the source by checksum
 // and row by row, every counter `c` (incremented by every update) included, so no change was lost
-// or applied twice.
+// or applied twice. docs/testing.md describes it.
 //
 // It runs on a stack of its own (MariaDB source and target, nats-server, on free ports, data in a
-// temporary directory), because it restarts NATS and the target: the shared stack other tests and
-// the benchmarks use meanwhile is never touched. The services are separate `dfs` processes:
-// `dfs capture`, `dfs relmgr` and one `dfs dpu` per table group. relmgr plans two groups (ga:
-// acct, line; gb: tagged, kv); each DPU waits for that plan in NATS KV before it applies, so
-// every DPU restart after a NATS restart depends on the plan having survived, and relmgr, killed
-// -9 and started again, must publish the same plan (the DPUs would follow a different one).
-// Transactions that touch both groups are applied by both DPUs.
+// temporary directory), because it restarts servers: the shared stack other tests and the
+// benchmarks use meanwhile is never touched. The services are separate `dfs` processes: `dfs
+// capture`, `dfs relmgr` and one `dfs dpu` per table group. relmgr plans two groups (ga: acct,
+// line; gb: tagged, kv); each DPU waits for that plan in NATS KV before it applies, so every DPU
+// restart depends on the plan having survived (NATS restarts included). Transactions that touch
+// both groups are applied by both DPUs.
 //
-// Faults, each round in a rotated order: kill -9 capture and restart it; kill -9 both DPUs and
-// restart them; kill -9 relmgr and restart it; restart nats-server (same data dir: the stream,
-// the consumers, the plan and the leases survive on file storage); kill -9 the target mariadbd and
-// start it again (crash recovery); cut the source connections (KILL every session of capture's
-// user, the binlog dump among them). After each fault the test waits until a marker transaction
-// written after it has reached the target through both groups, then lets the load run a while.
+// Faults, each round in a rotated order: kill -9 capture; kill -9 both DPUs; kill -9 relmgr
+// (each started again at once); restart nats-server (same data dir: stream, consumers, plan and
+// leases survive on file storage); kill -9 the target mariadbd and start it again (crash
+// recovery); restart the source (the clients wait meanwhile, so no COMMIT's outcome is in doubt);
+// cut the source connections (KILL every session of capture's user, the binlog dump among them).
+// After each fault the test waits until a marker transaction written after it reached the target
+// through both groups, and until a table created after it entered relmgr's plan (DDL through
+// capture and NATS, relmgr re-reading the source), then lets the load run a while.
 //
 // Lengths (environment): DFS_CHAOS_ROUNDS (default 3, CI 1), DFS_CHAOS_GAP_MS (load between
 // faults, default 4000, CI 2000), DFS_CHAOS_CLIENTS (writers, default 3), DFS_CHAOS_RATE (row
-// changes per second per writer, default 300), DFS_TEST_SEED (repeat a run's load);
-// DFS_CHAOS_FAULTS=capture,dpu,relmgr,nats,target,source picks faults; DFS_CHAOS_KEEP_LOGS=1 keeps the logs of a run that passed too (a failed run's are always kept).
+// changes per second per writer, default 300), DFS_TEST_SEED (repeat a run's load),
+// DFS_CHAOS_FAULTS (some of capture,dpu,relmgr,nats,target,source-restart,source), and
+// DFS_CHAOS_KEEP_LOGS=1 (keep the logs of a run that passed; a failed run's are always kept).
 import assert from "node:assert/strict";
 import { cpSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -53,7 +55,7 @@ const RECOVERY_MS = 90_000;
 const DB = "chaos";
 const SOURCE_USER = "dfs_chaos";
 
-test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS and target restarts, cut source connections, under load`, {
+test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS, target and source restarts, cut source connections, under load`, {
   timeout: 180_000 + ROUNDS * 150_000,
 }, async (t) => {
   const seed = testSeed();

@@ -71,10 +71,14 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS, targe
   const diag = () => services.map((s) => s.tail()).join("\n");
   // The services' and servers' logs outlive the stack's directory, for the one who looks into a failure.
   const keepLogs = () => {
-    const kept = mkdtempSync(join(tmpdir(), "dfs-chaos-logs-"));
-    cpSync(logs, kept, { recursive: true });
-    for (const f of ["source.err", "target.err", "nats.log"]) cpSync(join(stack.dir, f), join(kept, f));
-    t.diagnostic(`logs kept in ${kept}`);
+    try {
+      const kept = mkdtempSync(join(tmpdir(), "dfs-chaos-logs-"));
+      cpSync(logs, kept, { recursive: true });
+      for (const f of ["source.err", "target.err", "nats.log"]) cpSync(join(stack.dir, f), join(kept, f));
+      t.diagnostic(`logs kept in ${kept}`);
+    } catch (err) {
+      t.diagnostic(`logs not kept: ${(err as Error).message}`); // the test's own error matters more
+    }
   };
   try {
     // Capture reads as a user with only the privileges it needs, so that its sessions (and none
@@ -170,8 +174,9 @@ test(`chaos: ${ROUNDS} round(s) of kill -9 capture, DPUs and relmgr, NATS, targe
             `SELECT (SELECT c FROM ${DB}.acct WHERE id = 0) AS a, (SELECT c FROM ${DB}.kv WHERE k = 'marker') AS b`,
           );
           const r = (rows as { a: string | null; b: string | null }[])[0]!;
-          if (!seen.ga && Number(r.a) === markers) seen.ga = Date.now() - since;
-          if (!seen.gb && Number(r.b) === markers) seen.gb = Date.now() - since;
+          // At least: a marker applied twice shows in the row-by-row comparison at the end.
+          if (!seen.ga && Number(r.a) >= markers) seen.ga = Math.max(1, Date.now() - since);
+          if (!seen.gb && Number(r.b) >= markers) seen.gb = Math.max(1, Date.now() - since);
           return seen.ga && seen.gb;
         },
         {

@@ -193,3 +193,4 @@ export {
   waitChildReady,
   writeConfig,
 } from "./child.js";
+export { freePort, type PrivateStack, startPrivateStack } from "./private-stack.js";

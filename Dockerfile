@@ -38,6 +38,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY patches/ patches/
 COPY proto/package.json proto/
+COPY packages/archive/package.json packages/archive/
 COPY packages/bench/package.json packages/bench/
 COPY packages/cli/package.json packages/cli/
 COPY packages/codec/package.json packages/codec/

@@ -6,7 +6,7 @@
 import { Argument, Command, InvalidArgumentError, Option } from "commander";
 import type { ControlArgs } from "./commands/ctl.js";
 import { CTL_CALLS, type CtlCall, SERVICE_KINDS } from "./commands/ctl-calls.js";
-import { EXIT_CODES_HELP, UsageError } from "./exit.js";
+import { EXIT_CODES_HELP } from "./exit.js";
 
 /** A whole number option value of at least `min`; anything else is a usage error naming the value. */
 export function wholeNumber(min: number): (value: string) => number {
@@ -81,19 +81,8 @@ ${examples("dfs doctor -c examples/sync.yaml", "DFS_SOURCE_URL=mysql://repl:secr
   addDemo(program, act);
   addVerify(program, act);
 
-  for (const name of ["archive"])
-    program
-      .command(name)
-      .description("(not built yet in this version)")
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .addHelpText(
-        "after",
-        examples(`dfs ${name} -c examples/sync.yaml   # answers "not built yet", exit code 64`),
-      )
-      .action(() => {
-        throw new UsageError("not built yet in this version of dataflowsync");
-      });
+  addArchive(program, act);
+
   return program;
 }
 
@@ -282,7 +271,7 @@ function addBench(program: Command, act: Act): void {
     new Option("--rows <n>", "row changes to write").argParser(wholeNumber(1000)).default(1_000_000);
   const noRecord = () =>
     new Option("--no-record", "print the figures without adding them to docs/benchmarks.md");
-  const run = (what: "capture" | "e2e" | "snapshot" | "verify") =>
+  const run = (what: "capture" | "e2e" | "snapshot" | "verify" | "archive") =>
     act(async (o: Record<string, unknown>) => {
       const { runBenchCommand } = await import("@dfs/bench");
       await runBenchCommand(what, {
@@ -341,6 +330,18 @@ function addBench(program: Command, act: Act): void {
       ),
     )
     .action(run("e2e"));
+  bench
+    .command("archive")
+    .description(
+      "archive write rows/s: row changes into the backup use's SQLite archive, as the archive sink writes them",
+    )
+    .addOption(rows())
+    .addOption(noRecord())
+    .addHelpText(
+      "after",
+      examples("dfs bench archive --rows 1000000", "dfs bench archive --rows 200000 --no-record"),
+    )
+    .action(run("archive"));
   bench
     .command("snapshot")
     .description("chunked snapshot rows/s beside one plain SELECT")
@@ -432,4 +433,105 @@ ${examples("dfs demo", "dfs demo -c examples/pipeline.yaml --seconds 0")}`,
     .action(
       act(async (o: { config: string; seconds: number }) => (await import("./commands/demo.js")).runDemo(o)),
     );
+}
+
+function addArchive(program: Command, act: Act): void {
+  const archive = program
+    .command("archive")
+    .description("the backup use's SQLite archive: stats, query, replay into a database, flashback SQL")
+    .addHelpText(
+      "after",
+      `
+The archive is written by the DPU when the config has an archive section and no target
+(docs/backup.md). Ranges include their start and exclude their end; positions are a source
+transaction's start (file:pos, as SHOW MASTER STATUS prints it before the transaction).
+${examples(
+  "dfs archive stats -c examples/backup.yaml",
+  "dfs archive query -c examples/backup.yaml --table shop.orders --key 42",
+  "dfs archive replay -c examples/backup.yaml --url mysql://root@127.0.0.1:13307 --until 2024-06-01T12:00:00Z",
+  "dfs archive flashback -c examples/backup.yaml --since 2024-06-01T11:58:00Z > undo.sql",
+)}`,
+    );
+  const common = (cmd: Command, ranges = true) => {
+    cmd
+      .addOption(configOption())
+      .option("--dir <dir>", "the archive's folder (default: archive.dir of the config)");
+    if (ranges)
+      cmd
+        .option("--table <db.table>", "only this table (repeatable)", collect(String))
+        .option("--key <values>", "only this primary key: a value, comma-separated values, or a JSON array")
+        .option(
+          "--since <time>",
+          "commit time from (ISO 8601, UTC unless it says otherwise, or epoch seconds)",
+        )
+        .option("--until <time>", "commit time before")
+        .option("--from-pos <file:pos>", "source transactions starting at or after this binlog position")
+        .option("--to-pos <file:pos>", "source transactions starting before this binlog position");
+    return cmd;
+  };
+  const load = () => import("./commands/archive.js");
+  common(
+    archive.command("stats").description("files, rows per table and op, time, position and stream ranges"),
+    false,
+  )
+    .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      examples(
+        "dfs archive stats -c examples/backup.yaml",
+        "dfs archive stats --dir ./data/main/archive --json",
+      ),
+    )
+    .action(act(async (o) => (await load()).runArchiveStats(o)));
+  common(archive.command("query").description("the archived changes of a table, key, time or position range"))
+    .option("--limit <n>", "at most this many changes", wholeNumber(1), 1000)
+    .option(
+      "--json",
+      "one JSON object per line (exact values: big integers and decimals as strings, bytes as {hex})",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "dfs archive query -c examples/backup.yaml --table shop.orders --key 42",
+        "dfs archive query -c examples/backup.yaml --since '2024-06-01 11:00' --until '2024-06-01 12:00' --json",
+      ),
+    )
+    .action(act(async (o) => (await load()).runArchiveQuery(o)));
+  common(
+    archive
+      .command("replay")
+      .description(
+        "apply a range to a database through the DPU's apply path (tables created from the archive's definitions)",
+      ),
+  )
+    .option("--url <url>", "the database to replay into: mysql://user:password@host:port")
+    .option("--database <name>", "replay every source database into this one")
+    .addHelpText(
+      "after",
+      examples(
+        "dfs archive replay -c examples/backup.yaml --url mysql://root@127.0.0.1:13307",
+        "dfs archive replay -c examples/backup.yaml --url mysql://root@127.0.0.1:13307 --database restored --until 2024-06-01T12:00:00Z",
+      ),
+    )
+    .action(act(async (o) => (await load()).runArchiveReplay(o)));
+  common(
+    archive
+      .command("flashback")
+      .description("print the SQL that undoes a range (newest change first, exact values), or apply it"),
+  )
+    .option("--apply", "apply it in one transaction instead of printing it")
+    .option("--url <url>", "with --apply: the database to undo the changes in")
+    .option("--to-source", "with --apply: the config's source")
+    .addHelpText(
+      "after",
+      `
+An insert is undone by a DELETE by its key, a delete by an INSERT of its before image, an update by
+an UPDATE back to its before image; tables without a primary key are matched on the whole image
+(LIMIT 1). DDL in the range is not undone (reported; --apply refuses such a range).
+${examples(
+  "dfs archive flashback -c examples/backup.yaml --from-pos mysql-bin.000003:1234 > undo.sql",
+  "dfs archive flashback -c examples/backup.yaml --since 2024-06-01T11:58:00Z --apply --to-source",
+)}`,
+    )
+    .action(act(async (o) => (await load()).runArchiveFlashback(o)));
 }

@@ -4,6 +4,7 @@
  * reported at once, each naming the key. See docs/configuration.md.
  */
 
+export { ARCHIVE_PERIODS } from "./archive.js";
 export { captureFilter, type FilterRules, SYSTEM_DATABASES, TableFilter } from "./filter.js";
 export {
   describeConfig,

@@ -6,6 +6,7 @@
  */
 import { isGtidSet } from "@dfs/codec";
 import * as z from "zod";
+import { archiveSchema, defaultArchiveDir } from "./archive.js";
 import { duration, enumOf, int, mysqlUrl, natsUrl, patterns, secret, show, size } from "./fields.js";
 import { pipelineSchema } from "./pipeline.js";
 import {
@@ -420,6 +421,9 @@ export const configSchema = z
       .prefault({} as z.input<typeof sourceSchema>)
       .describe("The MySQL/MariaDB server whose binlog is captured"),
     target: targetSchema.optional().describe("The server changes are written to; absent for a backup"),
+    archive: archiveSchema
+      .optional()
+      .describe("The backup use: without a target, the DPU archives the stream into SQLite files"),
     nats: natsSchema.prefault({}).describe("NATS JetStream connection and stream"),
     capture: captureSchema.prefault({}).describe("The capture service"),
     dpu: dpuSchema.prefault({}).describe("The DPU service: applies the stream to the target"),
@@ -454,6 +458,18 @@ export const configSchema = z
       .optional()
       .describe("The pipeline use: mappings onto a target of another structure; absent = sync"),
   })
+  .superRefine((cfg, ctx) => {
+    // A DPU writes to one sink: a target, or (the backup use) the archive.
+    if (cfg.archive && cfg.target)
+      ctx.addIssue({
+        code: "custom",
+        path: ["archive"],
+        message:
+          "is the backup use, without a target: remove target, or run the archive from a second config (its own source.id or dpu.group)",
+      });
+    if (cfg.archive && cfg.pipeline)
+      ctx.addIssue({ code: "custom", path: ["archive"], message: "cannot be combined with pipeline" });
+  })
   .transform((cfg) => {
     const { journal } = cfg.capture;
     const path = journal.path ?? defaultJournalPath(cfg.source.id);
@@ -469,6 +485,9 @@ export const configSchema = z
     // URLs are parsed once, here: every connection is opened from these endpoints.
     const source = { ...cfg.source, endpoint: endpointOf(cfg.source) };
     const target = cfg.target ? { ...cfg.target, endpoint: endpointOf(cfg.target) } : undefined;
+    const archive = cfg.archive
+      ? { ...cfg.archive, dir: cfg.archive.dir ?? defaultArchiveDir(cfg.source.id) }
+      : undefined;
     // Servers bind loopback unless TLS protects them or the config names an address.
     const control = {
       ...cfg.control,
@@ -484,6 +503,7 @@ export const configSchema = z
       ...cfg,
       source,
       target,
+      archive,
       control,
       monitor,
       capture: { ...cfg.capture, journal: resolved, lease },

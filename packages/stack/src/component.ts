@@ -188,6 +188,13 @@ export async function stopOne(
   }
   opts.log(`${paths.name}: stopping pid ${pid}${opts.hard ? " (SIGKILL)" : ""}`);
   await killAndWait(pid, identity, opts.hard);
+  // The other threads of a killed server may still hold its files (the listening socket) while its
+  // main thread is already a zombie: stopped means the port is free, so a restart can take it.
+  await waitUntil(async () => !(await portInUse(paths.host, paths.port, 500)), {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+    what: `${paths.name}: port ${paths.port} to be released by pid ${pid}`,
+  });
   removeFile(paths.pidFile);
   return { name: paths.name, up: false, address: componentAddress(paths), startedByStack: false };
 }

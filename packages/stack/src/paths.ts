@@ -17,6 +17,11 @@ export interface StackOptions {
    * beside the plain stack.
    */
   tls?: boolean;
+  /**
+   * Ports of the components, over $DFS_STACK_*_PORT and the defaults: with its own `dir`, a second
+   * stack beside the shared one (a test that restarts servers must not restart everyone's).
+   */
+  ports?: Partial<Record<ComponentName, number>>;
 }
 
 export type ComponentName = "source" | "target" | "nats";
@@ -92,13 +97,13 @@ function envPort(variable: string, fallback: number): number {
   return port;
 }
 
-export function stackPorts(tls = false): Record<ComponentName, number> {
+export function stackPorts(tls = false, given: StackOptions["ports"] = {}): Record<ComponentName, number> {
   const d = tls ? TLS_STACK_DEFAULTS : STACK_DEFAULTS;
   const v = tls ? "DFS_STACK_TLS" : "DFS_STACK";
   return {
-    source: envPort(`${v}_SOURCE_PORT`, d.sourcePort),
-    target: envPort(`${v}_TARGET_PORT`, d.targetPort),
-    nats: envPort(`${v}_NATS_PORT`, d.natsPort),
+    source: given.source ?? envPort(`${v}_SOURCE_PORT`, d.sourcePort),
+    target: given.target ?? envPort(`${v}_TARGET_PORT`, d.targetPort),
+    nats: given.nats ?? envPort(`${v}_NATS_PORT`, d.natsPort),
   };
 }
 
@@ -118,7 +123,7 @@ export function resolveStackPaths(opts: StackOptions = {}): StackPaths {
   else if (envDir !== undefined && envDir !== "") dir = resolve(`${envDir}${suffix}`);
   else dir = join(opts.root !== undefined ? resolve(opts.root) : findProjectRoot(), `.stack${suffix}`);
 
-  const ports = stackPorts(opts.tls);
+  const ports = stackPorts(opts.tls, opts.ports);
   const tls = opts.tls ? tlsFiles(dir) : undefined;
   const component = (name: ComponentName): ComponentPaths => ({
     name,
@@ -153,7 +158,7 @@ export function stackUrls(opts: StackOptions = {}): {
   targetUrl: string;
   natsUrl: string;
 } {
-  const ports = stackPorts(opts.tls);
+  const ports = stackPorts(opts.tls, opts.ports);
   const host = STACK_DEFAULTS.host;
   const ssl = opts.tls
     ? `?ssl-mode=VERIFY_IDENTITY&ssl-ca=${encodeURIComponent(tlsStackFiles(opts).ca)}`

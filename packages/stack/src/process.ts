@@ -190,7 +190,12 @@ export async function killAndWait(pid: number, identity: ProcessIdentity, hard: 
     }
   };
   signal(hard ? "SIGKILL" : "SIGTERM");
-  const gone = () => !isOurProcess(pid, identity);
+  // An exiting process loses its argv (empty /proc/<pid>/cmdline) before it closes its files, so
+  // it still holds its port then: gone means no process, or a zombie, or one with another argv.
+  const gone = () => {
+    const args = processArgs(pid);
+    return args === undefined || (args.length > 0 && !isOurProcess(pid, identity));
+  };
   try {
     // MariaDB flushes InnoDB on SIGTERM, which can take a while on a busy buffer pool.
     await waitUntil(gone, {

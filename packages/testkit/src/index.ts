@@ -43,6 +43,9 @@ function answers(url: string): Promise<boolean> {
 export async function ensureStack(): Promise<void> {
   const up = await Promise.all([urls.sourceUrl, urls.targetUrl, urls.natsUrl].map(answers));
   if (up.every(Boolean)) return;
+  // DFS_STACK_EXTERNAL=1: the servers belong to another checkout; never start (or take) them here.
+  if (process.env.DFS_STACK_EXTERNAL === "1")
+    throw new Error("DFS_STACK_EXTERNAL=1, but the stack's servers do not all answer");
   await stackUp({ log: () => {} });
 }
 
@@ -190,3 +193,4 @@ export {
   waitChildReady,
   writeConfig,
 } from "./child.js";
+export { freePort, type PrivateStack, startPrivateStack } from "./private-stack.js";

@@ -116,7 +116,11 @@ export class JournalWriter {
 
   start(): void {
     this.heartbeatTimer = setInterval(() => {
-      this.assembler.heartbeat(this.o.position());
+      // No position while the reader is being restarted (stopped, waiting out its backoff): a
+      // heartbeat then would make the checkpoint empty, and the next reader would start at the
+      // beginning of the binlog. The checkpoint stays where the last transaction left it.
+      const at = this.o.position();
+      if (!at.isNone) this.assembler.heartbeat(at);
       if (!this.flushScheduled) this.flush();
     }, this.o.heartbeatIntervalMs);
     this.trimTimer = setInterval(() => {

@@ -1,5 +1,5 @@
 import { Position } from "@dfs/codec";
-import { errorMessage, type Logger } from "@dfs/common";
+import { assert, errorMessage, type Logger } from "@dfs/common";
 import type { TableFilter } from "@dfs/config";
 import { connectionOptions, type MysqlEndpoint } from "@dfs/mysql";
 import { Op } from "@dfs/proto";
@@ -107,6 +107,8 @@ export class BinlogReader {
 
   /** Starts reading at a file position, or at a GTID set when the position has no file. */
   start(from: Position): void {
+    // zongji given neither a file nor a GTID set reads from the first binlog: every change again.
+    assert(!from.isNone, "binlog reader: no position to start from");
     const z = new FilteringZongJi({
       ...connectionOptions(this.o.endpoint),
       // Exact values: temporal types as text (microseconds, zero dates), JSON as text,

@@ -21,6 +21,7 @@ import {
   streamSettingsOf,
   subjects,
 } from "@dfs/nats";
+import { archiveSinkOf } from "./archive/sink.js";
 import { ChunkedSource } from "./chunked-source.js";
 import { dpuControl } from "./control.js";
 import { deadLetterMessage, publishDeadLetters } from "./dlq.js";
@@ -50,8 +51,10 @@ const PARALLEL_FROM_ROWS = 256;
  */
 export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuService> {
   const log = deps.log ?? createLogger({ level: cfg.log.level, name: "dpu" });
-  if (!cfg.target)
-    throw new ConfigError(ErrorCode.CONFIG_INVALID, ["target: the DPU needs a target (target.url)"]);
+  if (!cfg.target && !cfg.archive)
+    throw new ConfigError(ErrorCode.CONFIG_INVALID, [
+      "target: the DPU needs a target (target.url), or an archive (archive.dir) for a backup",
+    ]);
   const sourceId = cfg.source.id;
   const consumer = `dpu-${cfg.dpu.group}`;
   const stream = subjects.streamName(sourceId);
@@ -86,8 +89,16 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
     if (lease) scope.defer(() => lease.release());
     const group = await joinGroup(nc, { sourceId, group: cfg.dpu.group, log, signal: stopping.signal });
     const deadLetter = (rejected: Rejected[]) => publishDeadLetters(nc, sourceId, consumer, rejected);
-    const pipeline = await openPipeline(cfg, { log, signal: stopping.signal });
-    const sink = mysqlSinkOf(cfg, { log, signal: stopping.signal, deadLetter, events: telemetry, pipeline });
+    // The sink: the target database, or (the backup use, no target) the SQLite archive.
+    const sink = cfg.target
+      ? mysqlSinkOf(cfg, {
+          log,
+          signal: stopping.signal,
+          deadLetter,
+          events: telemetry,
+          pipeline: await openPipeline(cfg, { log, signal: stopping.signal }),
+        })
+      : archiveSinkOf(cfg, { log, events: telemetry });
     const b = cfg.dpu.batch;
     // The queue holds two groups: the one being built and the next, while one is applied.
     const reader = new StreamReader({

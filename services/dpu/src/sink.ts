@@ -1,4 +1,4 @@
-import type { DecodedChange, TableRef } from "@dfs/codec";
+import type { DecodedChange, Position, TableRef } from "@dfs/codec";
 
 /** What the DPU knows of a target table. */
 export interface TargetTable {
@@ -38,6 +38,11 @@ export interface DdlChange {
   statement: string;
   /** Tables the statement touches, when known. */
   tables: readonly TableRef[];
+  /** Its GTID and start position in the source's history (the archive records them). */
+  gtid?: string;
+  position?: Position;
+  /** Commit time on the source, seconds since the epoch. */
+  commitTime?: number;
 }
 
 /**

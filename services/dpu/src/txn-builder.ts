@@ -207,7 +207,16 @@ export class TxnBuilder {
         source.take();
         this.cursor = m.seq;
         const ev = decodeDdl(m.data); // checked by checkOther
-        const ddl = { db: ev.db, statement: ev.statement, tables: ev.tables };
+        const ddl: DdlChange = {
+          db: ev.db,
+          statement: ev.statement,
+          tables: ev.tables,
+          gtid: ev.position?.gtid ?? "",
+          position: ev.position?.startFile
+            ? Position.fromRecord({ file: ev.position.startFile, pos: ev.position.startPos })
+            : Position.fromWire(ev.position),
+          commitTime: Number(ev.commitTime),
+        };
         return { kind: "ddl", message: m, ddl, position: Position.fromWire(ev.position) };
       }
       if (m.kind !== "batch") {

@@ -8,6 +8,7 @@ import { connectNats, ensureStreams, type Plan, publishPlan, streamSettingsOf, s
 import { relmgrControl } from "./control.js";
 import { discoverGraph, type Graph } from "./graph.js";
 import { derivePlan } from "./plan.js";
+import { Replanner } from "./replanner.js";
 
 export interface RelmgrDeps {
   log?: Logger;
@@ -36,11 +37,18 @@ export interface RelmgrService {
 
 /** A schema change is followed by a new look at the graph this long after the last one. */
 const REPLAN_DEBOUNCE_MS = 500;
+/** Backoff of a failed re-read of the graph (the source unreachable). */
+const REPLAN_RETRY = { initialMs: 500, maxMs: 30_000 };
 
 /**
  * relmgr's composition root: HTTP endpoint, NATS, the graph read from the source, the plan
  * derived from it and published (KV) for the DPUs, a watch on the stream's DDL subject that
  * re-reads the graph after schema changes, and the control plane.
+ *
+ * The DDL watch is a plain subscription, which sees only what is published while it is there: it
+ * starts before the first read of the graph (a schema change made after that read is then seen),
+ * and every NATS reconnect re-reads the graph (a change published while the connection was down
+ * is not delivered afterwards). What changed while relmgr was not running, its first read sees.
  */
 export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promise<RelmgrService> {
   const log = deps.log ?? createLogger({ level: cfg.log.level, name: "relmgr" });
@@ -110,36 +118,34 @@ export async function startRelmgr(cfg: DfsConfig, deps: RelmgrDeps = {}): Promis
       m.groups.set(st.groups);
       m.planRevision.set(revision);
     };
-    await replan();
-
-    // Schema changes arrive on the stream's DDL subject (a plain subscription sees them too).
-    let timer: NodeJS.Timeout | null = null;
-    const sub = nc.subscribe(subjects.ddl(sourceId), {
-      callback: () => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => {
-          st.replans++;
-          m.replans.inc();
-          replan().then(
-            () => {
-              st.lastError = "";
-            },
-            (err: unknown) => {
-              st.lastError = errorMessage(err);
-              activity.add({ kind: "error", text: st.lastError });
-              log.warn(
-                { err: st.lastError },
-                "re-reading the relationship graph failed; the plan in force stays",
-              );
-            },
-          );
-        }, REPLAN_DEBOUNCE_MS);
+    const replanner = new Replanner({
+      run: async () => {
+        st.replans++;
+        m.replans.inc();
+        await replan();
+      },
+      debounceMs: REPLAN_DEBOUNCE_MS,
+      retry: REPLAN_RETRY,
+      onSuccess: () => {
+        st.lastError = "";
+      },
+      onError: (err, retryInMs) => {
+        st.lastError = errorMessage(err);
+        activity.add({ kind: "error", text: st.lastError });
+        log.warn(
+          { err: st.lastError, retryInMs },
+          "re-reading the relationship graph failed; the plan in force stays until a retry succeeds",
+        );
       },
     });
-    scope.defer(() => {
-      if (timer) clearTimeout(timer);
-      sub.unsubscribe();
-    });
+    scope.defer(() => replanner.stop());
+    // Schema changes arrive on the stream's DDL subject (a plain subscription sees them too).
+    const sub = nc.subscribe(subjects.ddl(sourceId), { callback: () => replanner.soon() });
+    scope.defer(() => sub.unsubscribe());
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === "reconnect") replanner.soon();
+    })().catch(() => {});
+    await replanner.first(replan);
 
     const service: RelmgrService = {
       status: () => ({ ...st }),

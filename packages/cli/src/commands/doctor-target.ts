@@ -3,6 +3,8 @@
  * user's privileges on the databases the DPU writes (and on its own meta database), and, for the
  * pipeline use, that the mappings compile against both servers' schemas.
  */
+import { accessSync, constants, existsSync, readdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { errorMessage, TransientError } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { endpointName, MysqlSession, quoteId } from "@dfs/mysql";
@@ -126,7 +128,8 @@ export async function checkTarget(
   sourceDatabases: readonly string[] | null,
 ): Promise<CheckResult[]> {
   const target = cfg.target;
-  if (!target) return [ok("target", "none configured (backup use): nothing to write")];
+  if (!target)
+    return cfg.archive ? [checkArchive(cfg.archive.dir)] : [ok("target", "none configured: capture only")];
   let s: MysqlSession;
   try {
     s = await MysqlSession.open(target.endpoint, { role: "target", connectTimeoutMs: 5000 });
@@ -196,5 +199,18 @@ async function mappingCheck(cfg: DfsConfig, sourceReadable: boolean): Promise<Ch
         err instanceof TransientError ? "unavailable" : "config",
       ),
     ];
+  }
+}
+
+/** The backup use: the archive's folder (or, before it exists, the folder it will be made in) is writable. */
+function checkArchive(dir: string): CheckResult {
+  let at = resolve(dir);
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  try {
+    accessSync(at, constants.W_OK);
+    const files = at === resolve(dir) ? readdirSync(at).filter((f) => f.endsWith(".sqlite")).length : 0;
+    return ok("archive", `no target (backup use): the DPU archives into ${dir} (${files} file(s) so far)`);
+  } catch (err) {
+    return fail("archive", `${at}: ${errorMessage(err)}`, "make archive.dir a writable folder");
   }
 }

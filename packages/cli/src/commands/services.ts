@@ -104,8 +104,8 @@ async function startServiceWorker(
 }
 
 /**
- * `dfs run -c FILE`: every built service in one process: capture and, when a target is set, the
- * DPU, each on a worker thread, and the monitor (on the main thread) watching both.
+ * `dfs run -c FILE`: every built service in one process: capture and, when a target or an archive
+ * is set, the DPU, each on a worker thread, and the monitor (on the main thread) watching both.
  */
 export async function runAll(o: { config?: string }): Promise<number> {
   const given = loadConfig(o.config);
@@ -124,7 +124,8 @@ export async function runAll(o: { config?: string }): Promise<number> {
     services.push(relmgr);
     hosted.push({ kind: "relmgr", endpoints: relmgr.endpoints });
   }
-  if (cfg.target) {
+  // The DPU writes to the target, or (the backup use) to the archive.
+  if (cfg.target || cfg.archive) {
     const dpu = await startServiceWorker(cfg, "dpu");
     services.push(dpu);
     hosted.push({ kind: "dpu", endpoints: dpu.endpoints });

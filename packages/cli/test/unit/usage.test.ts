@@ -52,9 +52,14 @@ test("the command tree holds every command the docs and scripts use", () => {
     "bench e2e",
     "bench snapshot",
     "bench verify",
+    "bench archive",
     "demo",
     "verify",
     "archive",
+    "archive stats",
+    "archive query",
+    "archive replay",
+    "archive flashback",
   ])
     assert.ok(names.has(want), `dfs ${want} exists`);
 });
@@ -123,12 +128,15 @@ test("bad values and missing arguments are 64, each naming what is wrong", async
     [["ctl", "capture", "snapshot", "notatable", "--address", "127.0.0.1:1"], /name it as db\.table/],
     [["ctl", "capture", "set-position", "--address", "127.0.0.1:1"], /set-position takes one position/],
     [["demo", "--seconds", "-1"], /--seconds <n>' argument '-1' is invalid/],
-    [["archive"], /not built yet/],
     [
       ["verify", "--chunk-rows", "5"],
       /--chunk-rows <n>' argument '5' is invalid\. must be a whole number >= 100/,
     ],
     [["verify", "--table", "notatable"], /name it as db\.table/],
+    [["archive", "flashback", "--dir", "/nonexistent"], /give the range to undo/],
+    [["archive", "replay", "--dir", "/nonexistent"], /-c FILE is required/],
+    [["archive", "query", "--dir", "/nonexistent", "--since", "yesterday"], /--since: not a time/],
+    [["archive", "stats"], /where is the archive\?/],
   ];
   for (const [args, message] of cases) {
     const r = await dfs(...args);

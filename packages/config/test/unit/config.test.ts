@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { ConfigError, ErrorCode } from "@dfs/common";
 import { parseMysqlUrl } from "@dfs/mysql";
 import { describeConfig, ENV_OVERRIDES, loadConfig, parseConfig } from "../../dist/index.js";
@@ -418,5 +419,43 @@ describe("documentation", () => {
         `docs/configuration.md lacks ${env} -> ${path}`,
       );
     }
+  });
+});
+
+describe("archive (the backup use)", () => {
+  test("defaults: a folder per source, one file a day, no retention; sizes and ages converted", () => {
+    const { target: _t, ...noTarget } = minimal() as Record<string, unknown>;
+    const cfg = parseConfig({ ...noTarget, archive: {} }, {});
+    assert.equal(cfg.target, undefined);
+    assert.deepEqual(cfg.archive, {
+      dir: `./data/${cfg.source.id}/archive`,
+      period: "day",
+      maxFileBytes: 1024 ** 3,
+      retention: {},
+    });
+    const kept = parseConfig(
+      { ...noTarget, archive: { retention: { maxAge: "90d", maxBytes: "5GiB" } } },
+      {},
+    );
+    assert.deepEqual(kept.archive?.retention, { maxAge: 90 * 86_400_000, maxBytes: 5 * 1024 ** 3 });
+  });
+
+  test("examples/backup.yaml: no target, an archive", () => {
+    const file = fileURLToPath(new URL("../../../../examples/backup.yaml", import.meta.url));
+    const cfg = loadConfig(file, {});
+    assert.equal(cfg.target, undefined);
+    assert.equal(cfg.archive?.period, "day");
+    assert.equal(cfg.archive?.retention.maxAge, 30 * 86_400_000);
+  });
+
+  test("refused beside a target: a DPU writes to one sink", () => {
+    const err = configError(() =>
+      parseConfig(
+        { ...minimal(), target: { url: "mysql://root@127.0.0.1:13307" }, archive: {} },
+        {},
+        "b.yaml",
+      ),
+    );
+    hasProblem(err, "b.yaml: archive", /without a target/);
   });
 });

@@ -36,6 +36,9 @@ function setup(
     groupCommitBytes?: number;
     maxJournalBytes?: number;
     trimIntervalMs?: number;
+    heartbeatIntervalMs?: number;
+    /** The reader's position; default at(4). */
+    position?: () => Position;
   } = {},
 ) {
   const journal = new Journal(join(dir, `w${n++}.db`));
@@ -56,11 +59,11 @@ function setup(
     acked: () => acked,
     telemetry: new CaptureTelemetry("s", 1 << 30),
     throttle,
-    position: () => at(4),
+    position: o.position ?? (() => at(4)),
     groupCommitMs: o.groupCommitMs ?? 20,
     groupCommitBytes: o.groupCommitBytes ?? 1 << 20,
     maxJournalBytes: o.maxJournalBytes ?? 1 << 30,
-    heartbeatIntervalMs: 60_000,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? 60_000,
     trimIntervalMs: o.trimIntervalMs ?? 60_000,
     log: createLogger({ level: "fatal" }),
     onFatal: (e) => {
@@ -105,6 +108,34 @@ function setup(
 }
 
 describe("JournalWriter", () => {
+  test("heartbeats while the reader has no position (it is being restarted) leave the checkpoint alone", async () => {
+    // A heartbeat at no position made the checkpoint empty, and the next reader started at the
+    // beginning of the binlog: every change read again (found by the chaos test, source restart).
+    let asked = 0;
+    const s = setup({
+      heartbeatIntervalMs: 5,
+      position: () => {
+        asked++;
+        return Position.NONE;
+      },
+    });
+    try {
+      s.txn(100, [1]);
+      s.writer.flush();
+      s.writer.start();
+      await waitFor(() => asked >= 3, { timeoutMs: 2000, what: "three heartbeat ticks" });
+      const c = s.writer.settle();
+      assert.equal(
+        c.position.toString(),
+        at(150).toString(),
+        "the checkpoint stays after the last transaction",
+      );
+    } finally {
+      s.writer.close();
+      s.journal.close();
+    }
+  });
+
   test("complete transactions wait for the group commit window, then share one commit and one message", async () => {
     const s = setup({ groupCommitMs: 30 });
     s.txn(100, [1]);

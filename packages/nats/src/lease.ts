@@ -1,4 +1,12 @@
-import { AbortedError, ConfigError, DfsError, ErrorCode, sleep, TransientError } from "@dfs/common";
+import {
+  AbortedError,
+  backoffMs,
+  ConfigError,
+  DfsError,
+  ErrorCode,
+  sleep,
+  TransientError,
+} from "@dfs/common";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -57,12 +65,19 @@ export async function acquireLease(nc: NatsConnection, opts: LeaseOptions): Prom
 
   let kv: KV;
   let bucketTtl: number;
-  try {
-    kv = await new Kvm(nc).create(bucket, { history: 1, ttl: opts.ttlMs });
-    // An existing bucket keeps its own TTL; renew often enough for the shorter of the two.
-    bucketTtl = (await kv.status()).ttl;
-  } catch (err) {
-    throw brokerError(err, `cannot open lease bucket ${bucket}`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      kv = await new Kvm(nc).create(bucket, { history: 1, ttl: opts.ttlMs });
+      // An existing bucket keeps its own TTL; renew often enough for the shorter of the two.
+      bucketTtl = (await kv.status()).ttl;
+      break;
+    } catch (err) {
+      const e = brokerError(err, `cannot open lease bucket ${bucket}`);
+      // A service (it passes its stop signal) waits while JetStream cannot answer yet (a cluster
+      // electing its leaders); a one-off caller gets the error at once.
+      if (!(e instanceof TransientError) || !opts.signal) throw e;
+      await sleep(backoffMs(attempt, 200, 5_000), opts.signal);
+    }
   }
   if (bucketTtl <= 0) {
     // Without a TTL the key of a crashed holder would never expire and the source would stay locked.
@@ -82,7 +97,12 @@ export async function acquireLease(nc: NatsConnection, opts: LeaseOptions): Prom
       const revision = await kv.create(opts.key, opts.holder);
       return new KvLease(nc, kv, opts.key, opts.holder, revision, renewMs);
     } catch (err) {
-      if (!isWrongSequence(err)) throw brokerError(err, `cannot acquire lease ${bucket}/${opts.key}`);
+      if (!isWrongSequence(err)) {
+        const e = brokerError(err, `cannot acquire lease ${bucket}/${opts.key}`);
+        if (!(e instanceof TransientError) || !opts.signal) throw e;
+        await sleep(retryMs, opts.signal); // JetStream not answering yet: as above
+        continue;
+      }
       holder = await currentHolder(kv, opts.key).catch((e) =>
         Promise.reject(brokerError(e, `cannot read lease ${opts.key}`)),
       );

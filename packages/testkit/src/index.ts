@@ -49,9 +49,6 @@ export async function ensureStack(): Promise<void> {
   await stackUp({ log: () => {} });
 }
 
-/** The same as ensureStack (kept for the tests that call it by this name). */
-export const stackReady = ensureStack;
-
 /** A name no other test uses: for source ids, databases and streams. */
 export function uniqueId(prefix = "t"): string {
   return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;

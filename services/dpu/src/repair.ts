@@ -1,10 +1,9 @@
 import { formatTableRef, type Row, type TableRef } from "@dfs/codec";
-import { ConfigError, DataError, ErrorCode, type Logger } from "@dfs/common";
+import { DataError, ErrorCode, type Logger } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { ChangeBatch } from "@dfs/proto";
-import { mysqlSinkOf } from "./mysql-sink.js";
-import { openPipeline } from "./pipeline/setup.js";
 import type { Change } from "./sink.js";
+import { openStandaloneSink } from "./standalone-sink.js";
 
 /** A row `dfs verify --repair` puts right: the source's row (upsert), or a row to delete. */
 export interface RepairRow {
@@ -27,17 +26,7 @@ export interface RepairSink {
  * the pipeline's mappings where the table is mapped. It does not move the DPU's checkpoint.
  */
 export async function openRepairSink(cfg: DfsConfig, log: Logger): Promise<RepairSink> {
-  if (!cfg.target)
-    throw new ConfigError(ErrorCode.CONFIG_INVALID, ["target: repairing needs a target (target.url)"]);
-  const stop = new AbortController();
-  const pipeline = await openPipeline(cfg, { log, signal: stop.signal });
-  const sink = mysqlSinkOf(cfg, {
-    log,
-    signal: stop.signal,
-    deadLetter: async () => {},
-    consumer: "verify-repair",
-    pipeline,
-  });
+  const { sink, close } = await openStandaloneSink(cfg, log, "verify-repair", "repairing");
   return {
     async apply(source, rows) {
       if (rows.length === 0) return;
@@ -64,9 +53,6 @@ export async function openRepairSink(cfg: DfsConfig, log: Logger): Promise<Repai
       }));
       await sink.replay(changes);
     },
-    async close() {
-      stop.abort();
-      await sink.close();
-    },
+    close,
   };
 }

@@ -1,11 +1,10 @@
 import { decodeBatch, decodeChanges, formatTableRef } from "@dfs/codec";
-import { ConfigError, DataError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
+import { DataError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { deleteDeadLetter, listDeadLetters } from "./dlq.js";
-import { mysqlSinkOf } from "./mysql-sink.js";
-import { openPipeline } from "./pipeline/setup.js";
 import type { Sink } from "./sink.js";
+import { openStandaloneSink } from "./standalone-sink.js";
 import { findNewerChange, keysOf } from "./superseded.js";
 
 export interface ReplayResult {
@@ -87,24 +86,11 @@ export async function replayFromConfig(
   log: Logger,
   o: { force?: boolean } = {},
 ): Promise<ReplayResult[]> {
-  if (!cfg.target)
-    throw new ConfigError(ErrorCode.CONFIG_INVALID, [
-      "target: replaying dead letters needs a target (target.url)",
-    ]);
-  const stop = new AbortController();
   // The pipeline use replays through its mappings and key maps, as the DPU applies.
-  const pipeline = await openPipeline(cfg, { log, signal: stop.signal });
-  const sink = mysqlSinkOf(cfg, {
-    log,
-    signal: stop.signal,
-    deadLetter: async () => {},
-    consumer: "dlq-replay",
-    pipeline,
-  });
+  const { sink, close } = await openStandaloneSink(cfg, log, "dlq-replay", "replaying dead letters");
   try {
     return await replayDeadLetters(nc, cfg.source.id, sink, seqs, o);
   } finally {
-    stop.abort();
-    await sink.close();
+    await close();
   }
 }

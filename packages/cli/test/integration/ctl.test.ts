@@ -6,8 +6,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { startCapture } from "@dfs/capture";
 import { connectNats } from "@dfs/nats";
-import { deleteStreams, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
-import { stackReady } from "../support/stack.js";
+import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
 
 const run = promisify(execFile);
 const DFS = fileURLToPath(new URL("../../bin/dfs.js", import.meta.url));
@@ -23,7 +22,7 @@ async function dfs(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 test("dfs ctl reads status, pauses and resumes capture; a wrong token is exit code 78 (config)", async () => {
-  await stackReady();
+  await ensureStack();
   const id = uniqueId("ctl");
   const src = await sourceConnection();
   await src.query(`CREATE DATABASE \`${id}\``);

@@ -8,8 +8,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { sourceConnection, tempDir, uniqueId, urls } from "@dfs/testkit";
-import { stackReady } from "../support/stack.js";
+import { ensureStack, sourceConnection, tempDir, uniqueId, urls } from "@dfs/testkit";
 
 const run = promisify(execFile);
 const DFS = fileURLToPath(new URL("../../bin/dfs.js", import.meta.url));
@@ -52,7 +51,7 @@ function row(out: string, check: string): string {
 }
 
 test("dfs doctor: a good config is exit 0, with every check listed; without -c the environment is used", async () => {
-  await stackReady();
+  await ensureStack();
   const id = uniqueId("doc");
   const src = await sourceConnection();
   await src.query(`CREATE DATABASE \`${id}\``);
@@ -101,7 +100,7 @@ test("dfs doctor: a good config is exit 0, with every check listed; without -c t
 });
 
 test("dfs doctor: a source user with only SELECT is exit 78, naming the missing privileges and the GRANTs", async () => {
-  await stackReady();
+  await ensureStack();
   const user = uniqueId("doc");
   const password = `pw-${uniqueId("s")}`;
   const src = await sourceConnection();
@@ -146,7 +145,7 @@ test("dfs doctor: a source user with only SELECT is exit 78, naming the missing 
 });
 
 test("dfs doctor: NATS unreachable is exit 69, the other servers still checked; a wrong password is 78", async () => {
-  await stackReady();
+  await ensureStack();
   const dir = tempDir();
   const port = await closedPort();
   const file = config(dir, [

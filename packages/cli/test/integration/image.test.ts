@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "@dfs/common";
 import { connectNats } from "@dfs/nats";
-import { deleteStreams, sourceConnection, tempDir, uniqueId, urls } from "@dfs/testkit";
+import { deleteStreams, ensureStack, sourceConnection, tempDir, uniqueId, urls } from "@dfs/testkit";
 import mysql from "mysql2/promise";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import {
@@ -32,7 +32,6 @@ import {
   type Stage,
   serviceEnv,
 } from "../support/deploy.js";
-import { stackReady } from "../support/stack.js";
 
 const root = repoRoot();
 const APP = "/app";
@@ -144,7 +143,7 @@ async function rowsOf(conn: mysql.Connection, db: string, table: string): Promis
 test("the Dockerfile's build, replayed here, runs every compose service; rows flow source -> target", {
   timeout: 25 * 60_000,
 }, async (t) => {
-  await stackReady();
+  await ensureStack();
   const tmp = tempDir("dfs-image-");
   const app = join(tmp, "app");
   const id = uniqueId("img");

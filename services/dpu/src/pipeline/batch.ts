@@ -303,12 +303,7 @@ function uniqueKeys(op: TargetOp, out: string[]): void {
       let all = true;
       for (const c of cols) if (!(c in v)) all = false;
       if (!all) continue;
-      out.push(
-        prefix +
-          (cols.length === 1
-            ? encodeKey([(v[cols[0]!] ?? null) as never])
-            : encodeKey(cols.map((c) => (v[c] ?? null) as never))),
-      );
+      out.push(prefix + encodeKey(cols.map((c) => (v[c] ?? null) as never)));
     }
   };
   of(op.row.values);

@@ -5,7 +5,7 @@ import { type CaptureService, startCapture } from "@dfs/capture";
 import { waitFor } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { connectNats } from "@dfs/nats";
-import { deleteStreams, sourceConnection, stackReady, testConfig, uniqueId, urls } from "@dfs/testkit";
+import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
 import { type DpuService, startDpu } from "../../dist/index.js";
@@ -94,7 +94,7 @@ export async function openPipeline(
   extra: Record<string, unknown> = {},
   o: { targetUrl?: string } = {},
 ): Promise<Pipeline> {
-  await stackReady();
+  await ensureStack();
   const id = uniqueId(prefix);
   const db = `${id}_src`;
   const targetDb = `${id}_dst`;

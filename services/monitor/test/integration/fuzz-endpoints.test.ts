@@ -15,7 +15,7 @@ import { type Random, seededRandom, testSeed } from "@dfs/common";
 import { type ControlClient, connectControl } from "@dfs/control";
 import { type DpuService, startDpu } from "@dfs/dpu";
 import { connectNats } from "@dfs/nats";
-import { deleteStreams, sourceConnection, stackReady, testConfig, uniqueId, urls } from "@dfs/testkit";
+import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type mysql from "mysql2/promise";
 import { WebSocket } from "ws";
@@ -191,7 +191,7 @@ describe(`endpoint fuzz (seed ${SEED})`, () => {
   const r = seededRandom(SEED);
 
   before(async () => {
-    await stackReady();
+    await ensureStack();
     const cfg = testConfig(id, db, {
       target: { url: urls.targetUrl, database: `${id}_dst` },
       control: { token: TOKEN },

@@ -105,6 +105,18 @@ test("capture and a DPU on a 3-node JetStream cluster lose and double nothing wh
       intervalMs: 250,
       what: "JetStream's meta leader",
     });
+    // A replicated stream can be placed once all three peers are current (on a busy 2-core host that
+    // takes a while after the meta leader): the services start only then, so what is tested is the
+    // leader's death under load, not the cluster's own start-up.
+    const probe = `PROBE_${id.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+    await waitFor(
+      async () => {
+        await jsm.streams.add({ name: probe, subjects: [`probe.${id}`], num_replicas: 3 });
+        return true;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000, what: "a stream with 3 replicas to be placed" },
+    );
+    await jsm.streams.delete(probe);
 
     await src.query(`CREATE DATABASE ${db}`);
     await src.query(`CREATE TABLE ${db}.t (id INT PRIMARY KEY, n INT NOT NULL, v VARCHAR(40))`);

@@ -297,9 +297,11 @@ describe(`endpoint fuzz (seed ${SEED})`, () => {
       // Capture keeps no dead letters: with the token its ListDlq and ReplayDlq answer UNIMPLEMENTED
       // (the proto's rule for what does not apply to a service) once the request decodes, INTERNAL
       // before; without the token they are refused first.
-      const unserved = svc === "Capture" && (method === "ListDlq" || method === "ReplayDlq") && token === TOKEN;
+      const unserved =
+        svc === "Capture" && (method === "ListDlq" || method === "ReplayDlq") && token === TOKEN;
       if (kind === 1) assert.equal(out, "grpc 12", `seed ${SEED}: unknown method ${path}`);
-      else if (unserved) assert.match(out, /^grpc 1[23]$|closed|stream error/, `seed ${SEED}: ${path} unserved`);
+      else if (unserved)
+        assert.match(out, /^grpc 1[23]$|closed|stream error/, `seed ${SEED}: ${path} unserved`);
       else assert.notEqual(out, "grpc 12", `seed ${SEED}: ${path} is served`);
       // Random bytes may decode as a request (unknown fields are skipped); without the token only Health answers.
       if (kind !== 0 && kind !== 1 && method !== "Health")

@@ -6,7 +6,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { createLogger, waitFor } from "@dfs/common";
+import { createLogger, errorMessage, waitFor } from "@dfs/common";
 import { loadConfig } from "@dfs/config";
 import { connectNats, subjects } from "@dfs/nats";
 import { startComponent, stopComponent } from "@dfs/stack";
@@ -91,6 +91,13 @@ test("NATS down for 30 s during a load: capture journals meanwhile and catches u
       log: createLogger({ level: "warn", name: "capture", destination: 2 }),
     });
     nc = await connectNats({ url: urls.natsUrl, name: `test-${id}` });
+    // The connection's events (reconnects, errors), for the message of a failure.
+    const events: string[] = [];
+    const t0 = Date.now();
+    void (async () => {
+      for await (const st of nc!.status())
+        if (st.type !== "reconnecting") events.push(`${Date.now() - t0}ms ${st.type}`);
+    })().catch(() => {});
     const dataSubject = subjects.data(id, db, "t");
 
     const progress = { txns: 0 };
@@ -151,18 +158,54 @@ test("NATS down for 30 s during a load: capture journals meanwhile and catches u
     assert.equal(last.readerPaused, false, "the reader is not paused (journal far below maxBytes)");
 
     await ensureNatsUp();
+    events.push(`${Date.now() - t0}ms NATS started again`);
     natsStopped = false;
     await load;
     const journaledRows = last.rowsCaptured;
 
     // Catch-up by itself: every row in the stream, and the journal backlog drained.
-    await waitFor(async () => (await subjectCount(nc!, id, dataSubject).catch(() => 0)) >= TXNS, {
-      timeoutMs: 90_000,
-      intervalMs: 500,
-      what: `all ${TXNS} data messages after NATS came back`,
-    }).catch((e: Error) => {
-      throw new Error(`${e.message}; status ${JSON.stringify(cap.status())}`);
+    // Counted on the test's own connection; when that one fails, on a new one as well, so that a
+    // stuck client connection (the test's, not capture's) is told apart from a stuck server.
+    let countError = "";
+    let freshCounts = 0;
+    let lastCount = -1;
+    const count = async (): Promise<number> => {
+      try {
+        return await subjectCount(nc!, id, dataSubject);
+      } catch (e) {
+        countError = errorMessage(e);
+        const fresh = await connectNats({ url: urls.natsUrl, name: `test-${id}-probe` });
+        try {
+          freshCounts++;
+          return await subjectCount(fresh, id, dataSubject);
+        } finally {
+          await fresh.close();
+        }
+      }
+    };
+    await waitFor(
+      async () => {
+        lastCount = await count().catch(() => -1);
+        return lastCount >= TXNS;
+      },
+      {
+        timeoutMs: 90_000,
+        intervalMs: 500,
+        what: `all ${TXNS} data messages after NATS came back`,
+      },
+    ).catch((e: Error) => {
+      throw new Error(
+        `${e.message}; last count ${lastCount}, last count error: ${countError || "none"} (test connection ${nc!.isClosed() ? "closed" : "open"}, ${freshCounts} counts on a new connection; its events: ${events.join(", ")}); status ${JSON.stringify(cap.status())}`,
+      );
     });
+    if (freshCounts > 0)
+      process.stderr.write(
+        `# nats-down: the test's own connection failed to count (${countError}); ${freshCounts} counts on a new connection; its events: ${events.join(", ")}\n`,
+      );
+    if (freshCounts > 0) {
+      await nc.close().catch(() => {});
+      nc = await connectNats({ url: urls.natsUrl, name: `test-${id}-after` });
+    }
     await waitFor(() => cap.status().journal.entries <= 3, {
       timeoutMs: 30_000,
       intervalMs: 200,

@@ -284,12 +284,24 @@ function runStatement(r: Run): Statement {
 
 /** A plan's target unique keys as they enter the planner: columns and the text before the values. */
 const uniqueParts = new WeakMap<TargetPlan, { cols: string[]; prefix: string }[]>();
+/** Target unique keys by table and columns -> number: plans that write one target table share them. */
+const uniqueKeyIds = new Map<string, number>();
 
 function partsOf(plan: TargetPlan): { cols: string[]; prefix: string }[] {
   let parts = uniqueParts.get(plan);
   if (!parts) {
+    // `u<n>` names one unique key of one target table (whichever plan writes it): short, so cheap to
+    // hash, and apart from entry ids (`k<n>`).
     const t = `${plan.target.db}\u0000${plan.target.table}`;
-    parts = plan.uniqueKeys.map((cols) => ({ cols, prefix: `${t}\u0000${cols.join(",")}\u0000` }));
+    parts = plan.uniqueKeys.map((cols) => {
+      const name = `${t}\u0000${cols.join(",")}`;
+      let n = uniqueKeyIds.get(name);
+      if (n === undefined) {
+        n = uniqueKeyIds.size;
+        uniqueKeyIds.set(name, n);
+      }
+      return { cols, prefix: `u${n}\u0000` };
+    });
     uniqueParts.set(plan, parts);
   }
   return parts;

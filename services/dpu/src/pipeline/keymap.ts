@@ -13,9 +13,14 @@ const CACHE_ENTRIES = 200_000;
 /** Keys per look-up query. */
 const LOOKUP_CHUNK = 500;
 
+/** The (target table, source table) pairs entry ids name, by number: ids stay short to hash and keep. */
+const pairs: { target: string; source: string }[] = [];
 const prefixes = new WeakMap<TableRef, WeakMap<TableRef, string>>();
 
-/** Entry id: target table, source table and source key, NUL-separated (the tables' part made once). */
+/**
+ * Entry id: `k<pair number>` NUL source key. The pair's part is made once per pair of tables; a
+ * short id is cheap to hash in the planner's maps and small in the cache.
+ */
 export function entryId(target: TableRef, source: TableRef, key: string): string {
   let bySource = prefixes.get(target);
   if (!bySource) {
@@ -24,10 +29,21 @@ export function entryId(target: TableRef, source: TableRef, key: string): string
   }
   let prefix = bySource.get(source);
   if (prefix === undefined) {
-    prefix = `${formatTableRef(target)}\u0000${formatTableRef(source)}\u0000`;
+    const t = formatTableRef(target);
+    const src = formatTableRef(source);
+    let n = pairs.findIndex((p) => p.target === t && p.source === src);
+    if (n < 0) n = pairs.push({ target: t, source: src }) - 1;
+    prefix = `k${n}\u0000`;
     bySource.set(source, prefix);
   }
   return prefix + key;
+}
+
+/** The tables an entry id's pair part (`k<n>`) names. */
+function pairOf(part: string): { target: string; source: string } {
+  const p = pairs[Number(part.slice(1))];
+  if (!p) throw new Error(`unknown key-map pair ${part}`);
+  return p;
 }
 
 export class KeyMap {
@@ -62,7 +78,7 @@ export class KeyMap {
     for (const [pair, keys] of byTables(missing))
       for (let at = 0; at < keys.length; at += LOOKUP_CHUNK) {
         const chunk = keys.slice(at, at + LOOKUP_CHUNK);
-        const [t, src] = pair.split("\u0000");
+        const { target: t, source: src } = pairOf(pair);
         const rows = await s.query<{ k: Buffer; v: Buffer }[]>(
           `SELECT source_key AS k, target_key AS v FROM ${this.table} FORCE INDEX (PRIMARY) WHERE target_table = ${sqlLiteral(t!)} AND source_table = ${sqlLiteral(src!)} AND source_key IN (${chunk.map((k) => sqlLiteral(k)).join(",")})${force ? " LOCK IN SHARE MODE" : ""}`,
         );
@@ -94,7 +110,7 @@ export class KeyMap {
     }
     const out: Statement[] = [];
     for (const [pair, keys] of byTables(removes)) {
-      const [t, src] = pair.split("\u0000");
+      const { target: t, source: src } = pairOf(pair);
       const head = `DELETE FROM ${this.table} WHERE target_table = ${sqlLiteral(t!)} AND source_table = ${sqlLiteral(src!)} AND source_key IN `;
       out.push({
         sql: `${head}(${keys.map((k) => sqlLiteral(k)).join(",")})`,
@@ -104,7 +120,7 @@ export class KeyMap {
     }
     if (puts.length > 0)
       out.push({
-        sql: `INSERT INTO ${this.table} (target_table, source_table, source_key, target_key) VALUES ${puts.map((p) => `(${[...p.id.split("\u0000"), p.key].map((v) => sqlLiteral(v)).join(",")})`).join(",")} ON DUPLICATE KEY UPDATE target_key = VALUES(target_key)`,
+        sql: `INSERT INTO ${this.table} (target_table, source_table, source_key, target_key) VALUES ${puts.map((p) => putTuple(p.id, p.key)).join(",")} ON DUPLICATE KEY UPDATE target_key = VALUES(target_key)`,
         text: `INSERT INTO ${this.table} (...) VALUES (?) ×${puts.length}`,
         changes: [],
       });
@@ -144,11 +160,18 @@ export class KeyMap {
   }
 }
 
-/** Entry ids grouped by their (target table, source table): pair -> source keys. */
+/** An entry's row of the key-map table, as SQL. */
+function putTuple(id: string, targetKey: string): string {
+  const cut = id.indexOf("\u0000");
+  const { target, source } = pairOf(id.slice(0, cut));
+  return `(${sqlLiteral(target)},${sqlLiteral(source)},${sqlLiteral(id.slice(cut + 1))},${sqlLiteral(targetKey)})`;
+}
+
+/** Entry ids grouped by their (target table, source table): pair part (`k<n>`) -> source keys. */
 function byTables(ids: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const id of ids) {
-    const cut = id.indexOf("\u0000", id.indexOf("\u0000") + 1);
+    const cut = id.indexOf("\u0000");
     const pair = id.slice(0, cut);
     const keys = out.get(pair);
     if (keys) keys.push(id.slice(cut + 1));

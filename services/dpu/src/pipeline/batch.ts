@@ -99,6 +99,18 @@ export class Batch {
       if (r.changes[r.changes.length - 1] !== change) r.changes.push(change);
       if (id) r.ids.push(id);
     };
+    // Updates of mapped rows, by plan and column list (one statement per run and chunk).
+    const updates: UpdateRun[] = [];
+    const addUpdate = (plan: TargetPlan, row: MappedRow, key: string, change: Change) => {
+      let u = updates.find((x) => x.plan === plan && sameColumns(x.columns, row.columns));
+      if (!u) {
+        u = { plan, columns: row.columns, keys: [], rows: [], changes: [] };
+        updates.push(u);
+      }
+      u.keys.push(key);
+      u.rows.push(row);
+      u.changes.push(change);
+    };
     for (const { op, change, ids } of ops) {
       const plan = op.plan;
       if (plan.key !== "generated") {
@@ -128,13 +140,7 @@ export class Batch {
         km.remove(id);
         this.touched.set(id, null);
       } else if (existing) {
-        const cols = op.row.columns;
-        if (cols.length > 0)
-          this.pending.push({
-            sql: `UPDATE ${table} SET ${cols.map((c) => `${quoteId(c)} = ${sqlLiteral(op.row.values[c] ?? null)}`).join(", ")} WHERE ${pk} = ${sqlLiteral(existing)}`,
-            text: `UPDATE ${table} SET (${cols.length} columns) WHERE ${pk} = ?`,
-            changes: [change],
-          });
+        if (op.row.columns.length > 0) addUpdate(plan, op.row, existing, change);
         if (prev && prev !== id) {
           // The source key changed: the map follows the row.
           km.remove(prev);
@@ -144,6 +150,9 @@ export class Batch {
         }
       } else add("insert-generated", plan, op.row.columns, op.row, change, id);
     }
+    for (const u of updates)
+      for (let at = 0; at < u.keys.length; at += this.w.options.statementRows)
+        this.pending.push(...updateStatements(u, at, at + this.w.options.statementRows));
     const inserts: Run[] = [];
     for (const r of runs) {
       if (r.kind === "insert-generated") inserts.push(r);
@@ -198,6 +207,71 @@ export class Batch {
     }
     return keys;
   }
+}
+
+/** Updates of one level to rows of one generated-key table, with the same columns. */
+export interface UpdateRun {
+  plan: TargetPlan;
+  columns: string[];
+  /** The target key of each row. */
+  keys: string[];
+  rows: MappedRow[];
+  changes: Change[];
+}
+
+/** An integer key within BIGINT's signed range, written bare so the join compares integers. */
+const PLAIN_KEY = /^-?[0-9]{1,18}$/;
+
+/** Values a UNION of literals carries without changing them (no floating point, no bytes). */
+function plainValue(v: unknown): boolean {
+  return (
+    v === null || v === undefined || typeof v === "string" || typeof v === "bigint" || Number.isSafeInteger(v)
+  );
+}
+
+/**
+ * Rows `from`..`to` of an update run. Several rows: one UPDATE joined with the new values (a
+ * derived table of literals; the key compared as an integer, so the target is read by its primary
+ * key), instead of one statement per row for the server to parse. A key that is not a plain
+ * integer, or a value a UNION could retype (a float, bytes), keeps one UPDATE per row. Either way a
+ * row the target no longer has is left alone, as a plain UPDATE leaves it.
+ */
+export function updateStatements(u: UpdateRun, from: number, to: number): Statement[] {
+  const keys = u.keys.slice(from, to);
+  const rows = u.rows.slice(from, to);
+  const changes = u.changes.slice(from, to);
+  const table = quoteTable(u.plan.target);
+  const pk = quoteId(u.plan.keyColumns[0]!);
+  const cols = u.columns;
+  const joined =
+    keys.length > 1 &&
+    keys.every((k) => PLAIN_KEY.test(k)) &&
+    rows.every((r) => cols.every((c) => plainValue(r.values[c])));
+  if (!joined)
+    return rows.map((row, i) => ({
+      sql: `UPDATE ${table} SET ${cols.map((c) => `${quoteId(c)} = ${sqlLiteral(row.values[c] ?? null)}`).join(", ")} WHERE ${pk} = ${sqlLiteral(keys[i]!)}`,
+      text: `UPDATE ${table} SET (${cols.length} columns) WHERE ${pk} = ?`,
+      changes: [changes[i]!],
+    }));
+  // The derived table's columns are named k, c0, c1, ... by its first SELECT.
+  let values = "";
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    values += i === 0 ? "SELECT " : " UNION ALL SELECT ";
+    values += i === 0 ? `${keys[i]} AS k` : keys[i];
+    for (let c = 0; c < cols.length; c++) {
+      values += `,${sqlLiteral(row.values[cols[c]!] ?? null)}`;
+      if (i === 0) values += ` AS c${c}`;
+    }
+  }
+  const set = cols.map((c, i) => `t.${quoteId(c)} = v.c${i}`).join(", ");
+  return [
+    {
+      sql: `UPDATE ${table} AS t JOIN (${values}) AS v ON t.${pk} = v.k SET ${set}`,
+      text: `UPDATE ${table} JOIN (?) ×${rows.length} SET (${cols.length} columns)`,
+      changes,
+    },
+  ];
 }
 
 /**

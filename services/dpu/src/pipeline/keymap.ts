@@ -10,8 +10,10 @@ import type { Statement } from "../plan.js";
 
 /** Committed entries kept in memory; the oldest are dropped past this. */
 const CACHE_ENTRIES = 200_000;
-/** Keys per look-up query. */
+/** Keys per look-up (one SELECT of a UNION). */
 const LOOKUP_CHUNK = 500;
+/** Most text of one look-up query (its SELECTs joined by UNION ALL). */
+const LOOKUP_QUERY_BYTES = 1 << 20;
 
 /** The (target table, source table) pairs entry ids name, by number: ids stay short to hash and keep. */
 const pairs: { target: string; source: string }[] = [];
@@ -73,22 +75,40 @@ export class KeyMap {
   /** Loads the entries `ids` this DPU does not know yet, in as few queries as it can. */
   async load(s: MysqlSession, ids: Iterable<string>, force = false): Promise<void> {
     const missing = [...new Set(ids)].filter((id) => force || this.get(id) === undefined);
+    if (missing.length === 0) return;
     // Per (target table, source table): both equal and `source_key IN (...)`, read through the
     // primary key (a row-constructor IN, or the by_target index, would scan the table's entries).
+    // Every pair's look-ups go in one query (a UNION ALL), up to LOOKUP_QUERY_BYTES of text each:
+    // one round trip per group, whatever the number of generated-key tables it touches.
+    const parts: { sql: string; pair: string; keys: string[] }[] = [];
     for (const [pair, keys] of byTables(missing))
       for (let at = 0; at < keys.length; at += LOOKUP_CHUNK) {
         const chunk = keys.slice(at, at + LOOKUP_CHUNK);
         const { target: t, source: src } = pairOf(pair);
-        const rows = await s.query<{ k: Buffer; v: Buffer }[]>(
-          `SELECT source_key AS k, target_key AS v FROM ${this.table} FORCE INDEX (PRIMARY) WHERE target_table = ${sqlLiteral(t!)} AND source_table = ${sqlLiteral(src!)} AND source_key IN (${chunk.map((k) => sqlLiteral(k)).join(",")})${force ? " LOCK IN SHARE MODE" : ""}`,
-        );
-        const found = new Map(rows.map((r) => [r.k.toString(), r.v.toString()]));
-        for (const k of chunk) {
-          const id = `${pair}\u0000${k}`;
-          if (this.overlay.has(id)) continue;
-          this.remember(id, found.get(k) ?? null);
-        }
+        parts.push({
+          pair,
+          keys: chunk,
+          sql: `(SELECT ${sqlLiteral(pair)} AS p, source_key AS k, target_key AS v FROM ${this.table} FORCE INDEX (PRIMARY) WHERE target_table = ${sqlLiteral(t)} AND source_table = ${sqlLiteral(src)} AND source_key IN (${chunk.map((k) => sqlLiteral(k)).join(",")})${force ? " LOCK IN SHARE MODE" : ""})`,
+        });
       }
+    for (let at = 0; at < parts.length; ) {
+      let end = at + 1;
+      let bytes = parts[at]!.sql.length;
+      while (end < parts.length && bytes + parts[end]!.sql.length <= LOOKUP_QUERY_BYTES)
+        bytes += parts[end++]!.sql.length;
+      const batch = parts.slice(at, end);
+      at = end;
+      const rows = await s.query<{ p: Buffer | string; k: Buffer; v: Buffer }[]>(
+        batch.map((b) => b.sql).join(" UNION ALL "),
+      );
+      const found = new Map(rows.map((r) => [`${r.p.toString()}\u0000${r.k.toString()}`, r.v.toString()]));
+      for (const b of batch)
+        for (const k of b.keys) {
+          const id = `${b.pair}\u0000${k}`;
+          if (this.overlay.has(id)) continue;
+          this.remember(id, found.get(id) ?? null);
+        }
+    }
   }
 
   /** Records a new entry in the open transaction. */

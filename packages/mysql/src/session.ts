@@ -51,6 +51,17 @@ export function connectionOptions(e: MysqlEndpoint): {
 }
 
 /**
+ * mysql2 formats every query's text, even without parameters, scanning all of it for `?` (about
+ * 2% of the DPU's thread with multi-megabyte scripts). Text without parameters goes as it is;
+ * with parameters it is formatted as mysql2 does by default (its format, local time zone, objects
+ * not stringified).
+ */
+function formatQuery(sql: string, values: unknown): string {
+  if (values === undefined || values === null || (Array.isArray(values) && values.length === 0)) return sql;
+  return mysql.format(sql, values as Parameters<typeof mysql.format>[1], false, "local");
+}
+
+/**
  * One connection to a MySQL/MariaDB server. Values come back exact: BIGINT and DECIMAL as
  * strings, temporals as the server's text. Every error it throws is classified (errors.ts).
  */
@@ -81,6 +92,7 @@ export class MysqlSession {
         charset: "utf8mb4",
         connectTimeout: options.connectTimeoutMs ?? 10_000,
         multipleStatements: options.multipleStatements ?? false,
+        queryFormat: formatQuery,
       });
     } catch (err) {
       throw classifyMysqlError(err, options.role, `cannot connect to the ${where}`);

@@ -15,4 +15,12 @@ export { Completion, Scope, Signal } from "./lifecycle.js";
 export { createLogger, displayUrl, displayUrls, type Logger, type LogOptions, redactUrl } from "./log.js";
 export { type Random, seededRandom, testSeed } from "./random.js";
 export { redactText } from "./redact.js";
-export { backoffMs, parseBytes, parseDurationMs, sleep, waitFor } from "./util.js";
+export {
+  backoffMs,
+  parseBytes,
+  parseDurationMs,
+  retryTransient,
+  sleep,
+  type TransientRetry,
+  waitFor,
+} from "./util.js";

@@ -1,5 +1,5 @@
 import { setTimeout as sleepMs } from "node:timers/promises";
-import { AbortedError } from "./errors.js";
+import { AbortedError, TransientError } from "./errors.js";
 
 /** Exponential backoff with full jitter; `attempt` starts at 0. */
 export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
@@ -14,6 +14,33 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   } catch (err) {
     if (signal?.aborted) throw new AbortedError();
     throw err;
+  }
+}
+
+/** How retryTransient waits between attempts. */
+export interface TransientRetry {
+  initialMs: number;
+  maxMs: number;
+  /** Stops the waiting (AbortedError). */
+  signal?: AbortSignal;
+  /** Told before each wait. */
+  onRetry?(err: unknown, waitMs: number): void;
+}
+
+/**
+ * Runs `fn` until it resolves: a TransientError (a server away or not ready yet) is tried again
+ * after an exponential backoff; any other error is thrown at once.
+ */
+export async function retryTransient<T>(fn: () => Promise<T>, retry: TransientRetry): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof TransientError)) throw err;
+      const wait = backoffMs(attempt, retry.initialMs, retry.maxMs);
+      retry.onRetry?.(err, wait);
+      await sleep(wait, retry.signal);
+    }
   }
 }
 

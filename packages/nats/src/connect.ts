@@ -1,13 +1,13 @@
 import { readFileSync } from "node:fs";
 import {
-  backoffMs,
   ConfigError,
   DfsError,
   displayUrls,
   ErrorCode,
   errorMessage,
-  sleep,
+  retryTransient,
   TransientError,
+  type TransientRetry,
 } from "@dfs/common";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import {
@@ -215,21 +215,7 @@ export function brokerError(err: unknown, what: string): Error {
  */
 export async function connectNatsWithRetry(
   opts: NatsOptions,
-  retry: {
-    initialMs: number;
-    maxMs: number;
-    signal?: AbortSignal;
-    onRetry?(err: unknown, waitMs: number): void;
-  },
+  retry: TransientRetry,
 ): Promise<NatsConnection> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await connectNats(opts);
-    } catch (err) {
-      if (!(err instanceof TransientError)) throw err;
-      const wait = backoffMs(attempt, retry.initialMs, retry.maxMs);
-      retry.onRetry?.(err, wait);
-      await sleep(wait, retry.signal);
-    }
-  }
+  return retryTransient(() => connectNats(opts), retry);
 }

@@ -1,4 +1,4 @@
-import { backoffMs, ConfigError, ErrorCode, errorMessage, sleep, TransientError } from "@dfs/common";
+import { ConfigError, ErrorCode, errorMessage, retryTransient, type TransientRetry } from "@dfs/common";
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -100,23 +100,9 @@ export async function ensureStreamsWithRetry(
   nc: NatsConnection,
   source: string,
   settings: StreamSettings,
-  retry: {
-    initialMs: number;
-    maxMs: number;
-    signal?: AbortSignal;
-    onRetry?(err: unknown, waitMs: number): void;
-  },
+  retry: TransientRetry,
 ): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await ensureStreams(nc, source, settings);
-    } catch (err) {
-      if (!(err instanceof TransientError)) throw err;
-      const wait = backoffMs(attempt, retry.initialMs, retry.maxMs);
-      retry.onRetry?.(err, wait);
-      await sleep(wait, retry.signal);
-    }
-  }
+  return retryTransient(() => ensureStreams(nc, source, settings), retry);
 }
 
 function checkSettings(s: StreamSettings): void {

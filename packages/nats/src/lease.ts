@@ -1,9 +1,9 @@
 import {
   AbortedError,
-  backoffMs,
   ConfigError,
   DfsError,
   ErrorCode,
+  retryTransient,
   sleep,
   TransientError,
 } from "@dfs/common";
@@ -63,22 +63,20 @@ export async function acquireLease(nc: NatsConnection, opts: LeaseOptions): Prom
   if (opts.holder === "") problems.push("lease holder must not be empty");
   if (problems.length > 0) throw new ConfigError(ErrorCode.CONFIG_INVALID, problems);
 
-  let kv: KV;
-  let bucketTtl: number;
-  for (let attempt = 0; ; attempt++) {
+  const openBucket = async (): Promise<{ kv: KV; bucketTtl: number }> => {
     try {
-      kv = await new Kvm(nc).create(bucket, { history: 1, ttl: opts.ttlMs });
+      const kv = await new Kvm(nc).create(bucket, { history: 1, ttl: opts.ttlMs });
       // An existing bucket keeps its own TTL; renew often enough for the shorter of the two.
-      bucketTtl = (await kv.status()).ttl;
-      break;
+      return { kv, bucketTtl: (await kv.status()).ttl };
     } catch (err) {
-      const e = brokerError(err, `cannot open lease bucket ${bucket}`);
-      // A service (it passes its stop signal) waits while JetStream cannot answer yet (a cluster
-      // electing its leaders); a one-off caller gets the error at once.
-      if (!(e instanceof TransientError) || !opts.signal) throw e;
-      await sleep(backoffMs(attempt, 200, 5_000), opts.signal);
+      throw brokerError(err, `cannot open lease bucket ${bucket}`);
     }
-  }
+  };
+  // A service (it passes its stop signal) waits while JetStream cannot answer yet (a cluster
+  // electing its leaders); a one-off caller gets the error at once.
+  const { kv, bucketTtl } = opts.signal
+    ? await retryTransient(openBucket, { initialMs: 200, maxMs: 5_000, signal: opts.signal })
+    : await openBucket();
   if (bucketTtl <= 0) {
     // Without a TTL the key of a crashed holder would never expire and the source would stay locked.
     throw new ConfigError(ErrorCode.CONFIG_INVALID, [

@@ -131,7 +131,7 @@ export class KeyMap {
     const out: Statement[] = [];
     for (const [pair, keys] of byTables(removes)) {
       const { target: t, source: src } = pairOf(pair);
-      const head = `DELETE FROM ${this.table} WHERE target_table = ${sqlLiteral(t!)} AND source_table = ${sqlLiteral(src!)} AND source_key IN `;
+      const head = `DELETE FROM ${this.table} WHERE target_table = ${sqlLiteral(t)} AND source_table = ${sqlLiteral(src)} AND source_key IN `;
       out.push({
         sql: `${head}(${keys.map((k) => sqlLiteral(k)).join(",")})`,
         text: `DELETE FROM ${this.table} WHERE target_table = ? AND source_table = ? AND source_key IN (?) ×${keys.length}`,

@@ -3,7 +3,14 @@
  * single-capture lease, the stream writer a publisher writes through, and reading what was
  * published last.
  */
-export { connectNats, connectNatsWithRetry, type NatsConnection, type NatsOptions } from "./connect.js";
+export {
+  brokerError,
+  connectNats,
+  connectNatsWithRetry,
+  isBrokerUnavailable,
+  type NatsConnection,
+  type NatsOptions,
+} from "./connect.js";
 export { acquireLease, type Lease, type LeaseOptions } from "./lease.js";
 export { PLAN_BUCKET, type Plan, publishPlan, readPlan, type TableGroupPlan, watchPlan } from "./plan.js";
 export { jetStreamWriter, type StreamWriter } from "./stream-writer.js";

@@ -190,4 +190,10 @@ export {
   waitChildReady,
   writeConfig,
 } from "./child.js";
-export { freePort, type PrivateStack, startPrivateStack } from "./private-stack.js";
+export {
+  freePort,
+  type PrivateNats,
+  type PrivateStack,
+  startPrivateNats,
+  startPrivateStack,
+} from "./private-stack.js";

@@ -62,3 +62,40 @@ export async function startPrivateStack(prefix = "dfs-private-stack-"): Promise<
   }
   return stack;
 }
+
+/** A nats-server of its own (JetStream on, store in a temporary directory), stopped and started at will. */
+export interface PrivateNats {
+  readonly url: string;
+  /** Stops it (SIGKILL when `hard`); its store stays. */
+  stop(opts?: { hard?: boolean }): Promise<void>;
+  /** Starts it again on the same port and store (streams and consumers survive). */
+  start(): Promise<void>;
+  /** Stops it and removes the store. */
+  remove(): Promise<void>;
+}
+
+/** Only the NATS server of a private stack: for tests of what a client does while NATS is away. */
+export async function startPrivateNats(prefix = "dfs-private-nats-"): Promise<PrivateNats> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  // The other components are never started; their ports only have to be distinct.
+  const ports = { source: 1, target: 2, nats: await freePort() };
+  const opts = { dir, ports };
+  const nats: PrivateNats = {
+    url: stackUrls(opts).natsUrl,
+    stop: (o = {}) => stopComponent("nats", { ...opts, hard: o.hard ?? false }),
+    start: async () => {
+      await startComponent("nats", opts);
+    },
+    remove: async () => {
+      await stopComponent("nats", opts).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await nats.start();
+  } catch (err) {
+    await nats.remove();
+    throw err;
+  }
+  return nats;
+}

@@ -1,5 +1,5 @@
 import { decodeBatch, encodeBatchWithRows, Headers, messageIds, type TableRef } from "@dfs/codec";
-import { decodeToken, subjects } from "@dfs/nats";
+import { brokerError, decodeToken, subjects } from "@dfs/nats";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Rejected } from "./sink.js";
@@ -67,10 +67,12 @@ async function publishDeadLetter(
   h.set(DlqHeaders.streamSeq, String(seq));
   h.set(DlqHeaders.rowIndex, String(rowIndex));
   h.set(DlqHeaders.consumer, consumer);
-  await jetstream(nc).publish(subjects.dlq(sourceId, table.db, table.table), payload, {
-    msgID: messageIds.deadLetter(consumer, seq, rowIndex),
-    headers: h,
-  });
+  const subject = subjects.dlq(sourceId, table.db, table.table);
+  // JetStream away or electing a leader: a TransientError, so the group is tried again (the
+  // message id makes a second publish of the same dead letter harmless).
+  await jetstream(nc)
+    .publish(subject, payload, { msgID: messageIds.deadLetter(consumer, seq, rowIndex), headers: h })
+    .catch((err: unknown) => Promise.reject(brokerError(err, `cannot dead-letter to ${subject}`)));
 }
 
 export interface DlqEntry {

@@ -109,6 +109,7 @@ export async function startDpu(cfg: DfsConfig, deps: DpuDeps = {}): Promise<DpuS
       maxQueueBytes: b.maxBytes * 2,
       maxPullBytes: MAX_PULL_BYTES,
       applied: () => runtime?.status().appliedSeq ?? 0,
+      retry: waiting,
       log,
     });
     const builder = new TxnBuilder({

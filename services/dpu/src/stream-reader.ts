@@ -1,6 +1,24 @@
 import type { ChunkHeader } from "@dfs/codec";
-import { backoffMs, DataError, ErrorCode, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
-import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import {
+  backoffMs,
+  DataError,
+  ErrorCode,
+  errorMessage,
+  type Logger,
+  retryTransient,
+  Signal,
+  sleep,
+  type TransientRetry,
+} from "@dfs/common";
+import { brokerError } from "@dfs/nats";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  jetstreamManager,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Pulled, pullOnce } from "./pull.js";
 
@@ -48,6 +66,11 @@ export interface StreamReaderOptions {
   maxPullBytes: number;
   /** The sequence everything up to which is in the target (the checkpoint), for the pending message's age. */
   applied(): number;
+  /**
+   * How JetStream API calls (stream info, consumer re-creation) wait while JetStream is away or
+   * electing a leader; its signal ends the waiting when the DPU stops.
+   */
+  retry: TransientRetry;
   log: Logger;
 }
 
@@ -125,26 +148,35 @@ export class StreamReader implements MessageSource {
     this.queueBytes = 0;
     this.arrived.fire();
     this.roomFreed.fire();
-    const jsm = await this.jsm();
     const { stream, consumer: name } = this.o;
-    const last = (await jsm.streams.info(stream)).state.last_seq;
+    const last = (await this.api("read stream", (jsm) => jsm.streams.info(stream))).state.last_seq;
+    if (gen !== this.generation) return; // replaced (or closed) meanwhile
     if (last < checkpoint)
       // Reading on would skip the new stream's messages up to the checkpoint without a word.
       throw new DataError(
         ErrorCode.STREAM_LOST,
         `stream ${stream} ends at sequence ${last}, below this DPU's checkpoint ${checkpoint}: the stream was re-created or purged after the DPU applied up to ${checkpoint}, so sequences no longer match what it applied. Restore the stream, or start this consumer over on the new one: delete its rows (consumer = '${name}') from the target's _dfs_checkpoint and _dfs_applied and re-snapshot the tables (docs/dpu.md, "Lost messages")`,
       );
-    await jsm.consumers.delete(stream, name).catch(() => {}); // none yet: nothing to delete
-    await jsm.consumers.add(stream, {
-      durable_name: name,
-      // Acknowledging a group's last message acknowledges the whole group.
-      ack_policy: AckPolicy.All,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: checkpoint + 1,
-      // Reading is bounded by the queue (pulls ask only for what it has room for), not by this.
-      max_ack_pending: 1_000_000,
-      ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
-    });
+    await this.api("delete consumer", (jsm) =>
+      jsm.consumers.delete(stream, name).catch((err: unknown) => {
+        // None yet: nothing to delete.
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return true;
+        throw err;
+      }),
+    );
+    await this.api("create consumer", (jsm) =>
+      jsm.consumers.add(stream, {
+        durable_name: name,
+        // Acknowledging a group's last message acknowledges the whole group.
+        ack_policy: AckPolicy.All,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: checkpoint + 1,
+        // Reading is bounded by the queue (pulls ask only for what it has room for), not by this.
+        max_ack_pending: 1_000_000,
+        ack_wait: 300_000_000_000, // 5 min: the checkpoint, not redelivery, protects against doubles
+      }),
+    );
+    if (gen !== this.generation) return;
     this.reading = this.pump(gen);
     this.pendingTimer ??= setInterval(() => void this.refreshPending(), 2000);
   }
@@ -156,9 +188,10 @@ export class StreamReader implements MessageSource {
   }
 
   async anyStored(from: number, to: number): Promise<boolean> {
-    const jsm = await this.jsm();
     // The stream's first sequence (below it: expired or purged) and its interior deletions.
-    const info = await jsm.streams.info(this.o.stream, { deleted_details: true });
+    const info = await this.api("read stream", (jsm) =>
+      jsm.streams.info(this.o.stream, { deleted_details: true }),
+    );
     const start = Math.max(from, info.state.first_seq);
     if (start >= to) return false;
     let deleted = 0;
@@ -298,6 +331,20 @@ export class StreamReader implements MessageSource {
     } catch {
       // NATS away: the figures stay as they were
     }
+  }
+
+  /**
+   * A JetStream API call that waits out JetStream being away (a restart, a cluster electing the
+   * stream's leader: its requests time out meanwhile) with the retry's backoff; other errors throw.
+   */
+  private api<T>(what: string, call: (jsm: JetStreamManager) => Promise<T>): Promise<T> {
+    return retryTransient(async () => {
+      try {
+        return await call(await this.jsm());
+      } catch (err) {
+        throw brokerError(err, `${what} ${this.o.stream}`);
+      }
+    }, this.o.retry);
   }
 
   private async jsm(): Promise<JetStreamManager> {

@@ -84,8 +84,12 @@ export function listFiles(dir: string): ArchiveFile[] {
     const m = FILE_NAME.exec(name);
     if (!m) continue;
     const path = join(dir, name);
-    let bytes = statSync(path).size;
-    for (const extra of ["-wal", "-shm"]) if (existsSync(path + extra)) bytes += statSync(path + extra).size;
+    // A file (or its -wal, removed when the writer closes it) may go while this looks: retention.
+    const main = statSync(path, { throwIfNoEntry: false });
+    if (!main) continue;
+    let bytes = main.size;
+    for (const extra of ["-wal", "-shm"])
+      bytes += statSync(path + extra, { throwIfNoEntry: false })?.size ?? 0;
     out.push({ path, name, number: Number(m[1]), label: m[2] ?? "", bytes });
   }
   return out.sort((a, b) => a.number - b.number);
@@ -99,15 +103,18 @@ export function listFiles(dir: string): ArchiveFile[] {
 export function openFile(path: string, o: { create: boolean; readonly?: boolean }): Database.Database {
   if (o.create) mkdirSync(join(path, ".."), { recursive: true });
   const db = new Database(path, { fileMustExist: !o.create, readonly: o.readonly === true });
+  db.pragma("busy_timeout = 5000");
   if (!o.readonly) {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     // The key index's pages stay in memory while a file is written (32 MiB at most).
     db.pragma("cache_size = -32768");
-    db.exec(FILE_SCHEMA);
-    db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('format', ?)").run(String(FORMAT_VERSION));
+    // One transaction: a reader sees a new file either without tables or whole, format row included.
+    db.transaction(() => {
+      db.exec(FILE_SCHEMA);
+      db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('format', ?)").run(String(FORMAT_VERSION));
+    })();
   }
-  db.pragma("busy_timeout = 5000");
   return db;
 }
 

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { type DecodedChange, decodeBatchChanges, Position, type TableRef } from "@dfs/codec";
 import { ChangeBatch } from "@dfs/proto";
 import type Database from "better-sqlite3";
@@ -75,20 +76,29 @@ export class ArchiveReader {
     return listFiles(this.dir);
   }
 
-  /** Runs `read` on each file, oldest first; a file deleted meanwhile (retention) is skipped. */
+  /**
+   * Runs `read` on each file, oldest first, each in one read transaction (one snapshot). A file that retention deletes meanwhile is skipped (from
+   * where it went: what it held is no longer in the archive); any other failure names the file.
+   */
   *eachFile<T>(read: (db: Database.Database, f: ArchiveFile) => Iterable<T>): Generator<T> {
     for (const f of this.files()) {
       let db: Database.Database;
       try {
         db = openFile(f.path, { create: false, readonly: true });
       } catch (err) {
-        if ((err as { code?: string }).code === "SQLITE_CANTOPEN") continue;
-        throw err;
+        if (!existsSync(f.path) || (err as { code?: string }).code === "SQLITE_CANTOPEN") continue;
+        throw fileError(f, err);
       }
       try {
+        // One read transaction: everything read from a file comes from one snapshot of it, even
+        // while the writer goes on committing to it.
+        db.exec("BEGIN");
         if (!initialized(db)) continue; // being created: nothing committed in it yet
         checkFormat(db, f);
         yield* read(db, f);
+      } catch (err) {
+        if (!existsSync(f.path)) continue;
+        throw fileError(f, err);
       } finally {
         db.close();
       }
@@ -120,6 +130,11 @@ export class ArchiveReader {
     }
     return (before ?? after)?.sql ?? null;
   }
+}
+
+function fileError(f: ArchiveFile, err: unknown): Error {
+  if (err instanceof Error && err.message.startsWith(f.path)) return err;
+  return new Error(`${f.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
 function checkFormat(db: Database.Database, f: ArchiveFile): void {

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { test } from "node:test";
-import { decodeBatchChanges, encodeBatch, Position, toValue, ValueKind } from "@dfs/codec";
-import { ChangeBatch, Op } from "@dfs/proto";
+import { Worker } from "node:worker_threads";
+import { Position } from "@dfs/codec";
+import { Op } from "@dfs/proto";
 import { tempDir } from "@dfs/testkit";
 import {
-  type ArchivedChange,
   ArchiveReader,
   ArchiveWriter,
   archiveStats,
@@ -13,63 +13,7 @@ import {
   listFiles,
   parseKeyArg,
 } from "../../dist/index.js";
-
-const COLUMNS: [string, ValueKind, string][] = [
-  ["id", ValueKind.Uint, "bigint(20) unsigned"],
-  ["d", ValueKind.Decimal, "decimal(65,30)"],
-  ["dt", ValueKind.Temporal, "datetime(6)"],
-  ["j", ValueKind.Json, "json"],
-  ["b", ValueKind.Bytes, "blob"],
-  ["s", ValueKind.Text, "varchar(20)"],
-];
-const MAX = 18446744073709551615n;
-const DEC = "-12345678901234567890123456789012345.123456789012345678901234567890";
-
-/** A batch of one table's row changes, as capture publishes it, decoded as the DPU decodes it. */
-function batch(
-  seq: number,
-  commitTime: number,
-  pos: number,
-  rows: { op: Op; before?: unknown[]; after?: unknown[] }[],
-  table = "t",
-): ArchivedChange[] {
-  const values = (img?: unknown[]) => (img ? img.map((v, i) => toValue(COLUMNS[i]![1], v)) : []);
-  const b = ChangeBatch.fromPartial({
-    db: "shop",
-    table,
-    columns: COLUMNS.map(([name, , type]) => ({ name, type, charset: "" })),
-    primaryKey: table === "nokey" ? [] : ["id"],
-    txnOrdinal: BigInt(seq),
-    txnLast: true,
-    commitTime: BigInt(commitTime),
-    sourceTxns: [
-      {
-        gtid: `0-1-${seq}`,
-        startFile: "mysql-bin.000001",
-        startPos: BigInt(pos),
-        commitTime: BigInt(commitTime),
-        firstRow: 0,
-      },
-    ],
-    rows: rows.map((r, i) => ({
-      op: r.op,
-      rowIndex: i,
-      before: values(r.before),
-      after: values(r.after),
-      sourceTxn: 0,
-    })),
-  });
-  return decodeBatchChanges(encodeBatch(b)).changes.map((c) => Object.assign(c, { seq }));
-}
-
-const row = (id: bigint, s: string | null) => [
-  id,
-  DEC,
-  "2024-02-29 23:59:59.999999",
-  '{"a": [1]}',
-  Buffer.from([0, 255, 39]),
-  s,
-];
+import { batch, DEC, MAX, row } from "../support/batches.js";
 
 function writer(dir: string, o: Partial<Parameters<typeof ArchiveWriter.open>[0]> = {}) {
   return ArchiveWriter.open({
@@ -183,4 +127,43 @@ test("flashback: inverses newest first, exact literals, whole-image match withou
     ],
   );
   assert.equal(fb.changes, 3);
+});
+
+test("reading while a writer starts, closes and deletes files never fails and never counts a change twice", async () => {
+  const dir = tempDir();
+  const writes = 400;
+  const worker = new Worker(new URL("../support/roll-writer.js", import.meta.url), {
+    workerData: { dir, writes },
+  });
+  let done = false;
+  const finished = new Promise<void>((resolve, reject) => {
+    worker.once("message", () => {
+      done = true;
+      resolve();
+    });
+    worker.once("error", reject);
+  });
+  let reads = 0;
+  let last = 0;
+  while (!done) {
+    // Every file a reader finds is whole: stats and entries of a file being created or deleted
+    // either include it entirely or not at all.
+    const stats = archiveStats(new ArchiveReader(dir));
+    const changes = stats.files.reduce((n, f) => n + f.changes, 0);
+    const seqs = stats.files.filter((f) => f.firstSeq !== null).map((f) => f.lastSeq! - f.firstSeq! + 1);
+    assert.equal(
+      changes,
+      seqs.reduce((n, k) => n + k, 0),
+      "each file's changes match its sequence range",
+    );
+    last = Math.max(last, ...stats.files.map((f) => f.lastSeq ?? 0));
+    reads++;
+    await new Promise((r) => setImmediate(r));
+  }
+  await finished;
+  assert.ok(reads > 10, `the reader read ${reads} times while the writer wrote`);
+  assert.ok(last > 0, "the reader saw written files");
+  // Finally the newest file holds the last write's checkpoint.
+  const final = archiveStats(new ArchiveReader(dir));
+  assert.equal(final.files.at(-1)?.checkpoint, writes);
 });

@@ -65,6 +65,9 @@ export interface CatchUpResult {
   captureSeconds: number | null;
   /** The DPU's checkpoint (stream sequence) and the stream's last sequence at that moment. */
   dpuAtCapture: { applied: number; last: number } | null;
+  /** Start-up: from spawning to the first message in the stream, and to the DPU's first checkpoint. */
+  firstPublishedSeconds: number | null;
+  firstAppliedSeconds: number | null;
   peakRssMb: number;
   tableRows: number;
   checksum: string;
@@ -239,6 +242,8 @@ export async function benchE2e(o: E2eOptions): Promise<E2eResult> {
       rowsPerSecond: o.rows / caught.seconds,
       captureSeconds: caught.captureSeconds,
       dpuAtCapture: caught.dpuAtCapture,
+      firstPublishedSeconds: caught.firstPublishedSeconds,
+      firstAppliedSeconds: caught.firstAppliedSeconds,
       peakRssMb: caught.peakRssMb,
       tableRows: got.rows,
       checksum: got.sum,

@@ -40,6 +40,7 @@ function captureTable(results: CaptureBenchResult[]): string {
 
 const n = (x: number) => Math.round(x).toLocaleString("en");
 const ms = (x: number) => x.toFixed(1);
+const secondsOr = (x: number | null) => (x === null ? "not seen" : `${x.toFixed(2)} s`);
 
 function e2eBody(r: E2eResult, rows: number): string {
   const c = r.catchUp;
@@ -47,9 +48,9 @@ function e2eBody(r: E2eResult, rows: number): string {
   const lines = [
     "Catch-up (backlog waiting in the binlog, then `dfs run` started):",
     "",
-    "| row changes | seconds | rows/s | stream complete (capture drained) | DPU checkpoint then | target = source (DPU drained) | `dfs run` peak RSS | MariaDB replication, same range | dfs / replication |",
-    "|---|---|---|---|---|---|---|---|---|",
-    `| ${n(rows)} | ${c.seconds.toFixed(2)} | ${n(c.rowsPerSecond)} | ${c.captureSeconds === null ? "not seen" : `${c.captureSeconds.toFixed(2)} s`} | ${c.dpuAtCapture ? `message ${n(c.dpuAtCapture.applied)} of ${n(c.dpuAtCapture.last)}` : "-"} | ${c.seconds.toFixed(2)} s | ${c.peakRssMb.toFixed(0)} MB | ${r.replica ? `${n(r.replica.rowsPerSecond)} rows/s (${r.replica.seconds.toFixed(2)} s)` : "not measured"} | ${r.replica ? (c.rowsPerSecond / r.replica.rowsPerSecond).toFixed(2) : "-"} |`,
+    "| row changes | seconds | rows/s | first message in the stream | first DPU checkpoint | stream complete (capture drained) | DPU checkpoint then | target = source (DPU drained) | `dfs run` peak RSS | MariaDB replication, same range | dfs / replication |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+    `| ${n(rows)} | ${c.seconds.toFixed(2)} | ${n(c.rowsPerSecond)} | ${secondsOr(c.firstPublishedSeconds)} | ${secondsOr(c.firstAppliedSeconds)} | ${c.captureSeconds === null ? "not seen" : `${c.captureSeconds.toFixed(2)} s`} | ${c.dpuAtCapture ? `message ${n(c.dpuAtCapture.applied)} of ${n(c.dpuAtCapture.last)}` : "-"} | ${c.seconds.toFixed(2)} s | ${c.peakRssMb.toFixed(0)} MB | ${r.replica ? `${n(r.replica.rowsPerSecond)} rows/s (${r.replica.seconds.toFixed(2)} s)` : "not measured"} | ${r.replica ? (c.rowsPerSecond / r.replica.rowsPerSecond).toFixed(2) : "-"} |`,
     "",
     "Steady latency (pipeline caught up, source commit -> visible in the target):",
     "",

@@ -134,6 +134,9 @@ export interface CaughtUp {
   captureSeconds: number | null;
   /** The DPU's checkpoint (stream sequence) and the stream's last sequence at that moment. */
   dpuAtCapture: { applied: number; last: number } | null;
+  /** Start-up: from spawning to the first message in the stream, and to the DPU's first checkpoint. */
+  firstPublishedSeconds: number | null;
+  firstAppliedSeconds: number | null;
   peakRssMb: number;
   /** Samples of the DPU's pending messages and whether its checkpoint moved, for stalls. */
   longestStallSeconds: number;
@@ -164,11 +167,14 @@ export async function waitCaughtUp(
   let longestStall = 0;
   let seen = false;
   let endSeq: number | null = null;
+  let firstPublished: number | null = null;
+  let firstApplied: number | null = null;
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; ; i++) {
     assertRunning(run.child, "dfs run");
     peak = Math.max(peak, peakRssMb(pid));
     const last = await lastPublished(nc, stream).catch(() => null);
+    if (firstPublished === null && last) firstPublished = (performance.now() - run.t0) / 1000;
     if (captureSeconds === null) {
       // Only the bench database is captured, so the one batch after the workload is the
       // sentinel's; a heartbeat at or past the end means the reader passed it too.
@@ -180,9 +186,10 @@ export async function waitCaughtUp(
         endSeq = last!.seq;
       }
     }
-    if (i % 4 === 0) {
+    if (i % 4 === 0 || firstApplied === null) {
       const applied = await checkpointSeq(tgt, run.id);
       const now = performance.now();
+      if (firstApplied === null && applied > 0) firstApplied = (now - run.t0) / 1000;
       if (applied !== lastApplied) {
         lastApplied = applied;
         lastMove = now;
@@ -201,6 +208,8 @@ export async function waitCaughtUp(
     seconds: (performance.now() - run.t0) / 1000,
     captureSeconds,
     dpuAtCapture,
+    firstPublishedSeconds: firstPublished,
+    firstAppliedSeconds: firstApplied,
     peakRssMb: Math.max(peak, peakRssMb(pid)),
     longestStallSeconds: longestStall,
   };

@@ -68,6 +68,8 @@ export interface CatchUpResult {
   /** Start-up: from spawning to the first message in the stream, and to the DPU's first checkpoint. */
   firstPublishedSeconds: number | null;
   firstAppliedSeconds: number | null;
+  /** CPU seconds `dfs run` used until caught up (every thread). */
+  cpuSeconds: number;
   peakRssMb: number;
   tableRows: number;
   checksum: string;
@@ -244,6 +246,7 @@ export async function benchE2e(o: E2eOptions): Promise<E2eResult> {
       dpuAtCapture: caught.dpuAtCapture,
       firstPublishedSeconds: caught.firstPublishedSeconds,
       firstAppliedSeconds: caught.firstAppliedSeconds,
+      cpuSeconds: caught.cpuSeconds,
       peakRssMb: caught.peakRssMb,
       tableRows: got.rows,
       checksum: got.sum,

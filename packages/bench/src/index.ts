@@ -48,9 +48,9 @@ function e2eBody(r: E2eResult, rows: number): string {
   const lines = [
     "Catch-up (backlog waiting in the binlog, then `dfs run` started):",
     "",
-    "| row changes | seconds | rows/s | first message in the stream | first DPU checkpoint | stream complete (capture drained) | DPU checkpoint then | target = source (DPU drained) | `dfs run` peak RSS | MariaDB replication, same range | dfs / replication |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
-    `| ${n(rows)} | ${c.seconds.toFixed(2)} | ${n(c.rowsPerSecond)} | ${secondsOr(c.firstPublishedSeconds)} | ${secondsOr(c.firstAppliedSeconds)} | ${c.captureSeconds === null ? "not seen" : `${c.captureSeconds.toFixed(2)} s`} | ${c.dpuAtCapture ? `message ${n(c.dpuAtCapture.applied)} of ${n(c.dpuAtCapture.last)}` : "-"} | ${c.seconds.toFixed(2)} s | ${c.peakRssMb.toFixed(0)} MB | ${r.replica ? `${n(r.replica.rowsPerSecond)} rows/s (${r.replica.seconds.toFixed(2)} s)` : "not measured"} | ${r.replica ? (c.rowsPerSecond / r.replica.rowsPerSecond).toFixed(2) : "-"} |`,
+    "| row changes | seconds | rows/s | first message in the stream | first DPU checkpoint | stream complete (capture drained) | DPU checkpoint then | target = source (DPU drained) | `dfs run` CPU | `dfs run` peak RSS | MariaDB replication, same range | dfs / replication |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    `| ${n(rows)} | ${c.seconds.toFixed(2)} | ${n(c.rowsPerSecond)} | ${secondsOr(c.firstPublishedSeconds)} | ${secondsOr(c.firstAppliedSeconds)} | ${c.captureSeconds === null ? "not seen" : `${c.captureSeconds.toFixed(2)} s`} | ${c.dpuAtCapture ? `message ${n(c.dpuAtCapture.applied)} of ${n(c.dpuAtCapture.last)}` : "-"} | ${c.seconds.toFixed(2)} s | ${c.cpuSeconds.toFixed(2)} s | ${c.peakRssMb.toFixed(0)} MB | ${r.replica ? `${n(r.replica.rowsPerSecond)} rows/s (${r.replica.seconds.toFixed(2)} s)` : "not measured"} | ${r.replica ? (c.rowsPerSecond / r.replica.rowsPerSecond).toFixed(2) : "-"} |`,
     "",
     "Steady latency (pipeline caught up, source commit -> visible in the target):",
     "",

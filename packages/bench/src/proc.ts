@@ -11,6 +11,21 @@ export function peakRssMb(pid: number): number {
   }
 }
 
+/**
+ * CPU time (user + system, every thread) a live process has used so far, in seconds; 0 when it
+ * cannot be read (not Linux, the process gone). Clock ticks are 100 per second on Linux.
+ */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The fields after the command name (which may hold spaces) start after its ")".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** A TCP port free on 127.0.0.1 right now (for a child process's config). */
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {

@@ -14,7 +14,7 @@ import { type connectNats, lastPublished, subjects } from "@dfs/nats";
 import { MARIADB_TUNING } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
-import { freePort, peakRssMb } from "./proc.js";
+import { cpuSeconds, freePort, peakRssMb } from "./proc.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -137,6 +137,8 @@ export interface CaughtUp {
   /** Start-up: from spawning to the first message in the stream, and to the DPU's first checkpoint. */
   firstPublishedSeconds: number | null;
   firstAppliedSeconds: number | null;
+  /** CPU seconds `dfs run` used until caught up (every thread). */
+  cpuSeconds: number;
   peakRssMb: number;
   /** Samples of the DPU's pending messages and whether its checkpoint moved, for stalls. */
   longestStallSeconds: number;
@@ -210,6 +212,7 @@ export async function waitCaughtUp(
     dpuAtCapture,
     firstPublishedSeconds: firstPublished,
     firstAppliedSeconds: firstApplied,
+    cpuSeconds: cpuSeconds(pid),
     peakRssMb: Math.max(peak, peakRssMb(pid)),
     longestStallSeconds: longestStall,
   };

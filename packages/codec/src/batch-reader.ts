@@ -253,6 +253,14 @@ function readValue(r: Reader, end: number): SqlValue {
  * only when asked for: most rows are applied and never need it.
  */
 class BatchRow implements DecodedChange {
+  // Filled in place by the DPU when the change becomes one of its Changes (stream sequence, target
+  // table, columns, write set): declared here so that filling them keeps the object's shape and
+  // adds no second allocation for the properties.
+  seq = 0;
+  target: unknown = null;
+  columns: unknown = null;
+  keys: unknown = null;
+
   constructor(
     readonly ref: TableRef,
     readonly op: OpCode,

@@ -28,7 +28,7 @@ export {
   type MysqlRole,
   mysqlErrorKind,
 } from "./errors.js";
-export { quoteId, quoteTable, sqlLiteral } from "./quote.js";
+export { isPlainText, quoteId, quoteTable, sqlLiteral } from "./quote.js";
 export { runScript, type ScriptStatement } from "./script.js";
 export {
   APPLY_SESSION,

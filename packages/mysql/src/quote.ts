@@ -28,6 +28,14 @@ const ESCAPES: Record<string, string> = {
   "\\": "\\\\",
 };
 
+/** Whether a string goes into a SQL literal as it is, between quotes (nothing in it is escaped). */
+export function isPlainText(v: string): boolean {
+  ESCAPED.lastIndex = 0;
+  const plain = !ESCAPED.test(v);
+  ESCAPED.lastIndex = 0;
+  return plain;
+}
+
 /**
  * The one escaping of values into SQL text, for statements built in bulk (the DPU's multi-row
  * statements): the same text mysql2 makes of a `?` parameter (sessions never set
@@ -36,12 +44,8 @@ const ESCAPES: Record<string, string> = {
  */
 export function sqlLiteral(v: unknown): string {
   switch (typeof v) {
-    case "string": {
-      ESCAPED.lastIndex = 0;
-      if (!ESCAPED.test(v)) return `'${v}'`;
-      ESCAPED.lastIndex = 0;
-      return `'${v.replace(ESCAPED, (c) => ESCAPES[c]!)}'`;
-    }
+    case "string":
+      return isPlainText(v) ? `'${v}'` : `'${v.replace(ESCAPED, (c) => ESCAPES[c]!)}'`;
     case "number":
       return String(v);
     case "bigint":

@@ -1,8 +1,28 @@
 import { type SqlValue, tableKey } from "@dfs/codec";
 import type { Change, Lane, TargetTable, TxnChanges } from "./sink.js";
 
-/** tableKey of each target table, worked out once. */
-const bases = new WeakMap<TargetTable, string>();
+/**
+ * Key prefixes of each target table, one per unique key: a short number per table (by name, so a
+ * table described again gets the same one) and the key's index. Short keys cost less to make,
+ * hash and keep than ones that spell out the table's name.
+ */
+const prefixes = new WeakMap<TargetTable, string[]>();
+const tableIds = new Map<string, number>();
+
+function prefixesOf(t: TargetTable): string[] {
+  let p = prefixes.get(t);
+  if (p === undefined) {
+    const name = tableKey(t.ref);
+    let id = tableIds.get(name);
+    if (id === undefined) {
+      id = tableIds.size;
+      tableIds.set(name, id);
+    }
+    p = t.keyKind === "none" ? [`${id}\u0001*`] : t.uniqueKeys.map((_, i) => `${id}\u0001${i}\u0001`);
+    prefixes.set(t, p);
+  }
+  return p;
+}
 
 /**
  * Which source transactions of a group may run apart: dependency tracking by write sets, in the
@@ -15,34 +35,38 @@ const bases = new WeakMap<TargetTable, string>();
  *
  * Values are compared as the target's collations might: text case-, accent- and trailing-space-
  * insensitively. That can only join transactions that did not need it (less parallelism), never
- * split ones that did.
+ * split ones that did. Each key is in the set once (an update that keeps its key writes it once).
  */
 export function writeSet(change: Change): string[] {
   const t = change.target;
-  let base = bases.get(t);
-  if (base === undefined) {
-    base = tableKey(t.ref);
-    bases.set(t, base);
-  }
-  if (t.keyKind === "none") return [`${base}\u0001*`];
+  const p = prefixesOf(t);
+  if (t.keyKind === "none") return [p[0]!];
   const keys: string[] = [];
-  for (const image of [change.before, change.after]) {
-    if (!image) continue;
-    for (const [i, cols] of t.uniqueKeys.entries()) {
-      let k = `${base}\u0001${i}`;
-      let hasNull = false;
-      for (const c of cols) {
-        const v = image[c];
-        if (v === null || v === undefined) {
-          hasNull = true; // NULLs never conflict in a unique index
-          break;
-        }
-        k += `\u0001${keyPart(v)}`;
-      }
-      if (!hasNull) keys.push(k);
-    }
-  }
+  if (change.before) addKeys(keys, t.uniqueKeys, p, change.before);
+  if (change.after) addKeys(keys, t.uniqueKeys, p, change.after);
   return keys;
+}
+
+function addKeys(
+  keys: string[],
+  uniqueKeys: readonly (readonly string[])[],
+  prefix: readonly string[],
+  image: Record<string, SqlValue>,
+): void {
+  for (let i = 0; i < uniqueKeys.length; i++) {
+    const cols = uniqueKeys[i]!;
+    let k = prefix[i]!;
+    let hasNull = false;
+    for (let c = 0; c < cols.length; c++) {
+      const v = image[cols[c]!];
+      if (v === null || v === undefined) {
+        hasNull = true; // NULLs never conflict in a unique index
+        break;
+      }
+      k += c === 0 ? keyPart(v) : `\u0001${keyPart(v)}`;
+    }
+    if (!hasNull && !keys.includes(k)) keys.push(k);
+  }
 }
 
 /** A value as a key part: equal for values a case- and accent-insensitive collation calls equal. */

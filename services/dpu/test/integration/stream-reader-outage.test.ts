@@ -5,13 +5,28 @@
 // its own (the stack's is never stopped here).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AbortedError, createLogger, waitFor } from "@dfs/common";
-import { connectNats, ensureStreams, subjects } from "@dfs/nats";
+import { AbortedError, createLogger, type TransientRetry, waitFor } from "@dfs/common";
+import { connectNats, ensureStreams, type NatsConnection, subjects } from "@dfs/nats";
 import { startPrivateNats } from "@dfs/testkit";
 import { jetstream } from "@nats-io/jetstream";
 import { StreamReader } from "../../dist/stream-reader.js";
 
 const SOURCE = "outage";
+
+/** The DPU's stream reader on the test's source, with the given retry. */
+function readerOn(nc: NatsConnection, retry: TransientRetry): StreamReader {
+  return new StreamReader({
+    nc,
+    stream: subjects.streamName(SOURCE),
+    consumer: "dpu-default",
+    maxQueue: 1000,
+    maxQueueBytes: 16 * 1024 * 1024,
+    maxPullBytes: 8 * 1024 * 1024,
+    applied: () => 0,
+    retry,
+    log: createLogger({ level: "silent", name: "test" }),
+  });
+}
 
 test("reading starts again across a NATS outage: the consumer is created once NATS is back, nothing is missed", {
   timeout: 120_000,
@@ -20,21 +35,11 @@ test("reading starts again across a NATS outage: the consumer is created once NA
   const nc = await connectNats({ url: nats.url, name: "test-stream-reader-outage" });
   const stop = new AbortController();
   const retries: string[] = [];
-  const reader = new StreamReader({
-    nc,
-    stream: subjects.streamName(SOURCE),
-    consumer: "dpu-default",
-    maxQueue: 1000,
-    maxQueueBytes: 16 * 1024 * 1024,
-    maxPullBytes: 8 * 1024 * 1024,
-    applied: () => 0,
-    retry: {
-      initialMs: 50,
-      maxMs: 500,
-      signal: stop.signal,
-      onRetry: (err) => retries.push(err instanceof Error ? err.message : String(err)),
-    },
-    log: createLogger({ level: "silent", name: "test" }),
+  const reader = readerOn(nc, {
+    initialMs: 50,
+    maxMs: 500,
+    signal: stop.signal,
+    onRetry: (err) => retries.push(err instanceof Error ? err.message : String(err)),
   });
   try {
     await ensureStreams(nc, SOURCE, { replicas: 1, maxAgeMs: 0, maxBytes: 0, duplicateWindowMs: 60_000 });
@@ -78,17 +83,7 @@ test("a stop during the outage ends the waiting", { timeout: 60_000 }, async () 
   const nc = await connectNats({ url: nats.url, name: "test-stream-reader-stop" });
   const stop = new AbortController();
   let retried = 0;
-  const reader = new StreamReader({
-    nc,
-    stream: subjects.streamName(SOURCE),
-    consumer: "dpu-default",
-    maxQueue: 1000,
-    maxQueueBytes: 16 * 1024 * 1024,
-    maxPullBytes: 8 * 1024 * 1024,
-    applied: () => 0,
-    retry: { initialMs: 50, maxMs: 200, signal: stop.signal, onRetry: () => retried++ },
-    log: createLogger({ level: "silent", name: "test" }),
-  });
+  const reader = readerOn(nc, { initialMs: 50, maxMs: 200, signal: stop.signal, onRetry: () => retried++ });
   try {
     await ensureStreams(nc, SOURCE, { replicas: 1, maxAgeMs: 0, maxBytes: 0, duplicateWindowMs: 60_000 });
     await nats.stop({ hard: true });

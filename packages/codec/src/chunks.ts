@@ -46,8 +46,19 @@ export function chunkCount(bytes: number, maxChunk: number): number {
  * after a restart cuts it exactly as before). A view, not a copy.
  */
 export function chunkSlice(payload: Uint8Array, index: number, count: number): Uint8Array {
-  const size = Math.ceil(payload.byteLength / count);
-  return payload.subarray(index * size, Math.min(payload.byteLength, (index + 1) * size));
+  const [start, end] = sliceRange(payload.byteLength, index, count);
+  return payload.subarray(start, end);
+}
+
+/**
+ * Where slice `index` of `count` of a message of `bytes` starts and ends ([start, end)): the
+ * split chunkSlice makes, for a message that is not in memory whole (capture's journal stores a
+ * large one in parts, cut the same way).
+ */
+export function sliceRange(bytes: number, index: number, count: number): [start: number, end: number] {
+  const size = Math.ceil(bytes / count);
+  const start = Math.min(bytes, index * size);
+  return [start, Math.max(start, Math.min(bytes, (index + 1) * size))];
 }
 
 /** The message id of a chunk: the whole message's id with the slice appended (stable across replays). */
@@ -241,8 +252,8 @@ export class ChunkJoiner {
 }
 
 function chunkSliceLength(bytes: number, count: number, index: number): number {
-  const size = Math.ceil(bytes / count);
-  return Math.max(0, Math.min(bytes, (index + 1) * size) - index * size);
+  const [start, end] = sliceRange(bytes, index, count);
+  return end - start;
 }
 
 function corrupt(p: Partial, what: string): DataError {

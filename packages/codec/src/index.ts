@@ -31,6 +31,7 @@ export {
   MAX_JOINED_BYTES,
   parseChunkHeader,
   sha256Hex,
+  sliceRange,
 } from "./chunks.js";
 export { type GtidFlavor, gtidFlavor, isGtidSet } from "./gtid.js";
 export { messageIds } from "./message-id.js";

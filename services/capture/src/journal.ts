@@ -1,17 +1,21 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { formatTableRef, Position, type TableRef } from "@dfs/codec";
+import { formatTableRef, MAX_JOINED_BYTES, Position, sha256Hex, type TableRef } from "@dfs/codec";
 import { assert, DataError, ErrorCode } from "@dfs/common";
 import Database from "better-sqlite3";
+import { partCount, partOf, StoredPayload } from "./journal-parts.js";
 
 /** Kinds of journal entry; the same as the Dfs-Kind header. */
 export type EntryKind = "batch" | "ddl" | "heartbeat";
 /**
- * Largest payload one entry may hold: better-sqlite3 refuses a blob past 2^29 bytes ("string or
- * blob too big", measured with 12.x). A message that large is refused with a clear error.
+ * Largest payload one entry may hold: a larger message could not be joined by a consumer
+ * (MAX_JOINED_BYTES, 4 GiB - 1, Node 20's largest Buffer). Payloads past PART_BYTES are stored in
+ * parts (journal-parts.ts), so SQLite's limit on one row (2^29 - 24 bytes in better-sqlite3) does
+ * not bound an entry.
  */
-export const MAX_ENTRY_BYTES = 2 ** 29 - 64;
+export const MAX_ENTRY_BYTES = MAX_JOINED_BYTES;
+const EMPTY = Buffer.alloc(0);
 /** Most payload bytes of recently appended entries kept in memory for the publisher. */
 const RECENT_MAX_BYTES = 16 * 1024 * 1024;
 const KIND_CODE: Record<EntryKind, number> = { batch: 0, ddl: 1, heartbeat: 2 };
@@ -37,9 +41,22 @@ export interface JournalEntry {
   ops: OpCounts | null;
   /** Position.sortable of the source position, for the Dfs-Pos header. */
   sortable: string;
+  /** The payload, whole; empty when `stored` holds it (an entry read back whose payload is in parts). */
   payload: Uint8Array;
+  /**
+   * An entry read back from the journal whose payload is stored in parts: read a range at a time,
+   * never whole (`payload` is then empty). Absent for entries in memory and payloads stored whole.
+   */
+  stored?: StoredPayload;
+  /** SHA-256 of the payload (hex), when known: the journal computes it for a payload it stores in parts. */
+  sha256?: string;
   /** Key of a batch's first row, for the monitor's recent changes (in memory only). */
   firstKey?: string;
+}
+
+/** Bytes of an entry's payload, wherever it is. */
+export function entryBytes(e: JournalEntry): number {
+  return e.stored ? e.stored.byteLength : e.payload.byteLength;
 }
 
 /** An `entries` row as read. */
@@ -56,21 +73,31 @@ interface EntryRow {
   op_u: number;
   op_d: number;
   op_r: number;
+  parts: number;
+  size: number;
+  sha256: string;
 }
 
-function entryOf(r: EntryRow): JournalEntry {
+function entryOf(r: EntryRow, readPart: (scn: number, part: number) => Buffer | undefined): JournalEntry {
   const kind = CODE_KIND[r.kind]!;
   const batch = kind === "batch";
-  return {
+  const ref = batch && r.db !== "" ? { db: r.db, table: r.tbl } : null;
+  const e: JournalEntry = {
     scn: r.scn,
     kind,
     subject: r.subject,
     msgId: r.msg_id,
-    ref: batch && r.db !== "" ? { db: r.db, table: r.tbl } : null,
+    ref,
     ops: batch ? { c: r.op_c, u: r.op_u, d: r.op_d, r: r.op_r } : null,
     sortable: r.pos,
     payload: r.payload,
   };
+  if (r.parts > 0) {
+    const what = `journal entry scn ${r.scn} (${ref ? formatTableRef(ref) : kind})`;
+    e.stored = new StoredPayload(r.size, r.sha256, r.parts, (i) => readPart(r.scn, i), what);
+    e.sha256 = r.sha256;
+  }
+  return e;
 }
 
 /** Rows of an entry (0 for DDL and heartbeats). */
@@ -107,7 +134,13 @@ const NEW_COLUMNS: [string, string][] = [
   ["op_u", "INTEGER NOT NULL DEFAULT 0"],
   ["op_d", "INTEGER NOT NULL DEFAULT 0"],
   ["op_r", "INTEGER NOT NULL DEFAULT 0"],
+  // A payload stored in parts (entry_parts): how many, its bytes and SHA-256; payload is empty then.
+  ["parts", "INTEGER NOT NULL DEFAULT 0"],
+  ["size", "INTEGER NOT NULL DEFAULT 0"],
+  ["sha256", "TEXT NOT NULL DEFAULT ''"],
 ];
+/** Payload bytes of an entries row, wherever they are stored (LENGTH of a blob reads no content). */
+const ROW_BYTES = "LENGTH(payload) + size";
 
 /**
  * The durable journal: a SQLite database in WAL mode with synchronous=FULL, so a change is on
@@ -119,9 +152,11 @@ export class Journal {
   readonly journalId: string;
   private readonly db: Database.Database;
   private readonly insertEntry: Database.Statement;
+  private readonly insertPart: Database.Statement;
+  private readonly readPart: Database.Statement;
   private readonly writeCheckpoint: Database.Statement;
   private readonly readEntries: Database.Statement;
-  private readonly deleteUpTo: Database.Statement;
+  private readonly deleteUpTo: { run(scn: number): void };
   private readonly setPublished: Database.Statement;
   private checkpointValue: Checkpoint | null;
   private publishedValue: number;
@@ -167,6 +202,12 @@ export class Journal {
       );
       CREATE TABLE IF NOT EXISTS published (id INTEGER PRIMARY KEY CHECK (id = 1), scn INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS entry_parts (
+        scn INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (scn, part)
+      );
     `);
     // Journals written by earlier versions get the newer columns (empty for their entries).
     const columns = new Set(
@@ -179,9 +220,11 @@ export class Journal {
       this.db.prepare("SELECT value FROM meta WHERE key = 'journal_id'").get() as { value: string }
     ).value;
     this.insertEntry = this.db.prepare(
-      `INSERT INTO entries (scn, kind, subject, msg_id, rows, pos, payload, db, tbl, op_c, op_u, op_d, op_r)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO entries (scn, kind, subject, msg_id, rows, pos, payload, db, tbl, op_c, op_u, op_d, op_r, parts, size, sha256)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    this.insertPart = this.db.prepare("INSERT INTO entry_parts (scn, part, data) VALUES (?, ?, ?)");
+    this.readPart = this.db.prepare("SELECT data FROM entry_parts WHERE scn = ? AND part = ?").pluck();
     this.writeCheckpoint = this.db.prepare(
       `INSERT INTO checkpoint (id, file, pos, gtid, committed_scn, txn_ordinal, server_identity, updated_ms)
        VALUES (1, @file, @pos, @gtid, @committedScn, @txnOrdinal, @server, @now)
@@ -190,10 +233,17 @@ export class Journal {
          server_identity = excluded.server_identity, updated_ms = excluded.updated_ms`,
     );
     this.readEntries = this.db.prepare(
-      `SELECT scn, kind, subject, msg_id, pos, payload, db, tbl, op_c, op_u, op_d, op_r
+      `SELECT scn, kind, subject, msg_id, pos, payload, db, tbl, op_c, op_u, op_d, op_r, parts, size, sha256
          FROM entries WHERE scn > ? AND scn <= ? ORDER BY scn LIMIT ?`,
     );
-    this.deleteUpTo = this.db.prepare("DELETE FROM entries WHERE scn <= ?");
+    const deleteEntries = this.db.prepare("DELETE FROM entries WHERE scn <= ?");
+    const deleteParts = this.db.prepare("DELETE FROM entry_parts WHERE scn <= ?");
+    this.deleteUpTo = {
+      run: (scn: number) => {
+        deleteEntries.run(scn);
+        deleteParts.run(scn);
+      },
+    };
     this.setPublished = this.db.prepare(
       "INSERT INTO published (id, scn) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET scn = excluded.scn",
     );
@@ -235,10 +285,13 @@ export class Journal {
    */
   discardIncomplete(): void {
     const committed = this.checkpointValue?.committedScn ?? 0;
-    this.db.prepare("DELETE FROM entries WHERE scn > ?").run(committed);
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM entries WHERE scn > ?").run(committed);
+      this.db.prepare("DELETE FROM entry_parts WHERE scn > ?").run(committed);
+    })();
     this.clearRecent();
     const agg = this.db
-      .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM entries WHERE scn > ?")
+      .prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(${ROW_BYTES}), 0) AS b FROM entries WHERE scn > ?`)
       .get(this.publishedValue) as { n: number; b: number };
     this.count = agg.n;
     this.bytes = agg.b;
@@ -262,15 +315,20 @@ export class Journal {
    * Entries must come in SCN order.
    */
   append(entries: readonly JournalEntry[], checkpoint: Checkpoint | null): void {
-    for (const e of entries)
-      if (e.payload.byteLength > MAX_ENTRY_BYTES)
+    for (const e of entries) {
+      const bytes = e.payload.byteLength;
+      if (bytes > MAX_ENTRY_BYTES)
         throw new DataError(
           ErrorCode.DATA_INVALID,
-          `a message of ${e.payload.byteLength} bytes (${e.ref ? formatTableRef(e.ref) : e.kind}, scn ${e.scn}) is larger than the journal's largest entry (${MAX_ENTRY_BYTES} bytes, SQLite's blob limit): a row this large cannot be journaled`,
+          `a message of ${bytes} bytes (${e.ref ? formatTableRef(e.ref) : e.kind}, scn ${e.scn}) is larger than the journal's largest entry (${MAX_ENTRY_BYTES} bytes, the largest message a consumer can join): a row this large cannot be journaled`,
         );
+      // The publisher chunks a payload this large and needs its checksum: computed once, here.
+      if (partCount(bytes) > 0) e.sha256 ??= sha256Hex(e.payload);
+    }
     const tx = this.db.transaction(() => {
       for (const e of entries) {
         const o = e.ops;
+        const parts = partCount(e.payload.byteLength);
         this.insertEntry.run(
           e.scn,
           KIND_CODE[e.kind],
@@ -278,14 +336,18 @@ export class Journal {
           e.msgId,
           entryRows(e),
           e.sortable,
-          e.payload,
+          parts > 0 ? EMPTY : e.payload,
           e.ref?.db ?? "",
           e.ref?.table ?? "",
           o?.c ?? 0,
           o?.u ?? 0,
           o?.d ?? 0,
           o?.r ?? 0,
+          parts,
+          parts > 0 ? e.payload.byteLength : 0,
+          parts > 0 ? e.sha256 : "",
         );
+        for (let i = 0; i < parts; i++) this.insertPart.run(e.scn, i, partOf(e.payload, i, parts));
       }
       if (checkpoint) {
         const p = checkpoint.position;
@@ -367,9 +429,11 @@ export class Journal {
     const out: JournalEntry[] = [];
     let bytes = 0;
     // Row by row: a row past the byte bound is never read (its payload is not allocated).
+    const readPart = (scn: number, part: number) => this.readPart.get(scn, part) as Buffer | undefined;
     for (const r of this.readEntries.iterate(afterScn, upTo, limit) as IterableIterator<EntryRow>) {
-      out.push(entryOf(r));
-      bytes += r.payload.byteLength;
+      const e = entryOf(r, readPart);
+      out.push(e);
+      bytes += entryBytes(e);
       if (bytes >= maxBytes) break;
     }
     return out;
@@ -382,7 +446,7 @@ export class Journal {
   markPublished(scn: number): void {
     if (scn <= this.publishedValue) return;
     const freed = this.db
-      .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM entries WHERE scn <= ?")
+      .prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(${ROW_BYTES}), 0) AS b FROM entries WHERE scn <= ?`)
       .get(scn) as { n: number; b: number };
     this.db.transaction(() => {
       this.setPublished.run(scn);

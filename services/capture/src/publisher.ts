@@ -2,21 +2,24 @@ import {
   chunkCount,
   chunkHeaders,
   chunkMsgId,
-  chunkSlice,
   Headers,
   parseChunkHeader,
   sha256Hex,
+  sliceRange,
   type TableRef,
 } from "@dfs/codec";
 import { backoffMs, errorMessage, type Logger, Signal, sleep } from "@dfs/common";
 import type { StreamWriter } from "@dfs/nats";
-import { entryRows, type JournalEntry, type OpCounts } from "./journal.js";
+import { entryBytes, entryRows, type JournalEntry, type OpCounts } from "./journal.js";
 
 /** What the publisher needs of the journal. */
 export interface PublishSource {
   readonly journalId: string;
   readonly publishedScn: number;
-  /** Committed entries after `afterScn`: at most `limit`, and past the first, at most `maxBytes` of payload. */
+  /**
+   * Committed entries after `afterScn`: at most `limit`, and past the first, at most `maxBytes` of
+   * payload. An entry read back whose payload is stored in parts has `stored` (read a range at a time).
+   */
   read(afterScn: number, limit: number, maxBytes?: number): JournalEntry[];
 }
 
@@ -44,6 +47,16 @@ export interface PublisherOptions {
   onAcked?(ref: TableRef, ops: OpCounts): void;
   /** A publish failed and the window is sent again after a backoff. */
   onRetry?(err: unknown): void;
+}
+
+/** An entry being published as chunks. */
+interface Chunking {
+  e: JournalEntry;
+  /** Bytes of its payload. */
+  bytes: number;
+  next: number;
+  count: number;
+  sha256: string;
 }
 
 interface InFlight {
@@ -75,7 +88,7 @@ export class Publisher {
   /** Entries read from the journal and not yet sent, in SCN order. */
   private page: JournalEntry[] = [];
   /** An entry published as chunks, from chunk `next` of `count` (a resync may resume it midway). */
-  private chunking: { e: JournalEntry; next: number; count: number; sha256: string } | null = null;
+  private chunking: Chunking | null = null;
   /** Where the stream's last message left a chunked entry: its scn, the next chunk and the count. */
   private resume: { scn: number; next: number; count: number } | null = null;
   private sentScn = 0;
@@ -233,29 +246,36 @@ export class Publisher {
 
   private send(e: JournalEntry): void {
     const max = this.o.maxMessageBytes();
+    const bytes = entryBytes(e);
     const resume = this.resume?.scn === e.scn ? this.resume : null;
     this.resume = null;
-    if (resume || e.payload.byteLength > max) {
-      const count = resume?.count ?? chunkCount(e.payload.byteLength, max);
-      this.chunking = { e, next: resume?.next ?? 0, count, sha256: sha256Hex(e.payload) };
+    if (resume || bytes > max) {
+      const count = resume?.count ?? chunkCount(bytes, max);
+      const sha256 = e.sha256 ?? sha256Hex(e.payload);
+      this.chunking = { e, bytes, next: resume?.next ?? 0, count, sha256 };
       this.sendChunk(this.chunking);
       return;
     }
     const rows = entryRows(e);
-    this.publish(e, e.subject, e.payload, e.msgId, this.headersOf(e, rows), true);
+    const payload = e.stored ? e.stored.whole() : e.payload;
+    this.publish(e, e.subject, payload, e.msgId, this.headersOf(e, rows), true);
   }
 
-  /** The next chunk of an entry larger than a message; the last one completes the entry. */
-  private sendChunk(c: { e: JournalEntry; next: number; count: number; sha256: string }): void {
-    const { e, count } = c;
+  /**
+   * The next chunk of an entry larger than a message; the last one completes the entry. A payload
+   * the journal stores in parts is read a chunk at a time, never whole.
+   */
+  private sendChunk(c: Chunking): void {
+    const { e, count, bytes } = c;
     const index = c.next++;
     const complete = index === count - 1;
     if (complete) this.chunking = null;
     const headers = {
       ...this.headersOf(e, entryRows(e)),
-      ...chunkHeaders({ index, count, bytes: e.payload.byteLength, sha256: c.sha256, of: e.msgId }),
+      ...chunkHeaders({ index, count, bytes, sha256: c.sha256, of: e.msgId }),
     };
-    const slice = chunkSlice(e.payload, index, count);
+    const [start, end] = sliceRange(bytes, index, count);
+    const slice = e.stored ? e.stored.slice(start, end) : e.payload.subarray(start, end);
     this.publish(e, e.subject, slice, chunkMsgId(e.msgId, index, count), headers, complete);
   }
 

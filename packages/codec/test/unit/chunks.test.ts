@@ -13,6 +13,7 @@ import {
   chunkSlice,
   parseChunkHeader,
   sha256Hex,
+  sliceRange,
 } from "../../dist/index.js";
 
 /** A message cut into chunks of at most `max` bytes, at stream sequences from `seq`. */
@@ -47,7 +48,14 @@ describe("chunks", () => {
         `${size}/${max}`,
       );
       assert.deepEqual(Buffer.concat(slices), payload);
+      // sliceRange names the same bytes without the payload (capture's journal parts use it).
+      const ranges = Array.from({ length: count }, (_, i) => sliceRange(size, i, count));
+      assert.deepEqual(
+        ranges.map(([start, end]) => payload.subarray(start, end)),
+        slices,
+      );
     }
+    assert.deepEqual(sliceRange(10, 7, 4), [10, 10], "past the end: empty, never negative");
   });
 
   test("headers round-trip; malformed ones are a DataError", () => {

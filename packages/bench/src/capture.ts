@@ -7,7 +7,8 @@ import { sleep } from "@dfs/common";
 import { type connectNats, lastPublished, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { peakRssMb } from "./proc.js";
+import { parse, stringify } from "yaml";
+import { cpuSeconds, peakRssMb } from "./proc.js";
 import { binlogEnd, openBenchSource, type WorkloadResult, writeMixedWorkload } from "./workload.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -20,6 +21,8 @@ export interface CaptureBenchResult {
   seconds: number;
   rowsPerSecond: number;
   peakRssMb: number;
+  /** CPU time the capture process used (every thread), start-up included. */
+  cpuSeconds: number;
   baselineRowsPerSecond: number;
   workload: WorkloadResult;
 }
@@ -51,6 +54,8 @@ async function runScenario(
   rows: number,
   scenario: CaptureBenchResult["scenario"],
   log: (s: string) => void,
+  /** YAML lines added under the capture process's `capture:` (two spaces in). */
+  captureLines: readonly string[],
 ): Promise<CaptureBenchResult> {
   const urls = stackUrls();
   const { id, db, conn, nc, close } = await openBenchSource("bench");
@@ -65,23 +70,25 @@ async function runScenario(
 
     const dir = execFileSync("mktemp", ["-d"], { encoding: "utf8" }).trim();
     const cfgFile = join(dir, "bench.yaml");
-    writeFileSync(
-      cfgFile,
-      [
-        "source:",
-        `  id: ${id}`,
-        `  url: ${urls.sourceUrl}`,
-        "  serverId: 4998",
-        `  include: { databases: [${db}] }`,
-        `  start: { from: position, file: ${start.file}, position: ${start.pos} }`,
-        `nats: { url: "${urls.natsUrl}" }`,
-        "capture:",
-        `  journal: { path: ${join(dir, "journal.db")} }`,
-        "  heartbeatIntervalMs: 100ms",
-        "log: { level: warn }",
-        "",
-      ].join("\n"),
-    );
+    // --config lines are YAML merged into capture: (so `journal: { ... }` adds to the bench's own).
+    const capture: Record<string, unknown> = {
+      journal: { path: join(dir, "journal.db") },
+      heartbeatIntervalMs: "100ms",
+    };
+    for (const line of captureLines) mergeInto(capture, parse(line) as Record<string, unknown>);
+    const config = {
+      source: {
+        id,
+        url: urls.sourceUrl,
+        serverId: 4998,
+        include: { databases: [db] },
+        start: { from: "position", file: start.file, position: start.pos },
+      },
+      nats: { url: urls.natsUrl },
+      capture,
+      log: { level: "warn" },
+    };
+    writeFileSync(cfgFile, stringify(config));
     const t0 = performance.now();
     // DFS_BENCH_NODE_ARGS passes flags to the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = (process.env.DFS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -110,6 +117,7 @@ async function runScenario(
     }
     const seconds = (performance.now() - t0) / 1000;
     peak = Math.max(peak, peakRssMb(pid));
+    const cpu = cpuSeconds(pid);
     child.kill("SIGTERM");
     // Count the rows actually in the stream: the figure only counts if nothing is missing.
     const jsm = await jetstreamManager(nc);
@@ -125,12 +133,32 @@ async function runScenario(
       seconds,
       rowsPerSecond: rows / seconds,
       peakRssMb: peak,
+      cpuSeconds: cpu,
       baselineRowsPerSecond: baseline,
       workload,
     };
   } finally {
     child?.kill("SIGKILL");
     await close();
+  }
+}
+
+/** Deep-merges `add` into `into` (mappings merged key by key; anything else replaced). */
+function mergeInto(into: Record<string, unknown>, add: Record<string, unknown> | null): void {
+  if (add === null || typeof add !== "object")
+    throw new Error(`a --config line must be a YAML mapping (got ${JSON.stringify(add)})`);
+  for (const [k, v] of Object.entries(add)) {
+    const have = into[k];
+    if (
+      v &&
+      typeof v === "object" &&
+      !Array.isArray(v) &&
+      have &&
+      typeof have === "object" &&
+      !Array.isArray(have)
+    )
+      mergeInto(have as Record<string, unknown>, v as Record<string, unknown>);
+    else into[k] = v;
   }
 }
 
@@ -165,9 +193,10 @@ export async function benchCapture(
   rows: number,
   scenarios: CaptureBenchResult["scenario"][],
   log: (s: string) => void,
+  captureLines: readonly string[] = [],
 ): Promise<CaptureBenchResult[]> {
   await stackUp({ log: () => {} });
   const results: CaptureBenchResult[] = [];
-  for (const s of scenarios) results.push(await runScenario(rows, s, log));
+  for (const s of scenarios) results.push(await runScenario(rows, s, log, captureLines));
   return results;
 }

@@ -296,10 +296,19 @@ function addBench(program: Command, act: Act): void {
         .choices(["all", "backlog", "txn"])
         .default("all"),
     )
+    .option(
+      "--config <line>",
+      "a YAML line added under capture: in the capture process's config (repeatable)",
+      collect(String),
+    )
     .addOption(noRecord())
     .addHelpText(
       "after",
-      examples("dfs bench capture", "dfs bench capture --rows 200000 --scenario txn --no-record"),
+      examples(
+        "dfs bench capture",
+        "dfs bench capture --rows 200000 --scenario txn --no-record",
+        "dfs bench capture --scenario backlog --config 'journal: { groupCommitMs: 20ms }' --no-record",
+      ),
     )
     .action(run("capture"));
   bench

@@ -139,10 +139,26 @@ export class ReaderSupervisor {
     await this.reader.stop();
   }
 
+  /**
+   * Where the transaction that failed to decode starts: the checkpoint, once what is complete is
+   * kept (the reader is stopped). The reader's own position may be inside that transaction (zongji
+   * moves it past a BEGIN's GTID event), a place capture.skipTo must not be pointed at.
+   */
+  private checkpointOr(read: Position): Position {
+    try {
+      return this.o.settle().position;
+    } catch (err) {
+      this.o.log.warn(
+        { err: errorMessage(err) },
+        "the checkpoint could not be read; naming the reader's position",
+      );
+      return read;
+    }
+  }
+
   /** What a reader error means: restart (a TransientError) or stop capture (anything else). */
   private classify(err: unknown): DfsError {
     const at = this.o.reader.server ? this.position() : undefined;
-    if (isDecodeFailure(err)) return undecodableError(err, at);
     const e = classifyMysqlError(err, "source", `binlog reader${at && !at.isNone ? ` at ${at}` : ""}`);
     if (e.errno === MysqlErrno.FATAL_READING_BINLOG)
       return new ConfigError(
@@ -157,6 +173,12 @@ export class ReaderSupervisor {
     if (this.restarting || this.stopped) return;
     this.restarting = true;
     try {
+      if (isDecodeFailure(err)) {
+        const read = this.position();
+        await this.reader.stop();
+        this.o.onFatal(undecodableError(err, this.checkpointOr(read)));
+        return;
+      }
       const e = this.classify(err);
       if (!(e instanceof TransientError)) {
         await this.reader.stop();
@@ -186,7 +208,7 @@ export class ReaderSupervisor {
 
 /**
  * An event that cannot be decoded is read again after every restart and fails again: capture
- * stops, naming where and how to pass it deliberately.
+ * stops, naming where its transaction starts and how to pass it deliberately.
  */
 function undecodableError(err: unknown, at: Position | undefined): DataError {
   const where = at && !at.isNone ? at.toString() : "the checkpoint";
@@ -194,7 +216,7 @@ function undecodableError(err: unknown, at: Position | undefined): DataError {
   const pos = at?.hasFile ? String(at.pos) : "<position>";
   return new DataError(
     ErrorCode.BINLOG_UNDECODABLE,
-    `binlog reader: the transaction after ${where} cannot be decoded: ${errorMessage(err)}. Capture stopped instead of reading it again in a loop. To pass it deliberately (its changes will not reach the stream): find where the next transaction starts (mysqlbinlog --start-position=${pos} ${file} | grep -m 3 '^# at') and start capture once with capture.skipTo: "${file}:<that position>" (docs/capture.md, "Undecodable events")`,
+    `binlog reader: the transaction at ${where} cannot be decoded: ${errorMessage(err)}. Capture stopped instead of reading it again in a loop. To pass it deliberately (its changes will not reach the stream): find where the next transaction starts (SHOW BINLOG EVENTS IN '${file}' FROM ${pos}: the End_log_pos of its Xid or COMMIT event, for DDL of its Query event) and start capture once with capture.skipTo: "${file}:<that position>" (docs/capture.md, "Undecodable events")`,
     { cause: err },
   );
 }

@@ -83,6 +83,29 @@ function undecodable(message: string, cause: unknown): UndecodableEvent {
 }
 
 /**
+ * What zongji itself reports about one event, as a plain Error (no driver code, no errno): reading
+ * the event again fails the same way. Its other plain errors (a bad GTID set at start, the control
+ * connection gone during a metadata look-up) are not about an event and keep their meaning.
+ */
+const ZONGJI_EVENT_FAILURES = [
+  // Tables zongji describes from INFORMATION_SCHEMA (MariaDB's 5.3-format temporal columns, or no
+  // binlog_row_metadata=FULL): the table was altered or dropped after the event was written.
+  /schema changed between binlog event and metadata fetch/,
+  /^Insufficient permissions to access: /,
+  // A column type or an event type it cannot read.
+  /^Unsupported type "/,
+  /^Server sent a [A-Z_]+_EVENT /,
+];
+
+/** An error zongji emits, for the supervisor: its complaints about an event become UndecodableEvent. */
+export function fromZongji(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof UndecodableEvent) return err;
+  const e = err as { fatal?: unknown; code?: unknown; errno?: unknown };
+  if (e.fatal !== undefined || e.code !== undefined || e.errno !== undefined) return err;
+  return ZONGJI_EVENT_FAILURES.some((re) => re.test(err.message)) ? undecodable(err.message, err) : err;
+}
+
+/**
  * Whether a reader error is an exception from decoding an event: mysql2 marks an exception thrown
  * while a packet is handled (zongji parses events there) as fatal, like a lost connection, but it
  * carries no socket code and no server errno.
@@ -125,7 +148,7 @@ export class BinlogReader {
     this.z = z;
     this.failed = false;
     z.on("binlog", (ev: ZEvent) => this.dispatch(ev));
-    z.on("error", (err: unknown) => this.fail(err));
+    z.on("error", (err: unknown) => this.fail(fromZongji(err)));
     const options: Record<string, unknown> = { serverId: this.o.serverId, includeEvents: EVENTS };
     if (from.hasFile) Object.assign(options, { filename: from.file, position: from.pos });
     else options.gtidSet = from.gtid;

@@ -44,6 +44,8 @@ export interface TableMapEvent {
   schemaName: string;
   tableName: string;
   primaryKey?: number[];
+  /** The column names the event itself carries (binlog_row_metadata=FULL), as of its writing. */
+  columnNames?: string[];
   tableMap: Record<
     number,
     {
@@ -123,6 +125,21 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
+/**
+ * zongji describes some tables from INFORMATION_SCHEMA as it is when it reads the event (MariaDB
+ * tables with 5.3-format temporal columns, whose type codes even FULL metadata leaves ambiguous). A
+ * column added before others since the event was written would shift every value to the wrong
+ * name and type, silently: where the event carries its own column names, they must be the ones
+ * zongji put on its values.
+ */
+function checkColumnsOfEvent(ev: TableMapEvent, all: { name: string }[]): void {
+  const own = ev.columnNames;
+  if (!own || own.every((name, i) => all[i]?.name === name)) return;
+  throw new Error(
+    `the columns of ${ev.schemaName}.${ev.tableName} changed after this event was written: it has (${own.join(", ")}), the table now (${all.map((c) => c.name).join(", ")}), so its values cannot be placed`,
+  );
+}
+
 /** Builds the table's description from a TABLE_MAP event that zongji has resolved. */
 export function tableInfoFromMap(
   ev: TableMapEvent,
@@ -135,6 +152,7 @@ export function tableInfoFromMap(
   const keys: string[] = [];
   const kinds: ValueKind[] = [];
   const all = entry.columns;
+  checkColumnsOfEvent(ev, all);
   for (let i = 0; i < all.length; i++) {
     const c = all[i]!;
     if (filter.excludesColumn(ev.schemaName, ev.tableName, c.name)) continue;

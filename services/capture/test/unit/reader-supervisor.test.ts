@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Position } from "@dfs/codec";
 import { createLogger, type DfsError, ErrorCode, RefusedError, waitFor } from "@dfs/common";
-import { type ReaderOptions, UndecodableEvent } from "../../dist/reader.js";
+import { fromZongji, type ReaderOptions, UndecodableEvent } from "../../dist/reader.js";
 import { type BinlogReaderLike, ReaderSupervisor } from "../../dist/reader-supervisor.js";
 
 class FakeReader implements BinlogReaderLike {
@@ -104,14 +104,36 @@ describe("ReaderSupervisor", () => {
       assert.equal(s.fatals[0]!.code, ErrorCode.BINLOG_UNDECODABLE, what);
       assert.match(
         s.fatals[0]!.message,
-        /the transaction after mysql-bin\.000001:4 cannot be decoded: .*Capture stopped instead of reading it again in a loop.*capture\.skipTo: "mysql-bin\.000001:<that position>"/,
+        /the transaction at mysql-bin\.000001:400 cannot be decoded: .*Capture stopped instead of reading it again in a loop.*SHOW BINLOG EVENTS IN 'mysql-bin\.000001' FROM 400.*capture\.skipTo: "mysql-bin\.000001:<that position>"/,
+        "names the checkpoint, where the failing transaction starts (the reader may be inside it)",
       );
       assert.equal(s.reader().starts.length, 1, "no restart");
       assert.equal(s.sup.reconnects, 0);
     }
   });
 
-  test("a purged binlog and an undecodable event stop capture", async () => {
+  test("zongji's own complaints about an event count as undecodable; its other errors keep their meaning", () => {
+    for (const message of [
+      "Table d.t schema changed between binlog event and metadata fetch: the event has 3 columns, fetched metadata has 2",
+      "Insufficient permissions to access: d.t",
+      'Unsupported type "14" on column "c" of the table "t" in the database "d"',
+      "Server sent a TRANSACTION_PAYLOAD_EVENT (binlog_transaction_compression=ON). zongji cannot decode them",
+    ]) {
+      const e = fromZongji(new Error(message));
+      assert.ok(e instanceof UndecodableEvent, message);
+      assert.equal((e as Error).message, message);
+    }
+    const kept = [
+      new Error("Control connection unavailable while fetching column metadata for d.t"),
+      new Error("Invalid MariaDB GTID: 'x'"),
+      // The same words from the driver (a code, an errno or fatal) are not zongji's complaint.
+      Object.assign(new Error("Insufficient permissions to access: d.t"), { code: "ECONNRESET" }),
+      Object.assign(new Error("Unsupported type"), { fatal: true }),
+    ];
+    for (const err of kept) assert.equal(fromZongji(err), err, err.message);
+  });
+
+  test("a purged binlog and an unclassified error stop capture", async () => {
     for (const [errno, code, expected] of [
       [1236, "ER_MASTER_FATAL_ERROR_READING_BINLOG", ErrorCode.CHECKPOINT_PURGED],
       [undefined, "", ErrorCode.CONFIG_INVALID],
@@ -121,7 +143,7 @@ describe("ReaderSupervisor", () => {
       s.reader().fail(errno, code, false);
       await waitFor(() => s.fatals.length === 1, {
         timeoutMs: 2000,
-        what: `fatal for ${code || "a decode error"}`,
+        what: `fatal for ${code || "an unclassified error"}`,
       });
       assert.equal(s.fatals[0]!.code, expected);
       assert.equal(s.reader().starts.length, 1);

@@ -243,6 +243,10 @@ export class DpuRuntime implements DpuService {
       }
       await this.drain();
     } catch (err) {
+      if (stopping.signal.aborted) return;
+      // The group in flight is whole and came before what failed (e.g. messages gone from the
+      // stream, found while it was being applied): it commits before the DPU reports the stop.
+      await this.drain().catch(() => {});
       if (!stopping.signal.aborted) this.fail(err);
     }
   }

@@ -2,13 +2,14 @@
 // the DPU applied them stop the DPU (DFS_STREAM_LOST, the dfs_dpu_lost_messages metric, exit code
 // 65 for `dfs dpu`) instead of being passed over; dpu.acceptLossThrough lets an operator go on
 // deliberately. A stream re-created below the DPU's checkpoint is a clear error at start.
+// Deleted messages and expired ones (nats.stream.maxAge) are tested apart.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { decodeBatch, decodeChanges } from "@dfs/codec";
-import { waitFor } from "@dfs/common";
+import { ErrorCode, waitFor } from "@dfs/common";
 import { ensureStreams, streamSettingsOf, subjects } from "@dfs/nats";
 import { tempDir, urls, writeConfig } from "@dfs/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -138,6 +139,110 @@ test("a stream re-created below the DPU's checkpoint stops `dfs dpu` at start wi
       output,
       /ends at sequence 0, below this DPU's checkpoint \d+: the stream was re-created or purged/,
     );
+  } finally {
+    await p.close();
+  }
+});
+
+/** Runs `dfs dpu -c config` to its end: the exit code and everything it printed. */
+async function dfsDpu(config: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [DFS, "dpu", "-c", config], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", (s: string) => (output += s));
+  child.stderr.setEncoding("utf8").on("data", (s: string) => (output += s));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, output };
+}
+
+test("messages expired by nats.stream.maxAge before the DPU read them stop it (metric, `dfs dpu` exit 65); nothing after the gap is applied", async () => {
+  // Two seconds: what the DPU misses while it is down expires quickly.
+  const p = await openPipeline("expiry", {}, { nats: { stream: { maxAge: "2s", duplicateWindow: "1s" } } });
+  try {
+    await p.src.query(`CREATE TABLE ${q(p.db)}.t (id INT PRIMARY KEY, v INT NOT NULL)`);
+    const jsm = await jetstreamManager(p.nc);
+    const stream = subjects.streamName(p.id);
+    /** Inserts rows `from`..`to`, one transaction each; waits until capture's stream acknowledged them all. */
+    const publish = async (from: number, to: number) => {
+      const before = p.capture!.status().rowsPublished;
+      for (let i = from; i <= to; i++) await p.src.query(`INSERT INTO ${q(p.db)}.t VALUES (?, ?)`, [i, i]);
+      await waitFor(() => p.capture!.status().rowsPublished >= before + (to - from + 1), {
+        timeoutMs: 30_000,
+        what: `capture to publish rows ${from}..${to}`,
+      });
+      return (await jsm.streams.info(stream)).state;
+    };
+    await p.startCapture();
+    await p.startDpu();
+    await publish(1, 5);
+    await p.converged("t");
+    await p.stopDpu();
+
+    // While the DPU is down, rows 6..15 are published and expire.
+    const gap = await publish(6, 15);
+    await waitFor(async () => (await jsm.streams.info(stream)).state.first_seq > gap.last_seq, {
+      timeoutMs: 20_000,
+      what: "rows 6..15 to expire from the stream",
+    });
+    // The limit is raised (as the error will advise): capture applies it to the stream at start, so
+    // rows 16..20 stay. They come after the gap: the DPU must not apply them either.
+    await p.capture!.stop();
+    p.cfg.nats.stream.maxAge = 600_000;
+    await p.startCapture();
+    assert.equal((await jsm.streams.info(stream)).config.max_age, 600_000 * 1e6, "max_age raised");
+    await publish(16, 20);
+    const later = await batchMessages(p, gap.last_seq);
+    assert.deepEqual(
+      later.flatMap((m) => m.ids),
+      [16, 17, 18, 19, 20],
+      "the rows after the gap are in the stream",
+    );
+    const firstStored = (await jsm.streams.info(stream)).state.first_seq;
+
+    const dpu = await p.startDpu();
+    const checkpoint = dpu.status().appliedSeq;
+    const err = (await dpu.done.then(
+      () => null,
+      (e: Error) => e,
+    )) as (Error & { code?: string }) | null;
+    assert.ok(err, "the DPU stopped");
+    assert.equal(err.code, ErrorCode.STREAM_LOST, err.message);
+    // One message, or several (capture groups transactions that come together into one message).
+    const named =
+      /stream (?:message (\d+) expired or was deleted before this DPU applied it|messages (\d+)\.\.(\d+) \((\d+)\) expired or were deleted before this DPU applied them)/.exec(
+        err.message,
+      );
+    assert.ok(named, err.message);
+    const from = Number(named[1] ?? named[2]);
+    const to = Number(named[1] ?? named[3]);
+    const count = to - from + 1;
+    if (named[4] !== undefined) assert.equal(Number(named[4]), count, "the count named");
+    assert.equal(from, checkpoint + 1, "the gap starts after the checkpoint");
+    assert.equal(to, firstStored - 1, "and ends before the first message the stream still has");
+    assert.ok(to >= gap.last_seq && to < later[0]!.seq, `rows 6..15 in it, 16..20 after it (${from}..${to})`);
+    assert.match(err.message, new RegExp(`dpu\\.acceptLossThrough: ${to}`));
+    const metric = await dpu.telemetry.registry.getSingleMetricAsString("dfs_dpu_lost_messages");
+    assert.match(metric, new RegExp(`dfs_dpu_lost_messages\\{[^}]*\\} ${count}\\n?$`, "m"), metric);
+    assert.deepEqual(await rowsOf(p), [1, 2, 3, 4, 5], "nothing after the gap applied");
+    await p.stopDpu();
+
+    // `dfs dpu` on the same consumer: the same gap, exit code 65 (EX_DATAERR).
+    const config = writeConfig(tempDir(), {
+      source: { id: p.id, url: urls.sourceUrl, include: { databases: [p.db] } },
+      nats: { url: urls.natsUrl, stream: { maxAge: "10m", duplicateWindow: "1s" } },
+      target: { url: urls.targetUrl, database: p.targetDb },
+      dpu: { http: { port: 0 }, grpc: { port: 0 } },
+      log: { level: "warn" },
+    });
+    const run = await dfsDpu(config);
+    assert.equal(run.code, 65, run.output.slice(-2000));
+    const what =
+      from === to
+        ? `message ${from} expired or was`
+        : `messages ${from}\\.\\.${to} \\(${count}\\) expired or were`;
+    assert.match(run.output, new RegExp(`dfs dpu: DFS_STREAM_LOST: stream ${what} deleted`));
+    assert.deepEqual(await rowsOf(p), [1, 2, 3, 4, 5], "still nothing after the gap");
   } finally {
     await p.close();
   }

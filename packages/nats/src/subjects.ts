@@ -7,6 +7,7 @@ import { ConfigError, DataError, ErrorCode } from "@dfs/common";
  *   DDL        dfs.<source>._ddl                stream DFS_<SOURCE>
  *   heartbeat  dfs.<source>._heartbeat          stream DFS_<SOURCE>
  *   dead mail  dfs.<source>._dlq.<db>.<table>   stream DFS_<SOURCE>_DLQ
+ *   its chunks dfs.<source>._dlq.<db>.<table>.<letter>   (a dead letter larger than a message)
  *
  * db and table are MySQL identifiers, which may hold '.', '*', '>', spaces and more; each is encoded
  * with `encodeToken` so it is exactly one valid subject token. The source id is used as is, so it is
@@ -57,6 +58,14 @@ export const subjects = {
     checkIdentifier("table", table);
     return `dfs.${source}._dlq.${encodeToken(db)}.${encodeToken(table)}`;
   },
+  /**
+   * The chunks of dead letter `letterId` (its message id) when it is larger than a message: a
+   * subject of its own, one token longer than the dead letters', so listing them (`dlq.*.*`)
+   * never reads a chunk, and the letter's chunks are read and purged by this subject.
+   */
+  dlqChunks(source: string, db: string, table: string, letterId: string): string {
+    return `${subjects.dlq(source, db, table)}.${encodeToken(letterId)}`;
+  },
   streamName(source: string): string {
     checkSourceId(source);
     return `DFS_${source.toUpperCase().replaceAll("-", "_")}`;
@@ -83,9 +92,10 @@ export function mainStreamSubjects(source: string): string[] {
   return [`dfs.${source}.*.*`, subjects.ddl(source), subjects.heartbeat(source)];
 }
 
+/** The dead letters (5 tokens) and the chunks of large ones (6 tokens). */
 export function dlqStreamSubjects(source: string): string[] {
   checkSourceId(source);
-  return [`dfs.${source}._dlq.*.*`];
+  return [`dfs.${source}._dlq.*.*`, `dfs.${source}._dlq.*.*.*`];
 }
 
 // ---- token encoding -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  * internal (see docs/dpu.md).
  */
 export { type ArchiveReplayOptions, type ArchiveReplayResult, replayArchive } from "./archive/replay.js";
-export { type DlqEntry, listDeadLetters } from "./dlq.js";
+export { type DlqEntry, listDeadLetters, readDeadLetter } from "./dlq.js";
 export { checkMappings, compiledMappings } from "./pipeline/setup.js";
 export { openRepairSink, type RepairRow, type RepairSink } from "./repair.js";
 export { type ReplayResult, replayFromConfig } from "./replay.js";

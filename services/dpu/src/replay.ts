@@ -2,7 +2,7 @@ import { decodeBatch, decodeChanges, formatTableRef } from "@dfs/codec";
 import { DataError, ErrorCode, errorMessage, type Logger } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { deleteDeadLetter, listDeadLetters } from "./dlq.js";
+import { deleteDeadLetter, listDeadLetters, readDeadLetter } from "./dlq.js";
 import type { Sink } from "./sink.js";
 import { openStandaloneSink } from "./standalone-sink.js";
 import { findNewerChange, keysOf } from "./superseded.js";
@@ -40,8 +40,9 @@ export async function replayDeadLetters(
     if (wanted.size > 0 && !wanted.has(entry.seq)) continue;
     const name = formatTableRef({ db: entry.db, table: entry.table });
     try {
-      // A message refused whole (not capture's) does not decode: it stays, with this reason.
-      const batch = decodeBatch(entry.payload);
+      // A message refused whole (not capture's) does not decode: it stays, with this reason. A
+      // letter stored as chunks is read now, one at a time (the list holds none of them).
+      const batch = decodeBatch(await readDeadLetter(nc, sourceId, entry));
       const ref = { db: batch.db, table: batch.table };
       const target = await sink.describe(ref);
       if (!target) throw new DataError(ErrorCode.OBJECT_MISSING, `target table for ${name} does not exist`);
@@ -58,7 +59,7 @@ export async function replayDeadLetters(
         const at = { seq: entry.streamSeq, rowIndex: entry.rowIndex };
         const s = await findNewerChange(nc, sourceId, ref, at, target.key, keys);
         if (s.kind === "superseded") {
-          await deleteDeadLetter(nc, sourceId, entry.seq);
+          await deleteDeadLetter(nc, sourceId, entry);
           results.push({ seq: entry.seq, table: name, ok: true, superseded: s.seq });
           continue;
         }
@@ -69,7 +70,7 @@ export async function replayDeadLetters(
           );
       }
       await sink.replay(changes);
-      await deleteDeadLetter(nc, sourceId, entry.seq);
+      await deleteDeadLetter(nc, sourceId, entry);
       results.push({ seq: entry.seq, table: name, ok: true });
     } catch (err) {
       results.push({ seq: entry.seq, table: name, ok: false, error: errorMessage(err) });

@@ -2,9 +2,19 @@
  * Whether a dead letter is stale: a change to the same row later in the stream (applied, or to be
  * applied) already brings the row to a newer image, so replaying the dead letter now would move
  * the row back to an older one. The stream is walked on the table's own subject only (a message
- * get with `next_by_subj` per message), from the dead letter's sequence on.
+ * get with `next_by_subj` per message), from the dead letter's sequence on. A message larger than
+ * max_payload is in the stream as chunks (consecutive sequences): it is joined before it is read.
  */
-import { type DecodedChange, decodeBatch, decodeChanges, type SqlValue, type TableRef } from "@dfs/codec";
+import {
+  type ChunkHeader,
+  ChunkJoiner,
+  type DecodedChange,
+  decodeBatch,
+  decodeChanges,
+  parseChunkHeader,
+  type SqlValue,
+  type TableRef,
+} from "@dfs/codec";
 import { subjects } from "@dfs/nats";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -72,17 +82,64 @@ export async function findNewerChange(
     // The next message of this table at or after seq (nats-server 2.9+ STREAM.MSG.GET next_by_subj).
     const m = await jsm.streams.getMessage(stream, { seq, next_by_subj: subject } as never);
     if (!m || m.seq > info.state.last_seq) break;
+    // A chunk: the message it belongs to, joined; its sequence is its last chunk's (as the DPU's).
+    let data = m.data;
+    let msgSeq = m.seq;
+    let chunk: ChunkHeader | null;
+    try {
+      chunk = parseChunkHeader((name) => m.header.get(name) || undefined);
+    } catch {
+      return { kind: "unknown", reason: `stream message ${m.seq} of the table has malformed chunk headers` };
+    }
+    if (chunk) {
+      const whole = await joinAround(jsm, stream, m.seq, chunk);
+      if (!whole)
+        return {
+          kind: "unknown",
+          reason: `stream message ${m.seq} is a chunk of a message the stream no longer holds whole`,
+        };
+      data = whole.data;
+      msgSeq = whole.lastSeq;
+    }
     let changes: DecodedChange[];
     try {
-      changes = decodeChanges(decodeBatch(m.data));
+      changes = decodeChanges(decodeBatch(data));
     } catch {
-      return { kind: "unknown", reason: `stream message ${m.seq} of the table cannot be decoded` };
+      return { kind: "unknown", reason: `stream message ${msgSeq} of the table cannot be decoded` };
     }
     // In the dead letter's own message, only the rows after it (one transaction may change a row twice).
-    const from = m.seq === at.seq ? at.rowIndex + 1 : 0;
+    const from = msgSeq === at.seq ? at.rowIndex + 1 : 0;
     for (let i = from; i < changes.length; i++)
-      for (const k of keysOf(changes[i]!, key)) if (keys.has(k)) return { kind: "superseded", seq: m.seq };
-    seq = m.seq + 1;
+      for (const k of keysOf(changes[i]!, key)) if (keys.has(k)) return { kind: "superseded", seq: msgSeq };
+    seq = msgSeq + 1;
   }
   return { kind: "none" };
+}
+
+/**
+ * The message chunk `h` at `seq` belongs to, joined from its chunks (capture publishes them at
+ * consecutive sequences), or null when one of them is gone or is not the message's.
+ */
+async function joinAround(
+  jsm: JetStreamManager,
+  stream: string,
+  seq: number,
+  h: ChunkHeader,
+): Promise<{ data: Uint8Array; lastSeq: number } | null> {
+  const joiner = new ChunkJoiner();
+  const first = seq - h.index;
+  for (let i = 0; i < h.count; i++) {
+    const m = await jsm.streams.getMessage(stream, { seq: first + i }).catch(() => null);
+    if (!m) return null;
+    try {
+      const c = parseChunkHeader((name) => m.header.get(name) || undefined);
+      if (!c || c.of !== h.of) return null;
+      const r = joiner.add({ header: c, seq: m.seq, data: m.data });
+      if (r.kind === "whole") return { data: r.data, lastSeq: r.lastSeq };
+      if (r.kind !== "partial") return null;
+    } catch {
+      return null; // chunks that contradict each other
+    }
+  }
+  return null;
 }

@@ -41,7 +41,7 @@ test("ensureStreams creates both streams, is idempotent and repairs drift", asyn
       assert.equal(main.max_bytes, 64 * 1024 * 1024);
       assert.equal(main.allow_direct, true);
       const dlq = (await jsm.streams.info(subjects.dlqStreamName(source))).config;
-      assert.deepEqual(dlq.subjects, [`dfs.${source}._dlq.*.*`]);
+      assert.deepEqual(dlq.subjects, [`dfs.${source}._dlq.*.*`, `dfs.${source}._dlq.*.*.*`]);
 
       // Idempotent: a second call changes nothing (and does not fail on "already in use").
       await ensureStreams(nc, source, SETTINGS);

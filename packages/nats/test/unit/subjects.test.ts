@@ -109,6 +109,10 @@ test("subjects for odd names are valid NATS subjects with the right shape", () =
       assert.equal(dlq.length, 5);
       assert.equal(dlq[2], "_dlq");
       for (const t of dlq) assertValidToken(t);
+      const chunks = subjects.dlqChunks("src-1", db, table, `dlq:src-1:dpu-${db}:7:3`).split(".");
+      assert.equal(chunks.length, 6, "one token more than a dead letter's subject");
+      assert.deepEqual(chunks.slice(0, 5), dlq);
+      for (const t of chunks) assertValidToken(t);
     }
   }
 });

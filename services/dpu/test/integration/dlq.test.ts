@@ -71,6 +71,8 @@ test("dlq: a poison row is dead-lettered once, the rest flows, and dfs dlq repla
     assert.equal(letter.table, "t");
     assert.equal(letter.errno, "1406", `errno of "${letter.error}"`);
     assert.match(letter.error, /Data too long for column 'v'/);
+    assert.ok(letter.payload, "a small dead letter holds its payload");
+    assert.equal(letter.chunks, null);
     const batch = decodeBatch(letter.payload);
     const txn = batch.sourceTxns[batch.rows[0]!.sourceTxn];
     assert.equal(letter.rowIndex - (txn?.firstRow ?? 0), 1, "the second row of its source transaction");

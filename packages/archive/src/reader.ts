@@ -18,6 +18,8 @@ export interface ArchiveFilter {
   toPos?: Position;
   /** Stop after this many row changes. */
   limit?: number;
+  /** Only entries after this transaction (in stream order: a later file, or a later one in its file). */
+  after?: { archiveFile: string; id: number };
 }
 
 /** Where a source transaction (or DDL) is in the source's history. */
@@ -115,6 +117,19 @@ export class ArchiveReader {
     }
   }
 
+  /** The highest low-water mark the files hold for `consumer` (0: none): every stream message up to it is archived. */
+  checkpoint(consumer: string): number {
+    let low = 0;
+    for (const w of this.eachFile((db) => {
+      const r = db.prepare("SELECT low_water AS w FROM checkpoint WHERE consumer = ?").get(consumer) as
+        | { w: number }
+        | undefined;
+      return r ? [r.w] : [];
+    }))
+      low = Math.max(low, w);
+    return low;
+  }
+
   /** CREATE TABLE of a source table as the archive saw it: the newest at or before `seq`, else the oldest. */
   definition(ref: TableRef, seq: number): string | null {
     let before: { seq: number; sql: string } | null = null;
@@ -144,7 +159,14 @@ function checkFormat(db: Database.Database, f: ArchiveFile): void {
     throw new Error(`${f.path}: archive format ${row?.v ?? "unknown"} (this dfs reads 1..${FORMAT_VERSION})`);
 }
 
+/** The number an archive file's name starts with (its place in the archive). */
+function fileNumber(name: string): number {
+  return Number(/^\d+/.exec(name)?.[0] ?? Number.NaN);
+}
+
 function* readFile(db: Database.Database, f: ArchiveFile, filter: ArchiveFilter): Generator<ArchiveEntry> {
+  const after = filter.after ? fileNumber(filter.after.archiveFile) : null;
+  if (after !== null && f.number < after) return;
   const schemas = new Map<number, { row: SchemaRow; header: Uint8Array }>();
   for (const s of db.prepare("SELECT * FROM schemas").all() as SchemaRow[])
     schemas.set(s.id, { row: s, header: headerOf(s) });
@@ -165,6 +187,7 @@ function* readFile(db: Database.Database, f: ArchiveFile, filter: ArchiveFilter)
   if (filter.until !== undefined) cond("commit_time < ?", filter.until);
   if (filter.fromPos) cond("sortable >= ?", filter.fromPos.sortable);
   if (filter.toPos) cond("sortable < ?", filter.toPos.sortable);
+  if (after !== null && f.number === after) cond("id > ?", filter.after!.id);
   const txns = db
     .prepare(`SELECT * FROM txns${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id`)
     .all(...params) as TxnRow[];

@@ -1,7 +1,6 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { type DecodedChange, Position, type TableRef } from "@dfs/codec";
-import type { ChangeBatch } from "@dfs/proto";
+import type { DecodedChange, Position, TableRef } from "@dfs/codec";
 import type Database from "better-sqlite3";
 import {
   type ArchiveFile,
@@ -14,7 +13,7 @@ import {
   TXN_DDL,
   TXN_DML,
 } from "./format.js";
-import { keyText } from "./keys.js";
+import { type PackedChanges, type PackedSchema, packChanges } from "./pack.js";
 
 export interface ArchiveWriterOptions {
   dir: string;
@@ -82,7 +81,6 @@ export class ArchiveWriter {
   private db: Database.Database | null = null;
   private file: ArchiveFile | null = null;
   private st: Statements | null = null;
-  private schemaIds = new WeakMap<ChangeBatch, number>();
   private pageSize = 4096;
   private schemaBySig = new Map<string, number>();
   private nextChange = 1;
@@ -139,7 +137,12 @@ export class ArchiveWriter {
 
   /** Changes (whole source transactions, in order) and the checkpoint, in one SQLite transaction. */
   write(changes: readonly ArchivedChange[], cp: CheckpointWrite): void {
-    this.roll(firstCommitTime(changes));
+    this.writePacked(packChanges(changes), cp);
+  }
+
+  /** `write` of changes packed already (packChanges; how a worker thread gets them). */
+  writePacked(changes: PackedChanges, cp: CheckpointWrite): void {
+    this.roll(this.firstCommitTime(changes));
     const db = this.db!;
     db.transaction(() => {
       this.insertChanges(changes);
@@ -181,8 +184,12 @@ export class ArchiveWriter {
 
   /** A source transaction larger than a group: parts go into one open SQLite transaction. */
   writePart(changes: readonly ArchivedChange[]): void {
+    this.writePartPacked(packChanges(changes));
+  }
+
+  writePartPacked(changes: PackedChanges): void {
     if (!this.largeOpen) {
-      this.roll(firstCommitTime(changes));
+      this.roll(this.firstCommitTime(changes));
       this.db!.exec("BEGIN");
       this.largeOpen = true;
     }
@@ -211,7 +218,6 @@ export class ArchiveWriter {
     // The ids handed out in the rolled-back transaction are free again, table shapes forgotten.
     if (this.db) this.readCounters(this.db);
     this.schemaBySig = new Map();
-    this.schemaIds = new WeakMap();
   }
 
   /** Whether the current file has a definition of the table. */
@@ -283,7 +289,6 @@ export class ArchiveWriter {
     this.db = db;
     this.file = f;
     this.schemaBySig = new Map();
-    this.schemaIds = new WeakMap();
     this.pageSize = db.pragma("page_size", { simple: true }) as number;
     this.fileHasCheckpoint =
       db.prepare("SELECT 1 FROM checkpoint WHERE consumer = ?").get(this.o.consumer) !== undefined;
@@ -326,49 +331,57 @@ export class ArchiveWriter {
     if (a) st.applied.run(this.o.consumer, a.seq, a.firstRow, a.maxSeq, a.units);
   }
 
-  private insertChanges(changes: readonly ArchivedChange[]): void {
+  private insertChanges(changes: PackedChanges): void {
     const st = this.st!;
-    this.params.length = 0;
-    for (const c of changes) {
-      const b = c.batch;
-      const src = b.sourceTxns[c.sourceTxn];
-      const key = `${b.txnOrdinal}:${src?.firstRow ?? -1}`;
-      let txn = this.openTxns.get(key);
-      if (txn === undefined) {
-        txn = this.nextTxn++;
-        this.openTxns.set(key, txn);
-        const file = src?.startFile || b.position?.startFile || "";
-        const pos = Number(src?.startFile ? src.startPos : (b.position?.startPos ?? 0));
-        st.txn.run(
-          txn,
-          TXN_DML,
-          c.seq,
-          src?.firstRow ?? 0,
-          src?.gtid ?? b.position?.gtid ?? "",
-          file,
-          pos,
-          file ? Position.fromRecord({ file, pos }).sortable : "",
-          Number(src?.commitTime ?? b.commitTime),
-          this.nextChange,
-          null,
-          null,
-          null,
-        );
+    const p = this.params;
+    p.length = 0;
+    // The archive's id of each packed transaction (0: not met yet in this write).
+    const txnIds = new Int32Array(changes.txns.length);
+    const schemaIds = changes.schemas.map((s) => this.schemaOf(s));
+    // Bound as BLOBs: a Buffer over the packed bytes (a worker thread receives a plain Uint8Array).
+    const rows = Buffer.from(changes.rows.buffer, changes.rows.byteOffset, changes.rows.byteLength);
+    let start = 0;
+    for (let i = 0; i < changes.count; i++) {
+      const end = changes.ends[i]!;
+      const t = changes.txn[i]!;
+      let txn = txnIds[t]!;
+      if (txn === 0) {
+        const x = changes.txns[t]!;
+        const open = this.openTxns.get(x.key);
+        if (open !== undefined) txn = open;
+        else {
+          txn = this.nextTxn++;
+          this.openTxns.set(x.key, txn);
+          // first_change: this change's id (changes come in order, so a transaction's rows follow).
+          st.txn.run(
+            txn,
+            TXN_DML,
+            x.seq,
+            x.firstRow,
+            x.gtid,
+            x.file,
+            x.pos,
+            x.sortable,
+            x.commitTime,
+            this.nextChange,
+            null,
+            null,
+            null,
+          );
+        }
+        txnIds[t] = txn;
       }
-      const pk = b.primaryKey;
-      const after = c.op === "d" ? null : keyText(pk, c.after);
-      const before = c.op === "c" || c.op === "r" ? null : keyText(pk, c.before);
-      const p = this.params;
       p.push(
         this.nextChange++,
         txn,
-        this.schemaOf(b),
-        c.rowIndex,
-        c.op,
-        after ?? before,
-        after !== null && before !== null && after !== before ? before : null,
-        c.raw,
+        schemaIds[changes.schema[i]!],
+        changes.rowIndex[i],
+        changes.ops[i],
+        changes.pk[i],
+        changes.pkOld[i],
+        rows.subarray(start, end),
       );
+      start = end;
       if (p.length === ROWS_PER_INSERT * CHANGE_PARAMS) this.flushChanges();
     }
     this.flushChanges();
@@ -382,25 +395,24 @@ export class ArchiveWriter {
     p.length = 0;
   }
 
-  /** The `schemas` row of a batch's table shape (one look-up per batch header). */
-  private schemaOf(b: ChangeBatch): number {
-    let id = this.schemaIds.get(b);
-    if (id !== undefined) return id;
-    const columns = JSON.stringify(b.columns.map((c) => [c.name, c.type, c.charset]));
-    const pkey = JSON.stringify(b.primaryKey);
-    const sig = `${b.db}\u0000${b.table}\u0000${b.schemaVersion}\u0000${columns}\u0000${pkey}`;
-    id = this.schemaBySig.get(sig);
+  /** The `schemas` row of a table shape (looked up once per shape and file). */
+  private schemaOf(s: PackedSchema): number {
+    const sig = `${s.db}\u0000${s.tbl}\u0000${s.version}\u0000${s.columns}\u0000${s.pkey}`;
+    let id = this.schemaBySig.get(sig);
     if (id === undefined) {
       const found = this.db!.prepare(
         "SELECT id FROM schemas WHERE db = ? AND tbl = ? AND version = ? AND columns = ? AND pkey = ?",
-      ).get(b.db, b.table, b.schemaVersion, columns, pkey) as { id: number } | undefined;
+      ).get(s.db, s.tbl, s.version, s.columns, s.pkey) as { id: number } | undefined;
       id =
-        found?.id ??
-        Number(this.st!.schema.run(b.db, b.table, b.schemaVersion, columns, pkey).lastInsertRowid);
+        found?.id ?? Number(this.st!.schema.run(s.db, s.tbl, s.version, s.columns, s.pkey).lastInsertRowid);
       this.schemaBySig.set(sig, id);
     }
-    this.schemaIds.set(b, id);
     return id;
+  }
+
+  private firstCommitTime(changes: PackedChanges): number {
+    const t = changes.txns[changes.txn[0] ?? 0];
+    return t ? t.commitTime : Math.floor(this.now() / 1000);
   }
 
   /** Deletes whole old files past the age or size limit; never the current one. */
@@ -439,10 +451,4 @@ export class ArchiveWriter {
       this.o.log?.("archive file deleted by retention", { file: f.path, bytes: f.bytes });
     }
   }
-}
-
-function firstCommitTime(changes: readonly ArchivedChange[]): number {
-  const c = changes[0];
-  if (!c) return Math.floor(Date.now() / 1000);
-  return Number(c.batch.sourceTxns[c.sourceTxn]?.commitTime ?? c.batch.commitTime);
 }

@@ -342,7 +342,7 @@ function addBench(program: Command, act: Act): void {
   bench
     .command("archive")
     .description(
-      "archive write rows/s: row changes into the backup use's SQLite archive, as the archive sink writes them",
+      "archive rows/s end to end: row changes already in the stream -> the archiving DPU -> SQLite committed with its checkpoint (and the writer alone)",
     )
     .addOption(rows())
     .addOption(noRecord())
@@ -531,12 +531,18 @@ ${examples(
     .option("--apply", "apply it in one transaction instead of printing it")
     .option("--url <url>", "with --apply: the database to undo the changes in")
     .option("--to-source", "with --apply: the config's source")
+    .option(
+      "--force",
+      "undo the range even though later changes touched the same rows (they are overwritten)",
+    )
     .addHelpText(
       "after",
       `
 An insert is undone by a DELETE by its key, a delete by an INSERT of its before image, an update by
 an UPDATE back to its before image; tables without a primary key are matched on the whole image
-(LIMIT 1). DDL in the range is not undone (reported; --apply refuses such a range).
+(LIMIT 1). DDL in the range is not undone (reported; --apply refuses such a range). A range that
+is not the archive's tail is refused (exit 65, the rows named) when changes after it touched the
+same rows, unless --force.
 ${examples(
   "dfs archive flashback -c examples/backup.yaml --from-pos mysql-bin.000003:1234 > undo.sql",
   "dfs archive flashback -c examples/backup.yaml --since 2024-06-01T11:58:00Z --apply --to-source",

@@ -6,11 +6,13 @@ import {
   FLASHBACK_SESSION,
   flashback,
   keyText,
+  type LaterChange,
+  laterChanges,
   parseKeyArg,
   txnComment,
 } from "@dfs/archive";
 import { formatTableRef, Position, parseTableRef, type Row, type SqlValue, tableKey } from "@dfs/codec";
-import { createLogger } from "@dfs/common";
+import { createLogger, DataError, ErrorCode } from "@dfs/common";
 import { type DfsConfig, loadConfig } from "@dfs/config";
 import { APPLY_SESSION, describeTable, MysqlSession, parseMysqlUrl, runScript } from "@dfs/mysql";
 import { ExitCode, UsageError } from "../exit.js";
@@ -204,28 +206,56 @@ export async function runArchiveReplay(
   return ExitCode.OK;
 }
 
+const OPS: Record<string, string> = { c: "insert", u: "update", d: "delete", r: "snapshot read" };
+
+/** Later changes, one per row, at most 20 (and how many more). */
+export function laterList(later: readonly LaterChange[]): string {
+  const shown = later.slice(0, 20).map((l) => {
+    const when = new Date(l.commitTime * 1000).toISOString().replace(".000Z", "Z");
+    return `${l.table} ${l.row} (${OPS[l.op] ?? l.op} at ${l.position || "?"}, ${when})`;
+  });
+  return `${shown.join("; ")}${later.length > 20 ? `; and ${later.length - 20} more` : ""}`;
+}
+
 /**
  * `dfs archive flashback`: the SQL that undoes a range, newest change first; printed, or applied
- * in one transaction with --apply (to --url, or --to-source: the config's source).
+ * in one transaction with --apply (to --url, or --to-source: the config's source). A range that is
+ * not the archive's tail is refused when later changes touched the same rows (undoing it would
+ * overwrite them), naming those rows, unless --force.
  */
 export async function runArchiveFlashback(
-  o: ArchiveArgs & { apply?: boolean; url?: string; toSource?: boolean },
+  o: ArchiveArgs & { apply?: boolean; url?: string; toSource?: boolean; force?: boolean },
 ): Promise<number> {
   const cfg = configOf(o, o.apply === true && o.toSource === true);
   const filter = filterOf(o);
   if (filter.since === undefined && filter.until === undefined && !filter.fromPos && !filter.toPos)
     throw new UsageError("give the range to undo: --since/--until or --from-pos/--to-pos");
-  const entries = [...new ArchiveReader(dirOf(o, cfg)).entries(filter)];
+  const reader = new ArchiveReader(dirOf(o, cfg));
+  const entries = [...reader.entries(filter)];
   for (const e of entries)
     if (e.kind === "ddl")
       console.error(
         `warning: DDL at ${e.txn.position} is not undone (no exact inverse): ${e.statement.slice(0, 200)}`,
       );
+  const later = laterChanges(reader, entries);
+  if (later.length > 0 && !o.force)
+    throw new DataError(
+      ErrorCode.DATA_INVALID,
+      `flashback refused: ${later.length} row(s) this range changes were changed again after it, and undoing the range would overwrite those later changes (or fail on them): ${laterList(later)}. Undo a range that runs to the archive's end (leave out --to-pos/--until), or give --force to undo it anyway`,
+    );
+  if (later.length > 0)
+    console.error(
+      `warning (--force): ${later.length} row(s) were changed again after the range; undoing it overwrites (or misses) those changes: ${laterList(later)}`,
+    );
   if (o.apply) return applyFlashback(o, cfg, entries);
   const fb = flashback(entries);
   console.log(
     `-- dfs archive flashback: undoes ${fb.changes} change(s) of ${fb.transactions} transaction(s), newest first`,
   );
+  if (later.length > 0)
+    console.log(
+      `-- --force: ${later.length} row(s) changed again after the range are overwritten: ${laterList(later).replace(/[\r\n]+/g, " ")}`,
+    );
   for (const s of FLASHBACK_SESSION) console.log(`${s};`);
   console.log("BEGIN;");
   for (const d of fb.ddl)

@@ -1,4 +1,4 @@
-import { type ArchivePeriod, ArchiveWriter, type CheckpointWrite } from "@dfs/archive";
+import { type ArchivePeriod, ArchiveWriterThread, type CheckpointWrite } from "@dfs/archive";
 import { formatTableRef, Position, type TableRef, tableKey } from "@dfs/codec";
 import { errorMessage, type Logger } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
@@ -42,12 +42,14 @@ export interface ArchiveSinkOptions {
  * is one SQLite transaction holding its changes and the checkpoint record, exactly as the MySQL
  * sink keeps them in a target (the low-water mark, or an applied record when a group ends inside a
  * capture group), so a restarted DPU resumes exactly after what the archive holds. Nothing is ever
- * refused: every change is kept with its exact typed images.
+ * refused: every change is kept with its exact typed images. SQLite runs on a thread of its own
+ * (ArchiveWriterThread): while it inserts and commits one group, the DPU's thread pulls and decodes
+ * the next; a group's promise resolves once it is committed, so messages are acknowledged after.
  */
 export class ArchiveSink implements Sink {
   readonly parallelism = 1;
   readonly stats: SinkStats = { rowsApplied: 0, rejected: 0, retries: 0, lastError: "", waitingFor: "" };
-  private writer: ArchiveWriter | null = null;
+  private writer: ArchiveWriterThread | null = null;
   private readonly tables = new Map<string, TargetTable>();
   /** Tables a DDL statement changed: their definition is kept again, as it is now. */
   private readonly redefine = new Set<string>();
@@ -58,7 +60,7 @@ export class ArchiveSink implements Sink {
   constructor(private readonly o: ArchiveSinkOptions) {}
 
   async open(): Promise<SinkCheckpoint> {
-    this.writer = ArchiveWriter.open({
+    this.writer = await ArchiveWriterThread.open({
       dir: this.o.dir,
       period: this.o.period,
       maxFileBytes: this.o.maxFileBytes,
@@ -66,11 +68,11 @@ export class ArchiveSink implements Sink {
       consumer: this.o.consumer,
       log: (msg, fields) => this.o.log.info(fields, msg),
     });
-    const cp = this.writer.readCheckpoint();
+    const cp = await this.writer.readCheckpoint();
     const applied = new Set<string>();
     for (const u of cp.units) for (const k of parseUnits(u)) applied.add(k);
     this.lowWater = cp.lowWater;
-    this.o.log.info({ dir: this.o.dir, file: this.writer.current?.name ?? "(none yet)" }, "archive opened");
+    this.o.log.info({ dir: this.o.dir, file: this.writer.current ?? "(none yet)" }, "archive opened");
     return { lowWater: cp.lowWater, applied };
   }
 
@@ -92,13 +94,13 @@ export class ArchiveSink implements Sink {
     // As in the MySQL sink: alone and whole, the write moves the low-water mark itself; otherwise
     // it records its source transactions and the mark follows with the next write.
     const alone = group.lanes.length === 1 && group.whole;
-    group.lanes.forEach((lane, i) => {
+    for (const [i, lane] of group.lanes.entries()) {
       const started = performance.now();
       const cp: CheckpointWrite = alone ? { lowWater: group.lastSeq } : this.appliedRecord(lane, i === 0);
-      w.write(lane.changes, cp);
+      await w.write(lane.changes, cp);
       this.stats.rowsApplied += lane.changes.length;
       this.o.events?.committed?.(lane.changes, performance.now() - started);
-    });
+    }
     if (alone) this.lowWater = group.lastSeq;
     this.pendingLow = alone ? 0 : group.lastSeq;
     return [];
@@ -106,7 +108,7 @@ export class ArchiveSink implements Sink {
 
   async applyDdl(ddl: DdlChange, seq: number): Promise<void> {
     const started = performance.now();
-    this.need().writeDdl(
+    await this.need().writeDdl(
       {
         seq,
         db: ddl.db,
@@ -128,7 +130,7 @@ export class ArchiveSink implements Sink {
   }
 
   async advance(seq: number): Promise<void> {
-    this.need().saveCheckpoint({ lowWater: seq });
+    await this.need().saveCheckpoint({ lowWater: seq });
     this.moved(seq);
   }
 
@@ -139,9 +141,9 @@ export class ArchiveSink implements Sink {
   async applyLargePart(changes: readonly Change[]): Promise<Rejected[]> {
     const w = this.need();
     try {
-      w.writePart(changes);
+      await w.writePart(changes);
     } catch (err) {
-      w.abortLarge();
+      await w.abortLarge().catch(() => {});
       throw err;
     }
     this.stats.rowsApplied += changes.length;
@@ -151,9 +153,9 @@ export class ArchiveSink implements Sink {
   async commitLarge(seq: number): Promise<void> {
     const w = this.need();
     try {
-      w.commitLarge({ lowWater: seq });
+      await w.commitLarge({ lowWater: seq });
     } catch (err) {
-      w.abortLarge();
+      await w.abortLarge().catch(() => {});
       throw err;
     }
     this.moved(seq);
@@ -166,8 +168,9 @@ export class ArchiveSink implements Sink {
   }
 
   async close(): Promise<void> {
-    this.writer?.close();
+    const w = this.writer;
     this.writer = null;
+    await w?.close();
   }
 
   private moved(seq: number): void {
@@ -175,7 +178,7 @@ export class ArchiveSink implements Sink {
     this.pendingLow = 0;
   }
 
-  private need(): ArchiveWriter {
+  private need(): ArchiveWriterThread {
     if (!this.writer) throw new Error("the archive sink is not open");
     return this.writer;
   }
@@ -195,7 +198,7 @@ export class ArchiveSink implements Sink {
   private async keepDefinition(ref: TableRef): Promise<void> {
     const w = this.need();
     const changed = this.redefine.delete(tableKey(ref));
-    if (!this.o.source || (!changed && w.hasDefinition(ref))) return;
+    if (!this.o.source || (!changed && (await w.hasDefinition(ref)))) return;
     let s: MysqlSession | null = null;
     try {
       s = await MysqlSession.open(this.o.source, {
@@ -204,7 +207,7 @@ export class ArchiveSink implements Sink {
         connectTimeoutMs: 5000,
       });
       const sql = await showCreateTable(s, ref);
-      if (sql) w.recordDefinition(ref, this.lowWater, sql);
+      if (sql) await w.recordDefinition(ref, this.lowWater, sql);
     } catch (err) {
       this.o.log.warn(
         { table: formatTableRef(ref), err: errorMessage(err) },

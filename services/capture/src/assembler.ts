@@ -3,7 +3,7 @@ import {
   encodeDdl,
   encodeHeartbeat,
   messageIds,
-  type Position,
+  Position,
   RowsWriter,
   type TableRef,
   tableKey,
@@ -277,14 +277,24 @@ export class Assembler implements BinlogHandler {
   }
 
   onDdl(statement: string, db: string, tables: TableRef[], at: Position, timestampMs: number): void {
-    const gtid = this.group?.inTxn ? (this.group.txns.at(-1)?.gtid ?? "") : "";
+    const txn = this.group?.inTxn ? this.group.txns.at(-1) : undefined;
+    const gtid = txn?.gtid ?? "";
+    // Where the DDL started (its GTID event, as for a transaction of rows), not `at`, its end.
+    const start = txn?.startFile ? Position.at(txn.startFile, txn.startPos) : this.lastPosition;
     // DDL commits implicitly: rows before it (never seen in practice) are committed with it.
     if (this.group) {
       this.group.inTxn = false;
       this.closeGroup(at);
     }
     this.lastEventMs = timestampMs;
-    this.queueDdl({ statement, db, tables }, at, timestampMs, gtid, messageIds.ddl(this.o.sourceId, at));
+    this.queueDdl(
+      { statement, db, tables },
+      at,
+      timestampMs,
+      gtid,
+      messageIds.ddl(this.o.sourceId, at),
+      start,
+    );
     this.pendingCheckpoint = this.checkpointAt(at);
   }
 
@@ -305,6 +315,7 @@ export class Assembler implements BinlogHandler {
     timestampMs: number,
     gtid: string,
     msgId: string,
+    start: Position = at,
   ): void {
     const scn = this.nextScn++;
     const payload = encodeDdl({
@@ -312,7 +323,7 @@ export class Assembler implements BinlogHandler {
       serverUuid: this.o.serverUuid,
       db: st.db,
       statement: st.statement,
-      position: at.toWire(gtid),
+      position: at.toWire(gtid, start),
       scn: BigInt(scn),
       commitTime: BigInt(Math.floor(timestampMs / 1000)),
       captureTimeMs: BigInt(Date.now()),

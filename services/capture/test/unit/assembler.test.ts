@@ -234,9 +234,23 @@ describe("Assembler", () => {
     const ddl = decodeDdl(es[1]!.payload);
     assert.deepEqual(ddl.tables, [{ db: "my.db", table: "t" }]);
     assert.equal(es[1]!.msgId, "s1:0000000004:000000000250:ddl");
+    assert.deepEqual(
+      [ddl.position?.startPos, ddl.position?.pos],
+      [200n, 250n],
+      "the DDL starts where the commit before it ended",
+    );
     const hb = decodeHeartbeat(es[3]!.payload);
     assert.equal(hb.position?.pos, 300n);
     assert.equal(writes.at(-1)!.checkpoint?.position.pos, 300);
+  });
+
+  test("a DDL after its GTID event starts there (not at its end)", () => {
+    const { a, entries } = recording();
+    a.onBegin("0-1-7", at(4, 230), 0);
+    a.onDdl("ALTER TABLE `my.db`.t ADD c INT", "my.db", [{ db: "my.db", table: "t" }], at(4, 300), 0);
+    a.flush();
+    const ddl = decodeDdl(entries()[0]!.payload);
+    assert.deepEqual([ddl.position?.gtid, ddl.position?.startPos, ddl.position?.pos], ["0-1-7", 230n, 300n]);
   });
 
   test("rows without a BEGIN start where the last transaction ended", () => {

@@ -17,6 +17,8 @@ export interface VerifyArgs {
 async function progress(): Promise<{
   table(name: string, estimated: number): void;
   rows(n: number): void;
+  /** The last table was read to its end. */
+  finish(): void;
   stop(): void;
 }> {
   if (process.stderr.isTTY) {
@@ -32,9 +34,17 @@ async function progress(): Promise<{
     let started = false;
     let t0 = 0;
     let done = 0;
+    // The estimated rows are InnoDB's estimate: a table read to its end is 100% of the rows read.
+    const complete = () => {
+      if (done > 0) bar.setTotal(done);
+      bar.update(done);
+    };
     return {
       table(name, estimated) {
-        if (started) bar.stop();
+        if (started) {
+          complete();
+          bar.stop();
+        }
         bar.start(Math.max(estimated, 1), 0, { table: name, rate: 0 });
         started = true;
         t0 = performance.now();
@@ -44,6 +54,9 @@ async function progress(): Promise<{
         done += n;
         if (done > bar.getTotal()) bar.setTotal(done);
         bar.update(done, { rate: Math.round(done / Math.max((performance.now() - t0) / 1000, 0.001)) });
+      },
+      finish() {
+        if (started) complete();
       },
       stop() {
         if (started) bar.stop();
@@ -57,6 +70,7 @@ async function progress(): Promise<{
     table(name, estimated) {
       current = name;
       done = 0;
+      last = Date.now();
       console.error(`verifying ${name} (about ${estimated} rows)`);
     },
     rows(n) {
@@ -66,6 +80,7 @@ async function progress(): Promise<{
         console.error(`${current}: ${done} rows`);
       }
     },
+    finish() {},
     stop() {},
   };
 }
@@ -95,6 +110,7 @@ export async function runVerifyCommand(o: VerifyArgs): Promise<number> {
       ...(o.wait !== undefined ? { waitMs: o.wait * 1000 } : {}),
       ...(bar ? { onTable: bar.table, onRows: bar.rows } : {}),
     });
+    bar?.finish();
     bar?.stop();
     console.log(o.json ? reportJson(report) : formatReport(report));
     return report.drift ? ExitCode.DATAERR : ExitCode.OK;

@@ -7,104 +7,33 @@
 // /healthz answers 200, a Status call with the token succeeds on capture and the DPU, and a new
 // WebSocket login works. DFS_TEST_SEED=<seed> repeats a run.
 import assert from "node:assert/strict";
-import http2 from "node:http2";
-import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { type CaptureService, startCapture } from "@dfs/capture";
-import { type Random, seededRandom, testSeed } from "@dfs/common";
+import { seededRandom, testSeed } from "@dfs/common";
 import { type ControlClient, connectControl } from "@dfs/control";
 import { type DpuService, startDpu } from "@dfs/dpu";
 import { connectNats } from "@dfs/nats";
 import { deleteStreams, ensureStack, sourceConnection, testConfig, uniqueId, urls } from "@dfs/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type mysql from "mysql2/promise";
-import { WebSocket } from "ws";
 import { type MonitorService, startMonitor } from "../../dist/index.js";
 import { quiet } from "../support/fakes.js";
+import {
+  DEADLINE_MS,
+  frame,
+  grpcCall,
+  httpRaw,
+  type Outcome,
+  q,
+  randomPath,
+  raw,
+  wsExchange,
+} from "../support/fuzz.js";
 
 const SEED = testSeed();
 const TOKEN = "fuzz-endpoints-token-51ab";
 /** Inputs per burst. */
 const BURST = 25;
-/** How long one input may take to be answered or closed. */
-const DEADLINE_MS = 5_000;
-const q = (name: string) => `\`${name.replace(/`/g, "``")}\``;
-
-/** What became of one input: a status, or how the connection ended. */
-type Outcome = string;
-
-/** Writes raw bytes to a port; resolves with what came back first (or "closed"/"silent"). */
-function raw(port: number, bytes: Buffer, o: { untilClose?: boolean } = {}): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port });
-    let got = "";
-    const done = (o: Outcome) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(o);
-    };
-    const timer = setTimeout(() => done(got ? `answered ${got.slice(0, 12)}, open` : "silent"), DEADLINE_MS);
-    s.on("data", (d) => {
-      got += d.toString("latin1");
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(got);
-      if (status && !o.untilClose) done(`http ${status[1]}`);
-    });
-    s.on("error", () => done(got ? "answered, reset" : "reset"));
-    s.on("close", () => done(got ? `answered ${got.length} bytes, closed` : "closed"));
-    s.write(bytes, () => {});
-  });
-}
-
-/** One gRPC call with a body of our making; resolves with its grpc-status (or how it ended). */
-function grpcCall(
-  port: number,
-  path: string,
-  body: Buffer,
-  o: { token?: string; headers?: Record<string, string> } = {},
-): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    let status: string | undefined;
-    const done = (out: Outcome) => {
-      clearTimeout(timer);
-      session.destroy();
-      resolve(out);
-    };
-    const timer = setTimeout(() => done(status ? `grpc ${status}` : "timeout"), DEADLINE_MS);
-    session.on("error", () => done(status ? `grpc ${status}` : "session error"));
-    const req = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
-      ...o.headers,
-    });
-    req.on("response", (h) => {
-      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-    });
-    req.on("trailers", (h) => {
-      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-    });
-    req.on("data", () => {});
-    req.on("error", () => done(status ? `grpc ${status}` : "stream error"));
-    req.on("close", () => done(status ? `grpc ${status}` : `closed (rst ${req.rstCode})`));
-    req.end(body);
-  });
-}
-
-/** A gRPC message frame: compression flag, 4-byte length, bytes. */
-function frame(bytes: Buffer, o: { length?: number; compressed?: boolean } = {}): Buffer {
-  const h = Buffer.alloc(5);
-  h[0] = o.compressed ? 1 : 0;
-  h.writeUInt32BE(o.length ?? bytes.length, 1);
-  return Buffer.concat([h, bytes]);
-}
-
-/** One HTTP/1.1 request written by hand (methods, paths and headers no client library would send). */
-function httpRaw(port: number, head: string, body: Buffer = Buffer.alloc(0)): Promise<Outcome> {
-  return raw(port, Buffer.concat([Buffer.from(head, "latin1"), body]));
-}
 
 interface Stack {
   capture: CaptureService;
@@ -129,57 +58,6 @@ async function assertAlive(s: Stack, after: string): Promise<void> {
   }
   const login = await wsExchange(s.monitor.port, [JSON.stringify({ type: "login", token: TOKEN })], 1);
   assert.match(login.messages[0] ?? "", /"type":"login","ok":true/, `seed ${SEED}: WS login after ${after}`);
-}
-
-/** Opens the monitor's socket, sends `frames`, collects `expect` messages or the close, then closes. */
-function wsExchange(
-  port: number,
-  frames: (string | Buffer)[],
-  expect: number,
-): Promise<{ messages: string[]; closed: number | null }> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { maxPayload: 64 * 1024 * 1024 });
-    const messages: string[] = [];
-    let closed: number | null = null;
-    const done = () => {
-      clearTimeout(timer);
-      ws.terminate();
-      resolve({ messages, closed });
-    };
-    const timer = setTimeout(done, DEADLINE_MS);
-    ws.on("open", () => {
-      for (const f of frames) ws.send(f, { binary: typeof f !== "string" });
-    });
-    ws.on("message", (d) => {
-      const text = d.toString();
-      if (!text.includes('"type":"state"')) messages.push(text);
-      if (messages.length >= expect) done();
-    });
-    ws.on("close", (code) => {
-      closed = code;
-      done();
-    });
-    ws.on("error", () => done());
-  });
-}
-
-function randomPath(r: Random): string {
-  return r.pick([
-    "/",
-    "/healthz",
-    "/metrics",
-    "/readyz",
-    "/ws",
-    "//healthz",
-    "/healthz/../metrics",
-    "/%2e%2e/%2e%2e/etc/passwd",
-    `/app.js?x=${"%".repeat(r.int(50))}`,
-    `/${r.bytes(r.int(30)).toString("hex")}`,
-    `/${"a/".repeat(r.int(3000))}`,
-    "*",
-    "http://[::1",
-    "/\u0000",
-  ]);
 }
 
 describe(`endpoint fuzz (seed ${SEED})`, () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -8,9 +8,17 @@ import { openHarness, q, quietLog } from "../support/harness.js";
 
 const DFS = join(dirname(fileURLToPath(import.meta.url)), "../../../cli/bin/dfs.js");
 
-function dfs(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [DFS, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+/**
+ * Runs the dfs CLI as a child process without blocking this process's event loop (the pipeline's
+ * capture and DPU run in it: the CLI's verify waits for the DPU to apply past each chunk).
+ */
+function dfs(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [DFS, ...args], { encoding: "utf8", timeout: 120_000 }, (e, out, err) => {
+      const code = e ? (typeof e.code === "number" ? e.code : -1) : 0;
+      resolve({ code, out, err });
+    });
+  });
 }
 
 const ROWS = 20_000;
@@ -50,7 +58,7 @@ test("sync: rows changed, deleted and added on the target behind the pipeline's 
     await h.dst.query(`DELETE FROM ${tt} WHERE id IN (1, 12345)`);
     await h.dst.query(`INSERT INTO ${tt} (id, name) VALUES (0, 'extra'), (${ROWS + 50}, 'extra')`);
 
-    const cli = dfs("verify", "-c", h.configFile, "--table", `${h.db}.items`, "--chunk-rows", "2000");
+    const cli = await dfs("verify", "-c", h.configFile, "--table", `${h.db}.items`, "--chunk-rows", "2000");
     assert.equal(cli.code, 65, `${cli.out}\n${cli.err}`);
     assert.match(cli.out, /DRIFT/);
     assert.match(cli.out, /missing\s+\{"id":"12345"\}/);
@@ -76,7 +84,15 @@ test("sync: rows changed, deleted and added on the target behind the pipeline's 
     assert.equal(r1.sourceRows, ROWS);
     assert.equal(r1.targetRows, ROWS);
 
-    const repaired = dfs("verify", "-c", h.configFile, "--table", `${h.db}.items`, "--repair", "--json");
+    const repaired = await dfs(
+      "verify",
+      "-c",
+      h.configFile,
+      "--table",
+      `${h.db}.items`,
+      "--repair",
+      "--json",
+    );
     assert.equal(repaired.code, 0, `${repaired.out}\n${repaired.err}`);
     const report = JSON.parse(repaired.out) as {
       tables: { status: string; repair: Record<string, unknown> }[];
@@ -84,7 +100,7 @@ test("sync: rows changed, deleted and added on the target behind the pipeline's 
     assert.equal(report.tables[0]!.status, "repaired");
     assert.deepEqual(report.tables[0]!.repair, { upserted: 5, deleted: 2, remaining: [] });
 
-    const after = dfs("verify", "-c", h.configFile, "--table", `${h.db}.items`);
+    const after = await dfs("verify", "-c", h.configFile, "--table", `${h.db}.items`);
     assert.equal(after.code, 0, `${after.out}\n${after.err}`);
     assert.match(after.out, /\bok\b/);
     // The repaired rows are exactly the source's (NULL vs '' included).

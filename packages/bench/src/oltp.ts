@@ -237,9 +237,18 @@ async function measureLatency(
   const seconds = (performance.now() - t0) / 1000;
   writing = false;
   await poller;
-  const lat = Array.from({ length: total }, (_, i) => seenAt[i + 1]! - commitAt[i + 1]!).sort(
-    (a, b) => a - b,
-  );
+  const raw = Array.from({ length: total }, (_, i) => seenAt[i + 1]! - commitAt[i + 1]!);
+  if (process.env.DFS_BENCH_LATENCY_TRACE) {
+    // When the slow ones committed (seconds into the phase), to tell a stall from a steady tail.
+    const worst = raw.map((l, i) => [l, (commitAt[i + 1]! - t0) / 1000] as const).sort((a, b) => b[0] - a[0]);
+    const buckets = new Map<number, number>();
+    for (const [, at] of worst.slice(0, Math.ceil(total / 100)))
+      buckets.set(Math.floor(at), (buckets.get(Math.floor(at)) ?? 0) + 1);
+    console.error(
+      `latency trace: slowest 1% by second of commit ${JSON.stringify([...buckets].sort((a, b) => a[0] - b[0]))}`,
+    );
+  }
+  const lat = raw.sort((a, b) => a - b);
   return {
     rateAsked: rate,
     txns: total,

@@ -73,7 +73,8 @@ test("dlq: refused rows larger than max_payload are dead-lettered as chunks, lis
     await p.src.query(`INSERT INTO ${src} VALUES (6, 'small', 'w')`);
     const want = await rows(p.src, p.db);
     await waitFor(
-      async () => (await rows(p.dst, p.targetDb)).join(" ") === [want[0], want[1], want[3], want[5]].join(" "),
+      async () =>
+        (await rows(p.dst, p.targetDb)).join(" ") === [want[0], want[1], want[3], want[5]].join(" "),
       { timeoutMs: 60_000, what: `the fitting rows (${JSON.stringify(p.dpu?.status())})` },
     );
     assert.equal(p.dpu!.status().state, "running", "the DPU goes on");
@@ -93,7 +94,11 @@ test("dlq: refused rows larger than max_payload are dead-lettered as chunks, lis
       assert.ok(l.bytes > mib * MiB && l.bytes < mib * MiB + 64 * 1024, `${l.bytes} bytes`);
       assert.equal(l.chunks.count, Math.ceil(l.bytes / (maxPayload - 8 * 1024)));
     }
-    assert.equal(await dlqMessages(p), 2 + l3.chunks!.count + l5.chunks!.count, "two letters and their chunks");
+    assert.equal(
+      await dlqMessages(p),
+      2 + l3.chunks!.count + l5.chunks!.count,
+      "two letters and their chunks",
+    );
 
     // The letter joins back into the refused row, exactly.
     const batch = decodeBatch(await readDeadLetter(p.nc, p.id, l3));
@@ -101,7 +106,11 @@ test("dlq: refused rows larger than max_payload are dead-lettered as chunks, lis
     const after = batch.rows[0]!.after.map(fromValue);
     assert.equal(after[0], 3n);
     const blob = after[2] as Uint8Array;
-    assert.equal(`3:big:${blob.byteLength}:${sha256Hex(blob)}`, want[2], "the dead letter's row is the source's");
+    assert.equal(
+      `3:big:${blob.byteLength}:${sha256Hex(blob)}`,
+      want[2],
+      "the dead letter's row is the source's",
+    );
 
     // A letter missing a chunk is never replayed truncated: it stays, with the reason.
     const jsm = await jetstreamManager(p.nc);

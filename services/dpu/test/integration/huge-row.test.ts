@@ -63,13 +63,20 @@ test(`huge row: a ${ROW_MB} MiB LONGBLOB between small rows arrives exactly; cap
     // The stack runs both servers with max_allowed_packet=1G; a stack started with less is raised
     // here (never lowered): sessions opened from now on see it, the children's included.
     for (const conn of [src, p.dst])
-      await conn.query("SET GLOBAL max_allowed_packet = GREATEST(@@GLOBAL.max_allowed_packet, 1024 * 1024 * 1024)");
+      await conn.query(
+        "SET GLOBAL max_allowed_packet = GREATEST(@@GLOBAL.max_allowed_packet, 1024 * 1024 * 1024)",
+      );
     await src.query("SET SESSION group_concat_max_len = 1024 * 1024 * 1024");
     await src.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, note VARCHAR(20) NOT NULL, b LONGBLOB)`);
 
     const dir = tempDir("dfs-huge-");
     const config = writeConfig(dir, {
-      source: { id: p.id, url: urls.sourceUrl, serverId: p.cfg.source.serverId, include: { databases: [p.db] } },
+      source: {
+        id: p.id,
+        url: urls.sourceUrl,
+        serverId: p.cfg.source.serverId,
+        include: { databases: [p.db] },
+      },
       nats: { url: urls.natsUrl },
       target: { url: urls.targetUrl, database: p.targetDb },
       capture: { journal: { path: join(dir, "journal.db") }, http: { port: 0 }, grpc: { port: 0 } },
@@ -119,7 +126,10 @@ test(`huge row: a ${ROW_MB} MiB LONGBLOB between small rows arrives exactly; cap
     console.log(JSON.stringify(report));
     // Peak resident memory: a few copies of the row at most (see docs/capture.md and docs/dpu.md,
     // "Large rows", for what holds them), never unbounded.
-    assert.ok(after.capture.peak < before.capture.rss + 5 * ROW_MB, `capture peaked at ${after.capture.peak} MiB`);
+    assert.ok(
+      after.capture.peak < before.capture.rss + 5 * ROW_MB,
+      `capture peaked at ${after.capture.peak} MiB`,
+    );
     assert.ok(after.dpu.peak < before.dpu.rss + 4 * ROW_MB, `the DPU peaked at ${after.dpu.peak} MiB`);
   } finally {
     await killChild(dpu, "SIGTERM");

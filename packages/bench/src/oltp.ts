@@ -13,7 +13,9 @@ import { sleep } from "@dfs/common";
 import { parseMysqlUrl } from "@dfs/mysql";
 import { connectNats } from "@dfs/nats";
 import { stackUrls } from "@dfs/stack";
+import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
+import { reportTrace, traceArrivals } from "./latency-trace.js";
 import { peakRssMb } from "./proc.js";
 import {
   assertRunning,
@@ -188,8 +190,13 @@ async function measureLatency(
   child: ChildProcess,
   rate: number,
   o: OltpOptions,
+  nc: NatsConnection,
+  sourceId: string,
 ): Promise<OltpResult["latency"]> {
   const total = Math.round(rate * o.latencySeconds);
+  const trace = process.env.DFS_BENCH_LATENCY_TRACE
+    ? traceArrivals(nc, sourceId, db, "oltp_latency", total)
+    : null;
   const commitAt = new Float64Array(total + 1).fill(Number.NaN);
   const seenAt = new Float64Array(total + 1).fill(Number.NaN);
   let seen = 0;
@@ -238,15 +245,9 @@ async function measureLatency(
   writing = false;
   await poller;
   const raw = Array.from({ length: total }, (_, i) => seenAt[i + 1]! - commitAt[i + 1]!);
-  if (process.env.DFS_BENCH_LATENCY_TRACE) {
-    // When the slow ones committed (seconds into the phase), to tell a stall from a steady tail.
-    const worst = raw.map((l, i) => [l, (commitAt[i + 1]! - t0) / 1000] as const).sort((a, b) => b[0] - a[0]);
-    const buckets = new Map<number, number>();
-    for (const [, at] of worst.slice(0, Math.ceil(total / 100)))
-      buckets.set(Math.floor(at), (buckets.get(Math.floor(at)) ?? 0) + 1);
-    console.error(
-      `latency trace: slowest 1% by second of commit ${JSON.stringify([...buckets].sort((a, b) => a[0] - b[0]))}`,
-    );
+  if (trace) {
+    trace.stop();
+    for (const line of reportTrace(commitAt, trace.at, seenAt, t0, total)) o.log(`latency trace: ${line}`);
   }
   const lat = raw.sort((a, b) => a - b);
   return {
@@ -325,7 +326,7 @@ export async function benchOltp(o: OltpOptions): Promise<OltpResult> {
     const rate = Math.max(1, Math.round(write.txnsPerSecond / 2));
     log(`latency: ${rate} transactions/s (half the source's rate) for ${o.latencySeconds} s...`);
     await sleep(1000);
-    const latency = await measureLatency(conns, tgt, db, child, rate, o);
+    const latency = await measureLatency(conns, tgt, db, child, rate, o, nc, id);
     log(`latency: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms`);
     await stopChild(child, 15_000);
 

@@ -6,7 +6,7 @@ import { type ArchiveFile, FORMAT_VERSION, initialized, listFiles, openFile, TXN
 
 /** What to read: every condition given must hold. Ranges include their start and exclude their end. */
 export interface ArchiveFilter {
-  /** Only these tables (DDL is left out when tables or a key are asked for). */
+  /** Only these tables (and the DDL that names one of them; DDL is left out when a key is asked for). */
   tables?: readonly TableRef[];
   /** Only changes of this key (keyText form, see parseKeyArg), usually with `tables`. */
   key?: string;
@@ -175,7 +175,8 @@ function* readFile(db: Database.Database, f: ArchiveFile, filter: ArchiveFilter)
         .filter((s) => filter.tables!.some((t) => t.db === s.row.db && t.table === s.row.tbl))
         .map((s) => s.row.id)
     : null;
-  if (wanted && wanted.length === 0) return;
+  // No rows of the tables in this file: only their DDL can be (unless a key is asked for).
+  if (wanted && wanted.length === 0 && filter.key !== undefined) return;
 
   const where: string[] = [];
   const params: unknown[] = [];
@@ -203,22 +204,29 @@ function* readFile(db: Database.Database, f: ArchiveFile, filter: ArchiveFilter)
   });
   const inSchemas = wanted ? ` AND schema IN (${wanted.map(() => "?").join(",")})` : "";
   const rows: Iterable<ChangeRow> =
-    filter.key !== undefined
-      ? (db
-          .prepare(
-            `SELECT id, txn, schema, row FROM changes WHERE (pk = ? OR pk_old = ?)${inSchemas} ORDER BY id`,
-          )
-          .iterate(filter.key, filter.key, ...(wanted ?? [])) as Iterable<ChangeRow>)
-      : (db
-          .prepare(`SELECT id, txn, schema, row FROM changes WHERE id >= ?${inSchemas} ORDER BY id`)
-          .iterate(txns[0]!.first_change, ...(wanted ?? [])) as Iterable<ChangeRow>);
+    wanted && wanted.length === 0
+      ? []
+      : filter.key !== undefined
+        ? (db
+            .prepare(
+              `SELECT id, txn, schema, row FROM changes WHERE (pk = ? OR pk_old = ?)${inSchemas} ORDER BY id`,
+            )
+            .iterate(filter.key, filter.key, ...(wanted ?? [])) as Iterable<ChangeRow>)
+        : (db
+            .prepare(`SELECT id, txn, schema, row FROM changes WHERE id >= ?${inSchemas} ORDER BY id`)
+            .iterate(txns[0]!.first_change, ...(wanted ?? [])) as Iterable<ChangeRow>);
   const last = txns[txns.length - 1]!.id;
-  const withDdl = !filter.tables && filter.key === undefined;
+  // DDL: all of it, or with `tables` the statements that name one of them; none for a key.
+  const withDdl = filter.key === undefined;
+  const ddlWanted = (d: ArchiveEntry & { kind: "ddl" }) =>
+    !filter.tables || d.tables.some((x) => filter.tables!.some((t) => t.db === x.db && t.table === x.table));
   let next = 0; // the next txn (of `txns`) whose DDL may be due
   const ddlUpTo = function* (txnId: number): Generator<ArchiveEntry> {
     for (; next < txns.length && txns[next]!.id <= txnId; next++) {
       const t = txns[next]!;
-      if (t.kind === TXN_DDL && withDdl) yield ddlEntry(t, info(t));
+      if (t.kind !== TXN_DDL || !withDdl) continue;
+      const d = ddlEntry(t, info(t));
+      if (ddlWanted(d)) yield d;
     }
   };
   for (const r of rows) {
@@ -232,7 +240,7 @@ function* readFile(db: Database.Database, f: ArchiveFile, filter: ArchiveFilter)
   yield* ddlUpTo(last);
 }
 
-function ddlEntry(t: TxnRow, txn: TxnInfo): ArchiveEntry {
+function ddlEntry(t: TxnRow, txn: TxnInfo): ArchiveEntry & { kind: "ddl" } {
   const tables = (JSON.parse(t.tables ?? "[]") as [string, string][]).map(([db, table]) => ({ db, table }));
   return { kind: "ddl", txn, db: t.db ?? "", statement: t.statement ?? "", tables };
 }

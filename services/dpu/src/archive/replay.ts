@@ -1,5 +1,5 @@
 import { type ArchiveFilter, ArchiveReader } from "@dfs/archive";
-import { type DecodedChange, formatTableRef, type TableRef, tableKey } from "@dfs/codec";
+import { type DecodedChange, formatTableRef, tableKey } from "@dfs/codec";
 import { DataError, ErrorCode, type Logger } from "@dfs/common";
 import type { DfsConfig } from "@dfs/config";
 import { describeTable, type MysqlEndpoint, MysqlSession, quoteId } from "@dfs/mysql";
@@ -82,7 +82,7 @@ export async function replayArchive(cfg: DfsConfig, o: ArchiveReplayOptions): Pr
       }
       const key = tableKey(e.change.ref);
       if (!ready.has(key)) {
-        await ensureTable(admin, reader, e.change.ref, mapDb, e.txn.seq, o.log);
+        await ensureTable(admin, reader, e.change, mapDb, e.txn.seq, o.log);
         ready.add(key);
       }
       pending.push(await changeOf(sink, e.change, e.txn.seq));
@@ -105,15 +105,22 @@ async function changeOf(sink: MysqlSink, d: DecodedChange, seq: number): Promise
   return Object.assign(d as Change, { seq, target, columns, keys: null });
 }
 
-/** Creates the target table from the archive's definition when the target lacks it. */
+/**
+ * Creates the target table from the archive's definition when the target lacks it. The definition
+ * is the source's CREATE TABLE as the archive first met the table, which can be newer than the
+ * range's first rows (the archive caught up a backlog after later DDL): a table whose columns are
+ * not those of the rows is dropped again and the replay stops, naming both, rather than replay into
+ * a table the source did not have then.
+ */
 async function ensureTable(
   s: MysqlSession,
   reader: ArchiveReader,
-  ref: TableRef,
+  first: DecodedChange,
   mapDb: (db: string) => string,
   seq: number,
   log: Logger,
 ): Promise<void> {
+  const ref = first.ref;
   const target = { db: mapDb(ref.db), table: ref.table };
   if (await describeTable(s, target)) return;
   const sql = reader.definition(ref, seq);
@@ -122,4 +129,12 @@ async function ensureTable(
   await s.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(target.db)}`);
   await s.query(`USE ${quoteId(target.db)}`);
   await s.query(sql.replace(/^CREATE TABLE /i, "CREATE TABLE IF NOT EXISTS "));
+  const made = (await describeTable(s, target))?.columns.map((c) => c.name) ?? [];
+  const rows = first.batch.columns.map((c) => c.name);
+  if (made.join("\u0000") === rows.join("\u0000")) return;
+  await s.query(`DROP TABLE ${quoteId(target.db)}.${quoteId(target.table)}`);
+  throw new DataError(
+    ErrorCode.OBJECT_MISSING,
+    `${formatTableRef(target)} does not exist, and the archive's definition of ${formatTableRef(ref)} (columns ${made.join(", ")}) is not the table its rows at the range's start had (columns ${rows.join(", ")}): the definition was taken from the source after later DDL. Create the table as it was then, or replay from before its CREATE TABLE (the archive's DDL then makes it)`,
+  );
 }

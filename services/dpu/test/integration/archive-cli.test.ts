@@ -121,8 +121,14 @@ test("dfs run -c examples/backup.yaml: the snapshot and later changes reach the 
     );
 
     const entries = await queryJson(["-c", file, "--table", `${db}.t`]);
+    // With --table the DDL that names the table comes too: first the snapshot's CREATE TABLE.
+    assert.match(
+      String(entries[0]?.statement),
+      /^CREATE TABLE (IF NOT EXISTS )?`t`/,
+      JSON.stringify(entries[0]),
+    );
     assert.deepEqual(
-      entries.map(sig),
+      entries.slice(1).map(sig),
       [
         `${db}.t r ["1"] one`,
         `${db}.t r ["2"] two`,
@@ -134,7 +140,7 @@ test("dfs run -c examples/backup.yaml: the snapshot and later changes reach the 
       ],
       "the snapshot of the rows there before, then each change once, in order",
     );
-    assert.deepEqual(entries[5]!.before, { id: 3, v: "three" }, "a delete keeps its before image");
+    assert.deepEqual(entries[6]!.before, { id: 3, v: "three" }, "a delete keeps its before image");
 
     child.kill("SIGTERM");
     const code = await Promise.race([
@@ -165,7 +171,7 @@ before(async () => {
 after(async () => {
   await a?.close();
   if (a) {
-    for (const d of [a.db, `${a.id}_replay`, `${a.id}_before`])
+    for (const d of [a.db, `${a.id}_replay`, `${a.id}_before`, `${a.id}_late`, `${a.id}_late2`])
       await dst?.query(`DROP DATABASE IF EXISTS ${q(d)}`).catch(() => {});
     await dst
       ?.query("DELETE FROM `_dfs`.`_dfs_checkpoint` WHERE consumer LIKE ?", [`${a.id}:%`])
@@ -412,7 +418,12 @@ test("DDL in the archive: query in order with each row's columns, replay equals 
   assert.deepEqual(range[4]!.after, { id: 1, x: "x1" });
   const rows = await queryJson(["-c", config, "--table", d]);
   assert.deepEqual(
-    rows.map((e) => Object.keys(e.after as Json).join(",")),
+    rows.filter((e) => e.kind === "ddl").map(sig),
+    [`DDL CREATE TABLE ${t} (id INT PRIMARY KEY, v VARCHAR(20) NULL)`, `DDL ${alter}`],
+    "with --table, the table's DDL comes with its rows",
+  );
+  assert.deepEqual(
+    rows.filter((e) => e.kind !== "ddl").map((e) => Object.keys(e.after as Json).join(",")),
     ["id,v", "id,v", "id,v,w", "id,v,w", "id,v,w"],
     "rows before the ALTER keep their columns, those after have the new one",
   );
@@ -499,4 +510,46 @@ test("DDL in the archive: query in order with each row's columns, replay equals 
   ]);
   assert.equal(applied.code, 64, `--apply refuses a range with DDL: ${applied.stderr}`);
   assert.match(applied.stderr, /the range holds DDL, which flashback cannot undo/);
+});
+
+test("replay into an empty database when the archive defined the table after later DDL: refused, naming both column lists", {
+  timeout: 60_000,
+}, async () => {
+  const { src, db, dir, config, dpu } = a;
+  const t = `${q(db)}.t_late`;
+  // The archiving DPU meets the table only after its ALTER: the definition it keeps (SHOW CREATE
+  // TABLE, asked then) has the later column, while the first rows do not.
+  dpu.pause();
+  await src.query(`CREATE TABLE ${t} (id INT PRIMARY KEY, v VARCHAR(20) NULL)`);
+  const afterCreate = await binlogPosition(src);
+  await src.query(`INSERT INTO ${t} VALUES (1, 'a')`);
+  await src.query(`ALTER TABLE ${t} ADD COLUMN w INT NULL`);
+  await src.query(`INSERT INTO ${t} VALUES (2, 'b', 2)`);
+  dpu.resume();
+  await waitArchived(dir, { db, table: "t_late" }, '["2"]', "c");
+
+  const lateDb = `${a.id}_late`;
+  const args = ["archive", "replay", "-c", config, "--url", urls.targetUrl, "--table", `${db}.t_late`];
+  const refused = await dfs([...args, "--database", lateDb, "--from-pos", afterCreate]);
+  assert.equal(refused.code, 65, `${refused.stdout}${refused.stderr}`);
+  assert.match(
+    refused.stderr,
+    /definition of .*t_late \(columns id, v, w\) is not the table its rows at the range's start had \(columns id, v\)/,
+  );
+  const [left] = await dst.query(
+    "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 't_late'",
+    [lateDb],
+  );
+  assert.equal(
+    Number((left as { n: number }[])[0]!.n),
+    0,
+    "the table made from the definition is dropped again",
+  );
+
+  // From before its CREATE TABLE, the archive's own DDL (which comes with --table) makes the table
+  // and adds the column: the replay equals the source.
+  const wholeDb = `${a.id}_late2`;
+  const whole = await dfs([...args, "--database", wholeDb]);
+  assert.equal(whole.code, 0, whole.stderr);
+  assert.equal(await tableDump(dst, wholeDb, "t_late"), await tableDump(src, db, "t_late"));
 });

@@ -140,6 +140,8 @@ export interface Archiving {
   dir: string;
   config: string;
   src: Connection;
+  /** The archiving DPU (to pause it while the source moves on). */
+  dpu: DpuService;
   close(): Promise<void>;
 }
 
@@ -186,6 +188,7 @@ export async function openArchiving(prefix: string): Promise<Archiving> {
     dir,
     config,
     src,
+    dpu: dpu!,
     async close() {
       await dpu?.stop().catch(() => {});
       await capture?.stop().catch(() => {});

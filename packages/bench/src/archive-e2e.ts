@@ -7,7 +7,7 @@
  * the stream's last batch: JetStream -> stream reader -> transaction builder -> archive sink ->
  * SQLite commit, node start-up included.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,10 +16,10 @@ import { Headers, type Position } from "@dfs/codec";
 import { sleep } from "@dfs/common";
 import { connectNats, lastPublished, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
 import { cpuSeconds, peakRssMb } from "./proc.js";
-import { assertRunning, projectRoot, q, stopChild } from "./run.js";
+import { assertRunning, q, spawnDfs, stopChild, streamBatches } from "./run.js";
 import { binlogEnd } from "./workload.js";
 
 const TABLE = `CREATE TABLE bench_archive (
@@ -82,42 +82,6 @@ function chunkSql(c: number): string {
   return txns.map((s) => `START TRANSACTION; ${s}; COMMIT`).join("; ");
 }
 
-/** Row changes, messages and the last batch's sequence in the stream (headers only). */
-async function streamRows(nc: Awaited<ReturnType<typeof connectNats>>, stream: string) {
-  const info = await (await jetstreamManager(nc)).streams.info(stream);
-  const consumer = await jetstream(nc).consumers.get(stream, {
-    opt_start_seq: info.state.first_seq,
-    headers_only: true,
-  });
-  let rows = 0;
-  let messages = 0;
-  let lastBatch = 0;
-  let seq = 0;
-  while (seq < info.state.last_seq) {
-    const batch = await consumer.fetch({ max_messages: 5000, expires: 2000 });
-    let got = 0;
-    for await (const m of batch) {
-      got++;
-      seq = m.seq;
-      if (m.headers?.get(Headers.kind) === "batch") {
-        messages++;
-        rows += Number(m.headers.get(Headers.rows));
-        lastBatch = m.seq;
-      }
-    }
-    if (got === 0) break;
-  }
-  return { rows, messages, lastBatch };
-}
-
-function spawnDfs(args: string[]): ChildProcess {
-  // DFS_BENCH_NODE_ARGS passes node flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.DFS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  return spawn(process.execPath, [...nodeArgs, join(projectRoot(), "packages/cli/bin/dfs.js"), ...args], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-}
-
 /** Runs `dfs capture` from `start` until the stream holds a heartbeat at or past `end`. */
 async function captureBacklog(
   cfgFile: string,
@@ -126,11 +90,8 @@ async function captureBacklog(
   end: Position,
 ): Promise<number> {
   const t0 = performance.now();
-  const child = spawn(
-    process.execPath,
-    [join(projectRoot(), "packages/cli/bin/dfs.js"), "capture", "-c", cfgFile],
-    { stdio: ["ignore", "inherit", "inherit"] },
-  );
+  // Only `dfs dpu` gets DFS_BENCH_NODE_ARGS: capture's part is not timed.
+  const child = spawnDfs(["capture", "-c", cfgFile], { nodeArgs: false });
   try {
     const deadline = Date.now() + 1_800_000;
     for (;;) {
@@ -201,7 +162,7 @@ export async function benchArchiveE2e(rows: number, log: (s: string) => void): P
     );
     log(`${writeSeconds.toFixed(1)} s to write; capturing ${start} -> ${end} into ${stream} (not timed)`);
     const captureSeconds = await captureBacklog(captureCfg, nc, stream, end);
-    const inStream = await streamRows(nc, stream);
+    const inStream = await streamBatches(nc, stream);
     if (inStream.rows !== chunks * CHUNK)
       throw new Error(`the stream holds ${inStream.rows} row changes, the workload made ${chunks * CHUNK}`);
 

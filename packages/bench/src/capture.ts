@@ -1,14 +1,14 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Headers } from "@dfs/codec";
 import { sleep } from "@dfs/common";
-import { type connectNats, lastPublished, subjects } from "@dfs/nats";
+import { lastPublished, subjects } from "@dfs/nats";
 import { stackUp, stackUrls } from "@dfs/stack";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { parse, stringify } from "yaml";
 import { cpuSeconds, peakRssMb } from "./proc.js";
+import { spawnDfs, streamBatches } from "./run.js";
 import { binlogEnd, openBenchSource, type WorkloadResult, writeMixedWorkload } from "./workload.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,10 +25,6 @@ export interface CaptureBenchResult {
   cpuSeconds: number;
   baselineRowsPerSecond: number;
   workload: WorkloadResult;
-}
-
-function projectRoot(): string {
-  return join(here, "..", "..", "..");
 }
 
 /** zongji alone over the same range, in its own process, for the within-run ratio. */
@@ -91,12 +87,7 @@ async function runScenario(
     writeFileSync(cfgFile, stringify(config));
     const t0 = performance.now();
     // DFS_BENCH_NODE_ARGS passes flags to the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-    const nodeArgs = (process.env.DFS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-    child = spawn(
-      process.execPath,
-      [...nodeArgs, join(projectRoot(), "packages/cli/bin/dfs.js"), "capture", "-c", cfgFile],
-      { stdio: ["ignore", "inherit", "inherit"] },
-    );
+    child = spawnDfs(["capture", "-c", cfgFile]);
     const pid = child.pid!;
     let peak = 0;
     const stream = subjects.streamName(id);
@@ -120,9 +111,7 @@ async function runScenario(
     const cpu = cpuSeconds(pid);
     child.kill("SIGTERM");
     // Count the rows actually in the stream: the figure only counts if nothing is missing.
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(stream);
-    const { rowsInStream, messages } = await countRows(nc, stream, info.state.first_seq, info.state.last_seq);
+    const { rows: rowsInStream, messages } = await streamBatches(nc, stream);
     log(`${scenario}: measuring zongji alone over the same range...`);
     const baseline = zongjiBaseline(start, end);
     return {
@@ -160,33 +149,6 @@ function mergeInto(into: Record<string, unknown>, add: Record<string, unknown> |
       mergeInto(have as Record<string, unknown>, v as Record<string, unknown>);
     else into[k] = v;
   }
-}
-
-async function countRows(
-  nc: Awaited<ReturnType<typeof connectNats>>,
-  stream: string,
-  first: number,
-  last: number,
-) {
-  const { jetstream } = await import("@nats-io/jetstream");
-  const consumer = await jetstream(nc).consumers.get(stream, { opt_start_seq: first, headers_only: true });
-  let rowsInStream = 0;
-  let messages = 0;
-  let seq = 0;
-  while (seq < last) {
-    const batch = await consumer.fetch({ max_messages: 5000, expires: 2000 });
-    let got = 0;
-    for await (const m of batch) {
-      got++;
-      seq = m.seq;
-      if (m.headers?.get(Headers.kind) === "batch") {
-        messages++;
-        rowsInStream += Number(m.headers.get(Headers.rows));
-      }
-    }
-    if (got === 0) break;
-  }
-  return { rowsInStream, messages };
 }
 
 export async function benchCapture(

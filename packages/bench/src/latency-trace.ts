@@ -7,6 +7,7 @@
 import { decodeBatch, decodeChanges } from "@dfs/codec";
 import { subjects } from "@dfs/nats";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { percentile } from "./run.js";
 
 export interface ArrivalTrace {
   /** performance.now() when transaction n's row reached the stream (NaN: not seen). */
@@ -38,11 +39,11 @@ export function traceArrivals(
   return { at, stop: () => sub.unsubscribe() };
 }
 
+/** p50, p99 and max, as the bench computes its own (`percentile`). */
 function percentiles(xs: number[]): string {
   const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  const p = (q: number) =>
-    s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return `p50 ${p(0.5).toFixed(1)} p99 ${p(0.99).toFixed(1)} max ${(s.at(-1) ?? Number.NaN).toFixed(1)} ms`;
+  if (s.length === 0) return "no samples";
+  return `p50 ${percentile(s, 0.5).toFixed(1)} p99 ${percentile(s, 0.99).toFixed(1)} max ${s.at(-1)!.toFixed(1)} ms`;
 }
 
 /** One line per split, and the seconds (from t0) in which the slowest 1% committed. */

@@ -12,7 +12,7 @@ import { Headers, type Position } from "@dfs/codec";
 import { sleep } from "@dfs/common";
 import { type connectNats, lastPublished, subjects } from "@dfs/nats";
 import { MARIADB_TUNING } from "@dfs/stack";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import mysql from "mysql2/promise";
 import { cpuSeconds, freePort, peakRssMb } from "./proc.js";
 
@@ -118,13 +118,57 @@ export function startDfsRun(
       "",
     ].join("\n"),
   );
-  const nodeArgs = (process.env.DFS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const bin = process.env.DFS_BENCH_DFS_BIN || join(projectRoot(), "packages/cli/bin/dfs.js");
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, bin, "run", "-c", cfgFile], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const child = spawnDfs(["run", "-c", cfgFile], { bin: process.env.DFS_BENCH_DFS_BIN || undefined });
   return { id, dir, child, t0 };
+}
+
+/**
+ * `node dfs.js ...args` as a child with this process's output. DFS_BENCH_NODE_ARGS adds node flags
+ * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") unless `nodeArgs` is false; `bin` replaces dfs.js.
+ */
+export function spawnDfs(
+  args: string[],
+  o: { nodeArgs?: boolean; bin?: string | undefined } = {},
+): ChildProcess {
+  const flags =
+    o.nodeArgs === false ? [] : (process.env.DFS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const bin = o.bin ?? join(projectRoot(), "packages/cli/bin/dfs.js");
+  return spawn(process.execPath, [...flags, bin, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+}
+
+/**
+ * Row changes and messages in a stream, and the sequence of its last batch, read from its headers
+ * only (the figures of a bench count only if nothing is missing).
+ */
+export async function streamBatches(
+  nc: Nats,
+  stream: string,
+): Promise<{ rows: number; messages: number; lastBatch: number }> {
+  const info = await (await jetstreamManager(nc)).streams.info(stream);
+  const consumer = await jetstream(nc).consumers.get(stream, {
+    opt_start_seq: info.state.first_seq,
+    headers_only: true,
+  });
+  let rows = 0;
+  let messages = 0;
+  let lastBatch = 0;
+  let seq = 0;
+  while (seq < info.state.last_seq) {
+    const batch = await consumer.fetch({ max_messages: 5000, expires: 2000 });
+    let got = 0;
+    for await (const m of batch) {
+      got++;
+      seq = m.seq;
+      if (m.headers?.get(Headers.kind) === "batch") {
+        messages++;
+        rows += Number(m.headers.get(Headers.rows));
+        lastBatch = m.seq;
+      }
+    }
+    if (got === 0) break;
+  }
+  return { rows, messages, lastBatch };
 }
 
 export interface CaughtUp {

@@ -25,6 +25,21 @@ import {
 
 export type { NatsConnection };
 
+/**
+ * Room left in a message for its headers (ids, position, chunk headers, a dead letter's error cut
+ * at 2,000 characters: well under 8 KiB).
+ */
+export const HEADER_ROOM = 8 * 1024;
+
+/**
+ * Most payload bytes of one message on this connection: the server's max_payload as its info says
+ * now (1 MiB when unknown) less HEADER_ROOM, and at least 64 KiB. A larger payload goes as chunks
+ * (@dfs/codec chunks.ts).
+ */
+export function maxMessageBytes(nc: NatsConnection): number {
+  return Math.max(64 * 1024, (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM);
+}
+
 /** The `nats` section's connection keys (a DfsConfig's `nats` can be passed as it is). */
 export interface NatsOptions {
   /** One URL or a comma-separated list (cluster seeds): nats://host:4222, tls://..., host:port. */

@@ -7,7 +7,9 @@ export {
   brokerError,
   connectNats,
   connectNatsWithRetry,
+  HEADER_ROOM,
   isBrokerUnavailable,
+  maxMessageBytes,
   type NatsConnection,
   type NatsOptions,
 } from "./connect.js";

@@ -23,9 +23,6 @@ export interface PublishSource {
   read(afterScn: number, limit: number, maxBytes?: number): JournalEntry[];
 }
 
-/** Room left in a message for its headers (ids, position, chunk headers: well under 1 KiB). */
-export const HEADER_ROOM = 8 * 1024;
-
 export interface PublisherOptions {
   /** The stream (JetStream in the service, a fake in unit tests). */
   stream: StreamWriter;
@@ -36,7 +33,7 @@ export interface PublisherOptions {
   ackTimeoutMs: number;
   /**
    * Most payload bytes of one message: the NATS server's max_payload (as the connection's server
-   * info says now) less HEADER_ROOM. A larger entry is published as chunks (@dfs/codec chunks.ts).
+   * info says now) less room for headers: @dfs/nats maxMessageBytes. A larger entry is published as chunks (@dfs/codec chunks.ts).
    */
   maxMessageBytes(): number;
   reconnect: { initialMs: number; maxMs: number };

@@ -12,6 +12,7 @@ import {
   ensureStreamsWithRetry,
   jetStreamWriter,
   type Lease,
+  maxMessageBytes,
   type NatsConnection,
   streamSettingsOf,
   subjects,
@@ -21,7 +22,7 @@ import type { SourceFacts } from "./checks.js";
 import { captureControl } from "./control.js";
 import { Journal } from "./journal.js";
 import { JournalWriter } from "./journal-writer.js";
-import { HEADER_ROOM, Publisher } from "./publisher.js";
+import { Publisher } from "./publisher.js";
 import { ReaderSupervisor } from "./reader-supervisor.js";
 import { RetentionWatch, readRetention } from "./retention.js";
 import { CaptureRuntime, type CaptureService } from "./runtime.js";
@@ -189,7 +190,7 @@ function buildPublisher(
     maxInFlightBytes: cfg.capture.publish.maxInFlightBytes,
     ackTimeoutMs: cfg.capture.publish.ackTimeoutMs,
     // Read at each publish: a reconnect may land on a server with another limit.
-    maxMessageBytes: () => Math.max(64 * 1024, (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM),
+    maxMessageBytes: () => maxMessageBytes(nc),
     reconnect: cfg.capture.reconnect,
     log,
     onPublished: () => {},

@@ -13,7 +13,7 @@ import {
   type TableRef,
 } from "@dfs/codec";
 import { DataError, ErrorCode } from "@dfs/common";
-import { brokerError, decodeToken, subjects } from "@dfs/nats";
+import { brokerError, decodeToken, maxMessageBytes, subjects } from "@dfs/nats";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Rejected } from "./sink.js";
@@ -35,12 +35,6 @@ export const DlqHeaders = {
   bytes: "Dfs-Dlq-Bytes",
   sha256: "Dfs-Dlq-Sha256",
 } as const;
-
-/**
- * Room left in a message for a dead letter's headers (the error is cut at 2,000 characters): a
- * payload larger than max_payload less this goes as chunks.
- */
-const HEADER_ROOM = 8 * 1024;
 
 /**
  * Publishes each refused change as a one-row ChangeBatch to dfs.<source>._dlq.<db>.<table>, with
@@ -114,7 +108,7 @@ async function publishDeadLetter(
   // JetStream away or electing a leader: a TransientError, so the group is tried again (the
   // message ids make a second publish of the same dead letter harmless).
   const fail = (err: unknown) => Promise.reject(brokerError(err, `cannot dead-letter to ${subject}`));
-  const max = Math.max(64 * 1024, (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM);
+  const max = maxMessageBytes(nc);
   let body = payload;
   if (payload.byteLength > max) {
     const count = chunkCount(payload.byteLength, max);
@@ -248,16 +242,17 @@ export async function readDeadLetter(
     throw new DataError(ErrorCode.DATA_INVALID, `${name} names its chunks with malformed headers`);
   const stream = subjects.dlqStreamName(sourceId);
   const jsm = await jetstreamManager(nc);
+  const missing = (index: number) =>
+    new DataError(
+      ErrorCode.DATA_INVALID,
+      `${name} is incomplete: chunk ${index} of ${c.count} is missing from ${stream} (subject ${c.subject}); it cannot be replayed`,
+    );
   const joiner = new ChunkJoiner();
   let seq = c.firstSeq > 0 ? c.firstSeq : 1;
   let next = 0;
   for (;;) {
     const m = await jsm.streams.getMessage(stream, { seq, next_by_subj: c.subject } as never);
-    if (!m)
-      throw new DataError(
-        ErrorCode.DATA_INVALID,
-        `${name} is incomplete: chunk ${next} of ${c.count} is missing from ${stream} (subject ${c.subject}); it cannot be replayed`,
-      );
+    if (!m) throw missing(next);
     seq = m.seq + 1;
     const h = parseChunkHeader((n) => m.header.get(n) || undefined);
     if (!h || h.count !== c.count || h.bytes !== c.bytes || h.sha256 !== c.sha256)
@@ -266,11 +261,7 @@ export async function readDeadLetter(
         `${name}: message ${m.seq} on ${c.subject} is not one of its chunks`,
       );
     if (h.index < next) continue; // an earlier publish's copy of a chunk already joined
-    if (h.index > next)
-      throw new DataError(
-        ErrorCode.DATA_INVALID,
-        `${name} is incomplete: chunk ${next} of ${c.count} is missing from ${stream} (subject ${c.subject}); it cannot be replayed`,
-      );
+    if (h.index > next) throw missing(next);
     // The joiner checks each chunk's length and the whole's checksum; sequences are the chunks' own.
     const r = joiner.add({ header: h, seq: next + 1, data: m.data });
     next++;

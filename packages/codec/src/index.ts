@@ -57,4 +57,5 @@ export {
   tableKey,
   tableRef,
 } from "./table-ref.js";
+export { writeUtf8 } from "./utf8.js";
 export { fromValue, type SqlValue, toValue, ValueKind, valueCase } from "./values.js";

@@ -1,4 +1,5 @@
 import { ChangeBatch } from "@dfs/proto";
+import { writeUtf8 } from "./utf8.js";
 import { ValueKind } from "./values.js";
 
 /**
@@ -124,7 +125,8 @@ export class RowsWriter {
       else if (v instanceof Uint8Array) n += 12 + v.byteLength;
       else if (v !== null && v !== undefined && kinds[i] === ValueKind.Json)
         n += 12 + JSON.stringify(v).length * 3;
-      else n += 17;
+      // A number or bigint: 17 in binary, up to 24 as text (a Text, DECIMAL or temporal column).
+      else n += 32;
     }
     return n;
   }
@@ -237,7 +239,7 @@ export class RowsWriter {
     if (s.length < 42) {
       // At most 126 UTF-8 bytes: both length prefixes fit in one byte. [valueLen][tag][strLen][utf8]
       const at = this.pos;
-      const written = this.buf.write(s, at + 3, "utf8");
+      const written = writeUtf8(this.buf, s, at + 3);
       this.buf[at] = written + 2;
       this.buf[at + 1] = tag;
       this.buf[at + 2] = written;
@@ -248,7 +250,7 @@ export class RowsWriter {
     this.varint(1 + varintSize(n) + n);
     this.byte(tag);
     this.varint(n);
-    this.pos += this.buf.write(s, this.pos, "utf8");
+    this.pos += writeUtf8(this.buf, s, this.pos);
   }
 
   private bytesValue(b: Uint8Array): void {

@@ -28,15 +28,17 @@ export {
   type MysqlRole,
   mysqlErrorKind,
 } from "./errors.js";
-export { isPlainText, quoteId, quoteTable, sqlLiteral } from "./quote.js";
+export { escapedText, isPlainText, quoteId, quoteTable, sqlLiteral } from "./quote.js";
 export { runScript, type ScriptStatement } from "./script.js";
 export {
   APPLY_SESSION,
+  BYTES_QUERIES,
   connectionOptions,
   MysqlSession,
   READ_SESSION,
   type SessionOptions,
 } from "./session.js";
+export { SqlBytes } from "./sql-bytes.js";
 export {
   type MysqlSslOption,
   type MysqlTls,

@@ -36,6 +36,11 @@ export function isPlainText(v: string): boolean {
   return plain;
 }
 
+/** A string's characters escaped as in a SQL string literal (without the quotes). */
+export function escapedText(v: string): string {
+  return isPlainText(v) ? v : v.replace(ESCAPED, (c) => ESCAPES[c]!);
+}
+
 /**
  * The one escaping of values into SQL text, for statements built in bulk (the DPU's multi-row
  * statements): the same text mysql2 makes of a `?` parameter (sessions never set
@@ -45,7 +50,7 @@ export function isPlainText(v: string): boolean {
 export function sqlLiteral(v: unknown): string {
   switch (typeof v) {
     case "string":
-      return isPlainText(v) ? `'${v}'` : `'${v.replace(ESCAPED, (c) => ESCAPES[c]!)}'`;
+      return `'${escapedText(v)}'`;
     case "number":
       return String(v);
     case "bigint":

@@ -4,6 +4,11 @@ import type { MysqlSession } from "./session.js";
 /** A statement with `?` parameters. */
 export interface ScriptStatement {
   sql: string;
+  /**
+   * The statement's text already as UTF-8 bytes (SqlBytes), without parameters: what is sent, and
+   * `sql` is then read only for messages.
+   */
+  bytes?: Uint8Array;
   params?: readonly unknown[];
   /**
    * Sent alone as a prepared statement, its parameters in the binary protocol (large values:
@@ -14,7 +19,7 @@ export interface ScriptStatement {
 
 /** Bytes a statement takes on the wire: its text and its parameters. */
 export function statementBytes(st: ScriptStatement): number {
-  let n = Buffer.byteLength(st.sql) + 16;
+  let n = (st.bytes ? st.bytes.byteLength : Buffer.byteLength(st.sql)) + 16;
   for (const p of st.params ?? [])
     n += p instanceof Uint8Array ? p.byteLength + 9 : typeof p === "string" ? Buffer.byteLength(p) + 9 : 9;
   return n;
@@ -48,17 +53,21 @@ export async function runScript(
   maxPacket = Number.POSITIVE_INFINITY,
 ): Promise<unknown> {
   let from = 0;
-  let parts: string[] = [];
+  let parts: (string | Uint8Array)[] = [];
+  let encoded = false; // a part is bytes: the round trip's text is sent as bytes
   let bytes = 0;
   let last: unknown;
   const flush = async (to: number) => {
     const started = performance.now();
-    const result = await s.query(parts.join(";\n"));
+    const result = encoded
+      ? await s.queryBytes(parts.length === 1 ? (parts[0] as Uint8Array) : joinBytes(parts, bytes))
+      : await s.query(parts.join(";\n"));
     // The last statement's result: alone, the result itself; after others, the last of the list.
     last = parts.length > 1 ? (result as unknown[])[parts.length - 1] : result;
     sent?.(from, to, performance.now() - started);
     from = to;
     parts = [];
+    encoded = false;
     bytes = 0;
   };
   for (let i = 0; i < statements.length; i++) {
@@ -73,13 +82,30 @@ export async function runScript(
       from = i + 1;
       continue;
     }
-    const sql = st.params && st.params.length > 0 ? s.format(st.sql, st.params) : st.sql;
-    const size = Buffer.byteLength(sql) + 2;
+    const sql = st.bytes ?? (st.params && st.params.length > 0 ? s.format(st.sql, st.params) : st.sql);
+    const size = (typeof sql === "string" ? Buffer.byteLength(sql) : sql.byteLength) + 2;
     if (size > maxPacket) throw tooLarge(size, maxPacket, "target");
     if (parts.length > 0 && bytes + size > maxBytes) await flush(i);
     parts.push(sql);
+    if (typeof sql !== "string") encoded = true;
     bytes += size;
   }
   if (parts.length > 0) await flush(statements.length);
   return last;
+}
+
+/** Statements' texts, strings or bytes, joined by ";\n" into one run of bytes (`size` is enough). */
+function joinBytes(parts: readonly (string | Uint8Array)[], size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) at += out.write(";\n", at, "latin1");
+    const p = parts[i]!;
+    if (typeof p === "string") at += out.write(p, at, "utf8");
+    else {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+  }
+  return out.subarray(0, at);
 }

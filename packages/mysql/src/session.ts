@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import mysql from "mysql2/promise";
 import { endpointName, type MysqlEndpoint } from "./endpoint.js";
 import { classifyMysqlError, type MysqlRole } from "./errors.js";
@@ -60,6 +63,20 @@ function formatQuery(sql: string, values: unknown): string {
   if (values === undefined || values === null || (Array.isArray(values) && values.length === 0)) return sql;
   return mysql.format(sql, values as Parameters<typeof mysql.format>[1], false, "local");
 }
+
+/**
+ * Whether this mysql2 takes a query's text as bytes: the project's patch (patches/mysql2+*.patch,
+ * applied by npm install's postinstall) sends a Buffer as it is. An install without it (scripts
+ * skipped) still works: the bytes are decoded to a string first, as the driver then needs.
+ */
+export const BYTES_QUERIES: boolean = (() => {
+  try {
+    const main = createRequire(import.meta.url).resolve("mysql2");
+    return readFileSync(join(dirname(main), "lib/packets/query.js"), "utf8").includes("dataflowsync");
+  } catch {
+    return false;
+  }
+})();
 
 /**
  * One connection to a MySQL/MariaDB server. Values come back exact: BIGINT and DECIMAL as
@@ -144,6 +161,17 @@ export class MysqlSession {
   /** A statement with its `?` parameters filled in, escaped as `query` would. */
   format(sql: string, params: readonly unknown[]): string {
     return this.raw.format(sql, params as unknown[]);
+  }
+
+  /**
+   * Runs SQL text given as UTF-8 bytes (SqlBytes), sent as they are (BYTES_QUERIES); the session's
+   * character set is utf8mb4. Returns what `query` would.
+   */
+  async queryBytes<T = unknown>(sql: Uint8Array): Promise<T> {
+    const bytes = Buffer.isBuffer(sql) ? sql : Buffer.from(sql.buffer, sql.byteOffset, sql.byteLength);
+    // A Buffer: the patched driver copies it into the packet.
+    const text = BYTES_QUERIES ? (bytes as unknown as string) : bytes.toString("utf8");
+    return this.queryOptions<T>({ sql: text });
   }
 
   /** A query with mysql2's options (raw type casting, rows as arrays), for the snapshot reader. */

@@ -1,5 +1,5 @@
 import type { SqlValue } from "@dfs/codec";
-import { isPlainText, quoteId, quoteTable, sqlLiteral } from "@dfs/mysql";
+import { isPlainText, quoteId, quoteTable, SqlBytes, sqlLiteral } from "@dfs/mysql";
 import { keysOf } from "./conflicts.js";
 import type { Change, TargetTable } from "./sink.js";
 
@@ -10,6 +10,8 @@ import type { Change, TargetTable } from "./sink.js";
  */
 export interface Statement {
   sql: string;
+  /** The text as UTF-8 bytes (what is sent); `sql` is then made from them only when read. */
+  bytes?: Uint8Array;
   params?: unknown[];
   /** Sent alone as a prepared statement with `params` in the binary protocol (large values). */
   execute?: boolean;
@@ -337,13 +339,61 @@ export interface StatementRun {
 /**
  * The statement of rows of one kind, table and column list (the pipeline's batch builds its
  * upserts and deletes through it too): a multi-row INSERT (ON DUPLICATE KEY UPDATE for an upsert),
- * a DELETE by key, or a one-row DELETE equal to an image.
+ * a DELETE by key, or a one-row DELETE equal to an image. Its text is written as bytes (SqlBytes);
+ * with a large value it is a prepared statement whose large values are `?` parameters.
  */
 export function statementOf(run: StatementRun): Statement {
   const params: unknown[] = [];
   const st = statementText(run, params);
+  if (params.length === 0) return st;
   // Large values are parameters: the statement goes alone, prepared, in the binary protocol.
-  return params.length > 0 ? { ...st, params, execute: true } : st;
+  return { sql: st.sql, text: st.text, changes: st.changes, params, execute: true };
+}
+
+/** The statement texts are written here, one after another (statementText is synchronous). */
+const out = new SqlBytes();
+
+/** A statement whose text is `bytes`; `sql` decodes them when read (messages and tests). */
+function planned(bytes: Buffer, text: string, changes: Change[]): Statement {
+  return {
+    get sql() {
+      return bytes.toString("utf8");
+    },
+    bytes,
+    text,
+    changes,
+  };
+}
+
+const COMMA = 0x2c;
+const OPEN = 0x28;
+const CLOSE = 0x29;
+const MARK = 0x3f;
+
+/** A value, escaped; a large one, when `params` is given, as a `?` whose value goes to `params`. */
+function writeValue(v: SqlValue | undefined, params?: unknown[]): void {
+  if (params && isLarge(v)) {
+    params.push(v);
+    out.char(MARK);
+  } else out.literal(v ?? null);
+}
+
+/** `(v, ...),(v, ...)`: each row's values in `cols` order. */
+function writeTuples(
+  rows: readonly Record<string, SqlValue>[],
+  cols: readonly string[],
+  params: unknown[],
+): void {
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    if (r > 0) out.char(COMMA);
+    out.char(OPEN);
+    for (let c = 0; c < cols.length; c++) {
+      if (c > 0) out.char(COMMA);
+      writeValue(row[cols[c]!], params);
+    }
+    out.char(CLOSE);
+  }
 }
 
 function statementText(run: StatementRun, params: unknown[]): Statement {
@@ -351,6 +401,7 @@ function statementText(run: StatementRun, params: unknown[]): Statement {
   const cols = run.columns;
   const n = run.rows.length;
   const marks = `(${cols.map(() => "?").join(",")})`;
+  out.begin();
   switch (run.kind) {
     case "upsert":
     case "insert": {
@@ -365,41 +416,44 @@ function statementText(run: StatementRun, params: unknown[]): Statement {
         );
         tail = ` ON DUPLICATE KEY UPDATE ${assign.join(",")}`;
       }
-      return {
-        sql: head + tuples(run.rows, cols, params) + tail,
-        text: `${head}${marks} ×${n}${tail}`,
-        changes: run.changes,
-      };
+      out.raw(head);
+      writeTuples(run.rows, cols, params);
+      out.raw(tail);
+      return planned(out.end(), `${head}${marks} ×${n}${tail}`, run.changes);
     }
     case "delete": {
       const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
       if (cols.length === 1) {
         const col = quoteId(cols[0]!);
-        const values = run.rows.map((row) => literal(row[cols[0]!], params)).join(",");
-        return {
-          sql: `${head}${col} IN (${values})`,
-          text: `${head}${col} IN (?) ×${n}`,
-          changes: run.changes,
-        };
+        out.raw(`${head}${col} IN (`);
+        for (let r = 0; r < n; r++) {
+          if (r > 0) out.char(COMMA);
+          writeValue(run.rows[r]![cols[0]!], params);
+        }
+        out.char(CLOSE);
+        return planned(out.end(), `${head}${col} IN (?) ×${n}`, run.changes);
       }
       const list = `(${cols.map(quoteId).join(",")})`;
-      return {
-        sql: `${head}${list} IN (${tuples(run.rows, cols, params)})`,
-        text: `${head}${list} IN (${marks}) ×${n}`,
-        changes: run.changes,
-      };
+      out.raw(`${head}${list} IN (`);
+      writeTuples(run.rows, cols, params);
+      out.char(CLOSE);
+      return planned(out.end(), `${head}${list} IN (${marks}) ×${n}`, run.changes);
     }
     case "delete-image": {
       const row = run.rows[0]!;
       // <=> matches NULL to NULL: the row equal to the before image, one of them if there are twins.
-      const where = (value: (c: string) => string) =>
-        cols.map((c) => `${quoteId(c)} <=> ${value(c)}`).join(" AND ");
       const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
-      return {
-        sql: `${head}${where((c) => literal(row[c], params))} LIMIT 1`,
-        text: `${head}${where(() => "?")} LIMIT 1`,
-        changes: run.changes,
-      };
+      out.raw(head);
+      for (let c = 0; c < cols.length; c++) {
+        out.raw(`${c > 0 ? " AND " : ""}${quoteId(cols[c]!)} <=> `);
+        writeValue(row[cols[c]!], params);
+      }
+      out.raw(" LIMIT 1");
+      return planned(
+        out.end(),
+        `${head}${cols.map((c) => `${quoteId(c)} <=> ?`).join(" AND ")} LIMIT 1`,
+        run.changes,
+      );
     }
   }
 }

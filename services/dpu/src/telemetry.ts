@@ -47,7 +47,7 @@ export class DpuTelemetry implements SinkEvents {
       kind: "dml",
       db: t?.db ?? "",
       table: t?.table ?? "",
-      op: /^\s*(\w+)/.exec(st.sql)?.[1]?.toUpperCase() ?? "",
+      op: /^\s*(\w+)/.exec(st.text ?? st.sql)?.[1]?.toUpperCase() ?? "",
       text: summarizeSql(st.text ?? st.sql),
       rows: st.changes.length,
       durationMs: Math.round(ms * 100) / 100,

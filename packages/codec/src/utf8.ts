@@ -1,0 +1,31 @@
+/**
+ * Strings into byte buffers on the hot paths (capture's encoder, the DPU's SQL text). Most values
+ * are short and ASCII: copying their characters in a loop costs less than a call into Buffer's
+ * native encoder (whose `write` wrapper also validates its arguments every time); anything else
+ * goes through the native UTF-8 encoder, as Buffer.from(s) would (a lone surrogate becomes U+FFFD).
+ */
+
+type FastWrite = (s: string, offset: number, length: number) => number;
+
+/** Node's own UTF-8 writer on Buffer.prototype (what Buffer#write calls after its checks). */
+const nativeUtf8Write: FastWrite | undefined = (Buffer.prototype as unknown as { utf8Write?: FastWrite })
+  .utf8Write;
+
+/**
+ * Writes `s` as UTF-8 at `at` of `buf`, which must have room for `s.length * 3` bytes from `at`;
+ * returns the bytes written.
+ */
+export function writeUtf8(buf: Buffer, s: string, at: number): number {
+  const n = s.length;
+  if (n <= 64) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[at + i] = c;
+    }
+    if (i === n) return n;
+    // Not ASCII: the native encoder writes it all (what the loop wrote is written again).
+  }
+  return nativeUtf8Write ? nativeUtf8Write.call(buf, s, at, buf.length - at) : buf.write(s, at, "utf8");
+}

@@ -2,6 +2,7 @@ import { DataError, ErrorCode } from "@dfs/common";
 import { ChangeBatch } from "@dfs/proto";
 import { checkBatchHeader, type DecodedChange, decoding, type OpCode, type Row } from "./batch.js";
 import { formatTableRef, type TableRef } from "./table-ref.js";
+import { readUtf8 } from "./utf8.js";
 import type { SqlValue } from "./values.js";
 
 /**
@@ -230,7 +231,7 @@ function readValue(r: Reader, end: number): SqlValue {
         // json
         const len = r.uint32();
         r.advance(len);
-        v = r.buf.toString("utf8", r.pos - len, r.pos);
+        v = readUtf8(r.buf, r.pos - len, r.pos);
         break;
       }
       case (8 << 3) | 2: {

@@ -29,3 +29,14 @@ export function writeUtf8(buf: Buffer, s: string, at: number): number {
   }
   return nativeUtf8Write ? nativeUtf8Write.call(buf, s, at, buf.length - at) : buf.write(s, at, "utf8");
 }
+
+type FastSlice = (start: number, end: number) => string;
+
+/** Node's own UTF-8 decoder on Buffer.prototype (what Buffer#toString calls after its checks). */
+const nativeUtf8Slice: FastSlice | undefined = (Buffer.prototype as unknown as { utf8Slice?: FastSlice })
+  .utf8Slice;
+
+/** The UTF-8 text of bytes [start, end) of `buf` (in range), as buf.toString("utf8", start, end). */
+export function readUtf8(buf: Buffer, start: number, end: number): string {
+  return nativeUtf8Slice ? nativeUtf8Slice.call(buf, start, end) : buf.toString("utf8", start, end);
+}

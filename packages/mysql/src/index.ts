@@ -28,11 +28,10 @@ export {
   type MysqlRole,
   mysqlErrorKind,
 } from "./errors.js";
-export { escapedText, isPlainText, quoteId, quoteTable, sqlLiteral } from "./quote.js";
+export { isPlainText, quoteId, quoteTable, sqlLiteral } from "./quote.js";
 export { runScript, type ScriptStatement } from "./script.js";
 export {
   APPLY_SESSION,
-  BYTES_QUERIES,
   connectionOptions,
   MysqlSession,
   READ_SESSION,

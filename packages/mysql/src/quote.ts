@@ -16,7 +16,8 @@ export function quoteTable(ref: TableRef): string {
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters MySQL string literals escape
 const ESCAPED = /[\0\b\t\n\r\x1a"'\\]/g;
-const ESCAPES: Record<string, string> = {
+/** Each character a SQL string literal escapes, and its escape (SqlBytes writes the same). */
+export const ESCAPES: Readonly<Record<string, string>> = {
   "\0": "\\0",
   "\b": "\\b",
   "\t": "\\t",

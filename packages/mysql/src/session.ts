@@ -67,16 +67,24 @@ function formatQuery(sql: string, values: unknown): string {
 /**
  * Whether this mysql2 takes a query's text as bytes: the project's patch (patches/mysql2+*.patch,
  * applied by npm install's postinstall) sends a Buffer as it is. An install without it (scripts
- * skipped) still works: the bytes are decoded to a string first, as the driver then needs.
+ * skipped) still works: the bytes are decoded to a string first, as the driver then needs. Found
+ * out at the first query given as bytes, not at start-up.
  */
-export const BYTES_QUERIES: boolean = (() => {
-  try {
-    const main = createRequire(import.meta.url).resolve("mysql2");
-    return readFileSync(join(dirname(main), "lib/packets/query.js"), "utf8").includes("dataflowsync");
-  } catch {
-    return false;
+let bytesQueries: boolean | undefined;
+
+function takesBytes(): boolean {
+  if (bytesQueries === undefined) {
+    try {
+      const main = createRequire(import.meta.url).resolve("mysql2");
+      bytesQueries = readFileSync(join(dirname(main), "lib/packets/query.js"), "utf8").includes(
+        "dataflowsync",
+      );
+    } catch {
+      bytesQueries = false;
+    }
   }
-})();
+  return bytesQueries;
+}
 
 /**
  * One connection to a MySQL/MariaDB server. Values come back exact: BIGINT and DECIMAL as
@@ -164,13 +172,13 @@ export class MysqlSession {
   }
 
   /**
-   * Runs SQL text given as UTF-8 bytes (SqlBytes), sent as they are (BYTES_QUERIES); the session's
+   * Runs SQL text given as UTF-8 bytes (SqlBytes), sent as they are (takesBytes); the session's
    * character set is utf8mb4. Returns what `query` would.
    */
   async queryBytes<T = unknown>(sql: Uint8Array): Promise<T> {
     const bytes = Buffer.isBuffer(sql) ? sql : Buffer.from(sql.buffer, sql.byteOffset, sql.byteLength);
     // A Buffer: the patched driver copies it into the packet.
-    const text = BYTES_QUERIES ? (bytes as unknown as string) : bytes.toString("utf8");
+    const text = takesBytes() ? (bytes as unknown as string) : bytes.toString("utf8");
     return this.queryOptions<T>({ sql: text });
   }
 

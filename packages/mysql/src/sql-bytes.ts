@@ -1,5 +1,5 @@
 import { writeUtf8 } from "@dfs/codec";
-import { escapedText, sqlLiteral } from "./quote.js";
+import { ESCAPES, escapedText, sqlLiteral } from "./quote.js";
 
 /**
  * SQL text written straight into UTF-8 bytes, for the statements the DPU builds in bulk: a
@@ -16,18 +16,7 @@ const CHUNK_BYTES = 1024 * 1024;
 
 /** The letter after the backslash for each ASCII character a SQL string literal escapes (0: none). */
 const ESCAPE = new Uint8Array(128);
-for (const [c, e] of [
-  [0, "0"],
-  [8, "b"],
-  [9, "t"],
-  [10, "n"],
-  [13, "r"],
-  [26, "Z"],
-  [34, '"'],
-  [39, "'"],
-  [92, "\\"],
-] as const)
-  ESCAPE[c] = e.charCodeAt(0);
+for (const [c, escaped] of Object.entries(ESCAPES)) ESCAPE[c.charCodeAt(0)] = escaped.charCodeAt(1);
 
 const HEX = new Uint8Array(512);
 for (let b = 0; b < 256; b++) {

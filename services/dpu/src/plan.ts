@@ -272,32 +272,16 @@ function distinct(changes: readonly Change[], from: number, to: number): Change[
 }
 
 /**
- * A value in SQL text: escaped by sqlLiteral, or, when large and `params` is given, a `?` whose
- * value goes to `params` (sent in the binary protocol).
- */
-function literal(v: SqlValue | undefined, params?: unknown[]): string {
-  if (params && isLarge(v)) {
-    params.push(v);
-    return "?";
-  }
-  return sqlLiteral(v ?? null);
-}
-
-/**
- * `(v, ...)` per row, the values in `cols` order, escaped by sqlLiteral; with `params`, large
- * values become `?` parameters gathered there.
+ * `(v, ...)` per row, the values in `cols` order, escaped by sqlLiteral, as a string: for the
+ * pipeline's statements that insert rows to learn their generated keys (the planner's statements
+ * are written as bytes, by writeTuples below).
  *
  * Each row's text is joined once from slots (`(`, then per value a separator, the quote, the value
  * and the quote, then `)`): plain text and numbers go in as they are, so no string is made per
- * value and none is built up by `+=` (each step of which is a string of its own). This is the
- * DPU's busiest allocation site.
+ * value and none is built up by `+=` (each step of which is a string of its own).
  */
-export function tuples(
-  rows: readonly Record<string, SqlValue>[],
-  cols: readonly string[],
-  params?: unknown[],
-): string {
-  const out = new Array<string>(rows.length);
+export function tuples(rows: readonly Record<string, SqlValue>[], cols: readonly string[]): string {
+  const joined = new Array<string>(rows.length);
   const width = cols.length;
   const slots = new Array<string | number>(2 + 4 * width);
   slots[0] = "(";
@@ -312,19 +296,19 @@ export function tuples(
         slots[at] = "";
         slots[at + 1] = v; // joined as String(v) is
         slots[at + 2] = "";
-      } else if (typeof v === "string" && !(params && isLarge(v)) && isPlainText(v)) {
+      } else if (typeof v === "string" && isPlainText(v)) {
         slots[at] = "'";
         slots[at + 1] = v;
         slots[at + 2] = "'";
       } else {
         slots[at] = "";
-        slots[at + 1] = literal(v, params);
+        slots[at + 1] = sqlLiteral(v ?? null);
         slots[at + 2] = "";
       }
     }
-    out[r] = slots.join("");
+    joined[r] = slots.join("");
   }
-  return out.join(",");
+  return joined.join(",");
 }
 
 /** What statementOf needs of a run: only the table's name and key. */
@@ -351,7 +335,7 @@ export function statementOf(run: StatementRun): Statement {
 }
 
 /** The statement texts are written here, one after another (statementText is synchronous). */
-const out = new SqlBytes();
+const writer = new SqlBytes();
 
 /** A statement whose text is `bytes`; `sql` decodes them when read (messages and tests). */
 function planned(bytes: Buffer, text: string, changes: Change[]): Statement {
@@ -374,8 +358,8 @@ const MARK = 0x3f;
 function writeValue(v: SqlValue | undefined, params?: unknown[]): void {
   if (params && isLarge(v)) {
     params.push(v);
-    out.char(MARK);
-  } else out.literal(v ?? null);
+    writer.char(MARK);
+  } else writer.literal(v ?? null);
 }
 
 /** `(v, ...),(v, ...)`: each row's values in `cols` order. */
@@ -386,13 +370,13 @@ function writeTuples(
 ): void {
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
-    if (r > 0) out.char(COMMA);
-    out.char(OPEN);
+    if (r > 0) writer.char(COMMA);
+    writer.char(OPEN);
     for (let c = 0; c < cols.length; c++) {
-      if (c > 0) out.char(COMMA);
+      if (c > 0) writer.char(COMMA);
       writeValue(row[cols[c]!], params);
     }
-    out.char(CLOSE);
+    writer.char(CLOSE);
   }
 }
 
@@ -401,7 +385,7 @@ function statementText(run: StatementRun, params: unknown[]): Statement {
   const cols = run.columns;
   const n = run.rows.length;
   const marks = `(${cols.map(() => "?").join(",")})`;
-  out.begin();
+  writer.begin();
   switch (run.kind) {
     case "upsert":
     case "insert": {
@@ -416,41 +400,41 @@ function statementText(run: StatementRun, params: unknown[]): Statement {
         );
         tail = ` ON DUPLICATE KEY UPDATE ${assign.join(",")}`;
       }
-      out.raw(head);
+      writer.raw(head);
       writeTuples(run.rows, cols, params);
-      out.raw(tail);
-      return planned(out.end(), `${head}${marks} ×${n}${tail}`, run.changes);
+      writer.raw(tail);
+      return planned(writer.end(), `${head}${marks} ×${n}${tail}`, run.changes);
     }
     case "delete": {
       const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
       if (cols.length === 1) {
         const col = quoteId(cols[0]!);
-        out.raw(`${head}${col} IN (`);
+        writer.raw(`${head}${col} IN (`);
         for (let r = 0; r < n; r++) {
-          if (r > 0) out.char(COMMA);
+          if (r > 0) writer.char(COMMA);
           writeValue(run.rows[r]![cols[0]!], params);
         }
-        out.char(CLOSE);
-        return planned(out.end(), `${head}${col} IN (?) ×${n}`, run.changes);
+        writer.char(CLOSE);
+        return planned(writer.end(), `${head}${col} IN (?) ×${n}`, run.changes);
       }
       const list = `(${cols.map(quoteId).join(",")})`;
-      out.raw(`${head}${list} IN (`);
+      writer.raw(`${head}${list} IN (`);
       writeTuples(run.rows, cols, params);
-      out.char(CLOSE);
-      return planned(out.end(), `${head}${list} IN (${marks}) ×${n}`, run.changes);
+      writer.char(CLOSE);
+      return planned(writer.end(), `${head}${list} IN (${marks}) ×${n}`, run.changes);
     }
     case "delete-image": {
       const row = run.rows[0]!;
       // <=> matches NULL to NULL: the row equal to the before image, one of them if there are twins.
       const head = `DELETE FROM ${quoteTable(t.ref)} WHERE `;
-      out.raw(head);
+      writer.raw(head);
       for (let c = 0; c < cols.length; c++) {
-        out.raw(`${c > 0 ? " AND " : ""}${quoteId(cols[c]!)} <=> `);
+        writer.raw(`${c > 0 ? " AND " : ""}${quoteId(cols[c]!)} <=> `);
         writeValue(row[cols[c]!], params);
       }
-      out.raw(" LIMIT 1");
+      writer.raw(" LIMIT 1");
       return planned(
-        out.end(),
+        writer.end(),
         `${head}${cols.map((c) => `${quoteId(c)} <=> ?`).join(" AND ")} LIMIT 1`,
         run.changes,
       );

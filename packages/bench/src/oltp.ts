@@ -5,18 +5,19 @@
  * the source takes them, while nothing replicates. Then:
  *  1. catch-up: `dfs run` from the workload's start until the target has it all, beside MariaDB's
  *     own replication of the same binlog range (in the same run, for the ratio);
- *  2. steady latency at half the rate the source was written at, commit -> visible in the target.
+ *  2. steady latency at a share of the rate the source was written at (the goal: half), commit -> visible in the target.
  */
 import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { sleep } from "@dfs/common";
 import { parseMysqlUrl } from "@dfs/mysql";
 import { connectNats } from "@dfs/nats";
-import { stackUrls } from "@dfs/stack";
+import { stackStatus, stackUrls } from "@dfs/stack";
 import type { NatsConnection } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
 import { reportTrace, traceArrivals } from "./latency-trace.js";
-import { peakRssMb } from "./proc.js";
+import { type Followed, followCpu, peakRssMb } from "./proc.js";
 import {
   assertRunning,
   type Conn,
@@ -39,6 +40,8 @@ export interface OltpOptions {
   tables: number;
   rowsPerTable: number;
   latencySeconds: number;
+  /** The latency phase's rate as a share of the rate the source was written at (the goal: 0.5). */
+  latencyShare: number;
   replica: boolean;
   /** Extra lines for `dfs run`'s config (e.g. "dpu: { apply: { connections: 1 } }"). */
   extraConfig: string[];
@@ -67,6 +70,8 @@ export interface OltpResult {
     p99: number;
     max: number;
     peakRssMb: number;
+    /** Cores each process used during the phase (the stack's servers, dfs run, this bench). */
+    cpu: { name: string; cores: number }[];
   };
 }
 
@@ -226,6 +231,7 @@ async function measureLatency(
     }
   })();
   const intervalMs = 1000 / rate;
+  const cpu = followCpu(await phaseProcesses(child.pid!));
   const t0 = performance.now();
   let next = 1;
   await Promise.all(
@@ -242,6 +248,7 @@ async function measureLatency(
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const used = cpu();
   writing = false;
   await poller;
   const raw = Array.from({ length: total }, (_, i) => seenAt[i + 1]! - commitAt[i + 1]!);
@@ -259,7 +266,29 @@ async function measureLatency(
     p99: percentile(lat, 0.99),
     max: lat[lat.length - 1]!,
     peakRssMb: peakRssMb(child.pid!),
+    cpu: used,
   };
+}
+
+/** The processes whose CPU the latency phase follows: the stack's servers (when it runs them) and dfs run. */
+async function phaseProcesses(dfsPid: number): Promise<Followed[]> {
+  const stack = await stackStatus().catch(() => []);
+  const procs: Followed[] = [];
+  for (const c of stack)
+    if (c.up && c.pid) procs.push({ name: c.name === "nats" ? "NATS" : `${c.name} mariadbd`, pid: c.pid });
+  procs.push({ name: "dfs run", pid: dfsPid });
+  return procs;
+}
+
+/** "half" for the goal's share, else the share as a fraction ("0.25 of"). */
+export function shareText(share: number): string {
+  return share === 0.5 ? "half" : `${share} of`;
+}
+
+/** "source mariadbd 0.62, ..., total 1.97 of 2": cores each process used. */
+export function cpuText(cpu: readonly { name: string; cores: number }[]): string {
+  const total = cpu.reduce((a, c) => a + c.cores, 0);
+  return `${cpu.map((c) => `${c.name} ${c.cores.toFixed(2)}`).join(", ")}; total ${total.toFixed(2)} of ${availableParallelism()}`;
 }
 
 export async function benchOltp(o: OltpOptions): Promise<OltpResult> {
@@ -323,11 +352,14 @@ export async function benchOltp(o: OltpOptions): Promise<OltpResult> {
       `oltp catch-up: ${caught.seconds.toFixed(2)} s, ${Math.round(catchUp.txnsPerSecond).toLocaleString("en")} transactions/s; checksums match; longest stall ${caught.longestStallSeconds.toFixed(1)} s`,
     );
 
-    const rate = Math.max(1, Math.round(write.txnsPerSecond / 2));
-    log(`latency: ${rate} transactions/s (half the source's rate) for ${o.latencySeconds} s...`);
+    const rate = Math.max(1, Math.round(write.txnsPerSecond * o.latencyShare));
+    log(
+      `latency: ${rate} transactions/s (${shareText(o.latencyShare)} the source's rate) for ${o.latencySeconds} s...`,
+    );
     await sleep(1000);
     const latency = await measureLatency(conns, tgt, db, child, rate, o, nc, id);
     log(`latency: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms`);
+    log(`latency: cores used meanwhile: ${cpuText(latency.cpu)}`);
     await stopChild(child, 15_000);
 
     let replica: ReplicaResult | null = null;

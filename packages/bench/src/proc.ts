@@ -37,3 +37,28 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A process whose CPU is followed over a phase of a benchmark. */
+export interface Followed {
+  readonly name: string;
+  readonly pid: number;
+}
+
+/**
+ * CPU used over a phase, in cores (CPU seconds per second), by each followed process and by this
+ * process (the benchmark's own clients and pollers): call `start` at the phase's start and the
+ * returned function at its end. A process that cannot be read (gone, not Linux) reads 0.
+ */
+export function followCpu(procs: readonly Followed[]): () => { name: string; cores: number }[] {
+  const t0 = performance.now();
+  const before = procs.map((p) => cpuSeconds(p.pid));
+  const self0 = process.cpuUsage();
+  return () => {
+    const seconds = (performance.now() - t0) / 1000;
+    const self = process.cpuUsage(self0);
+    return [
+      ...procs.map((p, i) => ({ name: p.name, cores: (cpuSeconds(p.pid) - before[i]!) / seconds })),
+      { name: "this bench (clients, poller)", cores: (self.user + self.system) / 1e6 / seconds },
+    ];
+  };
+}

@@ -18,6 +18,14 @@ export function wholeNumber(min: number): (value: string) => number {
   };
 }
 
+/** A share between 0 (excluded) and 1, such as 0.25. */
+export function fraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0 || n > 1)
+    throw new InvalidArgumentError(`must be a number above 0 and at most 1 (got "${value}").`);
+  return n;
+}
+
 /** A repeatable option: each occurrence adds one value. */
 function collect<T>(parse: (value: string) => T): (value: string, previous: T[] | undefined) => T[] {
   return (value, previous) => [...(previous ?? []), parse(value)];
@@ -282,6 +290,7 @@ function addBench(program: Command, act: Act): void {
         workload: (o.workload ?? "bulk") as "bulk" | "oltp",
         use: (o.use ?? "sync") as "sync" | "pipeline",
         seconds: (o.seconds ?? 30) as number,
+        latencyShare: (o.latencyShare ?? 0.5) as number,
         config: (o.config ?? []) as string[],
         chunk: (o.chunk ?? (what === "verify" ? 10_000 : 5000)) as number,
       });
@@ -321,6 +330,14 @@ function addBench(program: Command, act: Act): void {
     )
     .addOption(rows())
     .addOption(new Option("--seconds <n>", "oltp: seconds of writing").argParser(wholeNumber(1)).default(30))
+    .addOption(
+      new Option(
+        "--latency-share <fraction>",
+        "oltp: the latency phase's rate as a share of the rate the source was written at (the goal is at 0.5)",
+      )
+        .argParser(fraction)
+        .default(0.5),
+    )
     .addOption(
       new Option("--use <use>", "pipeline: the three-level schema synced, then through mappings")
         .choices(["sync", "pipeline"])

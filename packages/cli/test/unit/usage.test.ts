@@ -122,6 +122,10 @@ test("bad values and missing arguments are 64, each naming what is wrong", async
       /--rows <n>' argument '5' is invalid\. must be a whole number >= 1000/,
     ],
     [["bench", "e2e", "--workload", "heavy"], /argument 'heavy' is invalid\. Allowed choices are bulk, oltp/],
+    [
+      ["bench", "e2e", "--workload", "oltp", "--latency-share", "1.5"],
+      /--latency-share <fraction>' argument '1\.5' is invalid\. must be a number above 0 and at most 1/,
+    ],
     [["dlq", "replay", "--seq", "x"], /--seq <n>' argument 'x' is invalid/],
     [["ctl", "nosuch", "status"], /value 'nosuch' is invalid for argument 'service'/],
     [["ctl", "capture"], /missing required argument 'call'/],

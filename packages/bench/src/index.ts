@@ -6,7 +6,7 @@ import { benchArchive } from "./archive.js";
 import { benchArchiveE2e } from "./archive-e2e.js";
 import { benchCapture, type CaptureBenchResult } from "./capture.js";
 import { benchE2e, type E2eResult } from "./e2e.js";
-import { benchOltp, cpuText, type OltpResult, shareText } from "./oltp.js";
+import { benchOltp, cpuText, LATENCY_GOAL_SHARE, type OltpResult, shareText } from "./oltp.js";
 import { benchPipeline } from "./pipeline.js";
 import { recordBenchmark } from "./report.js";
 import { benchSnapshot } from "./snapshot.js";
@@ -150,7 +150,7 @@ async function runOltp(
   const met = (ok: boolean) => (ok ? "met" : "NOT met");
   const repTxns = rep ? r.write.txns / rep.seconds : 0;
   const latencyGoals =
-    latencyShare === 0.5
+    latencyShare === LATENCY_GOAL_SHARE
       ? `latency p50 < 20 ms (${met(r.latency.p50 < 20)}), p99 < 100 ms (${met(r.latency.p99 < 100)});`
       : `latency goals not evaluated (they are at half the source's rate; this run's latency phase ran at ${latencyShare} of it);`;
   const body = `${table}
@@ -161,7 +161,7 @@ Method. 4 tables of 10,000 rows (INT key, an indexed INT, CHAR(120), CHAR(60)) a
   const file = recordBenchmark(
     root,
     "e2e oltp",
-    `dfs bench e2e --workload oltp --seconds ${seconds}${latencyShare === 0.5 ? "" : ` --latency-share ${latencyShare}`}${replica ? "" : " --no-replica"}${extra.map((l) => ` --config '${l}'`).join("")}`,
+    `dfs bench e2e --workload oltp --seconds ${seconds}${latencyShare === LATENCY_GOAL_SHARE ? "" : ` --latency-share ${latencyShare}`}${replica ? "" : " --no-replica"}${extra.map((l) => ` --config '${l}'`).join("")}`,
     body,
   );
   console.error(`recorded in ${file}`);
@@ -245,7 +245,7 @@ export interface BenchCommandOptions {
   use: "sync" | "pipeline";
   /** e2e oltp: seconds of writing. */
   seconds: number;
-  /** oltp: the latency phase's rate as a share of the source's (default 0.5, the goal's). */
+  /** oltp: the latency phase's rate as a share of the source's (default LATENCY_GOAL_SHARE). */
   latencyShare?: number;
   /** e2e: YAML lines added to dfs run's config. */
   config: string[];
@@ -267,7 +267,7 @@ export async function runBenchCommand(
   }
   if (what === "e2e" && o.use === "pipeline") await runPipelineBench(o.rows, o.record, o.config);
   else if (what === "e2e" && o.workload === "oltp")
-    await runOltp(o.seconds, o.latencyShare ?? 0.5, o.replica, o.record, o.config);
+    await runOltp(o.seconds, o.latencyShare ?? LATENCY_GOAL_SHARE, o.replica, o.record, o.config);
   else if (what === "e2e") await runE2e(o.rows, o.replica, o.record, o.config);
   else if (what === "snapshot") await runSnapshotBench(o.rows, o.chunk, o.record);
   else if (what === "verify") await runVerifyBench(o.rows, o.chunk, o.record);

@@ -9,7 +9,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { cpus } from "node:os";
 import { sleep } from "@dfs/common";
 import { parseMysqlUrl } from "@dfs/mysql";
 import { connectNats } from "@dfs/nats";
@@ -40,7 +40,7 @@ export interface OltpOptions {
   tables: number;
   rowsPerTable: number;
   latencySeconds: number;
-  /** The latency phase's rate as a share of the rate the source was written at (the goal: 0.5). */
+  /** The latency phase's rate as a share of the rate the source was written at (LATENCY_GOAL_SHARE for the goals). */
   latencyShare: number;
   replica: boolean;
   /** Extra lines for `dfs run`'s config (e.g. "dpu: { apply: { connections: 1 } }"). */
@@ -280,15 +280,18 @@ async function phaseProcesses(dfsPid: number): Promise<Followed[]> {
   return procs;
 }
 
+/** The share of the source's rate at which the latency goals are set. */
+export const LATENCY_GOAL_SHARE = 0.5;
+
 /** "half" for the goal's share, else the share as a fraction ("0.25 of"). */
 export function shareText(share: number): string {
-  return share === 0.5 ? "half" : `${share} of`;
+  return share === LATENCY_GOAL_SHARE ? "half" : `${share} of`;
 }
 
-/** "source mariadbd 0.62, ..., total 1.97 of 2": cores each process used. */
+/** "source mariadbd 0.62, ..., total 1.97 of 2": cores each process used, of the machine's (as recorded). */
 export function cpuText(cpu: readonly { name: string; cores: number }[]): string {
   const total = cpu.reduce((a, c) => a + c.cores, 0);
-  return `${cpu.map((c) => `${c.name} ${c.cores.toFixed(2)}`).join(", ")}; total ${total.toFixed(2)} of ${availableParallelism()}`;
+  return `${cpu.map((c) => `${c.name} ${c.cores.toFixed(2)}`).join(", ")}; total ${total.toFixed(2)} of ${cpus().length}`;
 }
 
 export async function benchOltp(o: OltpOptions): Promise<OltpResult> {

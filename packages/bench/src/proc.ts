@@ -46,8 +46,8 @@ export interface Followed {
 
 /**
  * CPU used over a phase, in cores (CPU seconds per second), by each followed process and by this
- * process (the benchmark's own clients and pollers): call `start` at the phase's start and the
- * returned function at its end. A process that cannot be read (gone, not Linux) reads 0.
+ * process (the benchmark's own clients and pollers): call it at the phase's start and the function
+ * it returns at the phase's end. A process that cannot be read (gone, not Linux) reads 0.
  */
 export function followCpu(procs: readonly Followed[]): () => { name: string; cores: number }[] {
   const t0 = performance.now();
